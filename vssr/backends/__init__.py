@@ -1,0 +1,46 @@
+"""The Backend namespace: `vssr.Backend.ORT(...)`, `.OV(...)`, `.TRT(...)`, `.TRT_RTX(...)`.
+
+Each config class lives in its runtime's module; that module imports its runtime only inside
+`load`, so `import vssr` needs neither openvino nor tensorrt.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import Any
+
+from .base import BackendConfig, Runner
+from .ort import ORT
+
+__all__ = ["Backend", "BackendConfig", "Runner", "default_backend"]
+
+_LAZY = {"OV": ".ov", "TRT": ".trt", "TRT_RTX": ".trt"}
+
+
+class _BackendNamespace:
+    """Attribute access to the backend config classes, importing their modules on first use."""
+
+    ORT = ORT
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in _LAZY:
+            raise AttributeError(f"vssr.Backend has no backend {name!r}; choose one of ORT, {', '.join(_LAZY)}")
+        module = importlib.import_module(_LAZY[name], __name__)
+        return getattr(module, name)
+
+    def __dir__(self) -> list[str]:
+        return ["ORT", *_LAZY]
+
+
+Backend = _BackendNamespace()
+
+
+def default_backend() -> BackendConfig:
+    """The fastest CPU backend installed: OpenVINO if present, else ONNX Runtime."""
+    if importlib.util.find_spec("openvino") is not None:
+        try:
+            return Backend.OV()  # type: ignore[no-any-return]
+        except (AttributeError, ImportError):
+            pass
+    return ORT()

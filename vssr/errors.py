@@ -1,0 +1,20 @@
+"""Plain, typed exceptions raised below the VapourSynth layer.
+
+`glue.checks.user_errors` turns them into `VssrError` (a `vs.Error`) for users.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ModelError", "BackendError", "MissingBackendError"]
+
+
+class ModelError(ValueError):
+    """An unreadable, unsafe or unsupported model or weights file."""
+
+
+class BackendError(RuntimeError):
+    """A runtime failed; the message names the file and the fix."""
+
+
+class MissingBackendError(BackendError, ImportError):
+    """A runtime package is not installed; the message says what to install."""

@@ -16,17 +16,21 @@ def identity(channels: int = 3) -> onnx.ModelProto:
     return g.model(scale=1)
 
 
-def conv3x3(channels: int = 3, seed: int = 0, layers: int = 1) -> onnx.ModelProto:
+def conv3x3(channels: int = 3, seed: int = 0, layers: int = 1, out_channels: int | None = None) -> onnx.ModelProto:
     """`layers` 3x3 convs with LeakyReLU: receptive-field radius = layers."""
     rng = np.random.default_rng(seed)
+    out_channels = out_channels or channels
     g = GraphBuilder(f"conv3x3x{layers}")
     x = g.input("input", channels)
+    c_in = channels
     for i in range(layers):
-        w = rng.normal(0, 0.3, (channels, channels, 3, 3)).astype(np.float32)
-        x = g.conv(x, w, rng.normal(0, 0.1, channels).astype(np.float32), f"conv{i}")
+        c_out = out_channels if i == layers - 1 else channels
+        w = rng.normal(0, 0.3, (c_out, c_in, 3, 3)).astype(np.float32)
+        x = g.conv(x, w, rng.normal(0, 0.1, c_out).astype(np.float32), f"conv{i}")
+        c_in = c_out
         if i < layers - 1:
             x = g.leaky_relu(x, 0.2)
-    g.output(x, "output", channels)
+    g.output(x, "output", out_channels)
     return g.model()
 
 

@@ -67,7 +67,9 @@ class Network:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     scale: Fraction
-    """Output size / input size, read from the graph (1.5 for QuickSRNet x1.5)."""
+    """Output size / input size of the first output, read from the graph (1.5 for QuickSRNet x1.5)."""
+    output_scales: tuple[Fraction, ...] = ()
+    """Output size / input size of every output (EDVR's feature pyramid has 1, 1/2, 1/4)."""
     size: SizeReq = SizeReq()
     tiling: bool = True
     """False for networks that must see whole frames (RIFE)."""
@@ -102,12 +104,18 @@ class Network:
         outputs = tuple(_spec(o) for o in model.graph.output)
         data = model.SerializeToString()
         size = SizeReq(int(meta.get("multiple", 1)), int(meta.get("minimum", 0)))
-        scale = Fraction(meta["scale"]) if "scale" in meta else _read_scale(model, inputs, outputs, size)
+        if "scales" in meta:
+            scales = tuple(Fraction(v) for v in meta["scales"].split(","))
+        elif "scale" in meta:
+            scales = (Fraction(meta["scale"]),) * len(outputs)
+        else:
+            scales = _read_scales(model, inputs, outputs, size)
         return cls(
             model=model,
             inputs=inputs,
             outputs=outputs,
-            scale=scale,
+            scale=scales[0],
+            output_scales=scales,
             size=size,
             tiling=meta.get("tiling", "True") == "True",
             name=name or meta.get("name", default_name),
@@ -166,22 +174,21 @@ class Network:
         )
 
 
-def _read_scale(
+def _read_scales(
     model: onnx.ModelProto, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...], size: SizeReq
-) -> Fraction:
-    """Output/input size ratio: from static shapes, else from shape inference at a probe size."""
+) -> tuple[Fraction, ...]:
+    """Output/input size ratios: from static shapes, else from shape inference at a probe size."""
     image_in = next((s for s in inputs if s.is_image), None)
-    out = outputs[0]
-    if image_in is None or len(out.shape) != 4:
-        raise ModelError("vssr needs a 4-D NCHW image input and output")
-    if None not in image_in.shape[2:] and None not in out.shape[2:]:
-        return Fraction(out.shape[3], image_in.shape[3])  # type: ignore[arg-type]
+    if image_in is None or any(len(o.shape) != 4 for o in outputs):
+        raise ModelError("vssr needs a 4-D NCHW image input and 4-D outputs")
+    if None not in image_in.shape[2:] and all(None not in o.shape[2:] for o in outputs):
+        return tuple(Fraction(o.shape[3], image_in.shape[3]) for o in outputs)  # type: ignore[arg-type]
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     side = size.padded(_PROBE)
     for value in _graph_inputs(probe):
         dims = value.type.tensor_type.shape.dim
-        if len(dims) == 4:
+        if len(dims) == 4 and not (dims[2].dim_value == 1 and dims[3].dim_value == 1):
             for i, d in enumerate(dims):
                 if not d.HasField("dim_value"):
                     d.dim_value = 1 if i == 0 else side
@@ -189,10 +196,13 @@ def _read_scale(
         inferred = shape_inference.infer_shapes(probe, data_prop=True)
     except Exception as err:
         raise ModelError(f"cannot infer the output size of the network: {err}") from err
-    dims = inferred.graph.output[0].type.tensor_type.shape.dim
-    if len(dims) == 4 and dims[3].HasField("dim_value") and dims[2].HasField("dim_value"):
-        return Fraction(dims[3].dim_value, side)
-    raise ModelError(
-        "cannot read the network's scale from its graph (the output size is not inferable); "
-        "pass scale= explicitly"
-    )
+    scales = []
+    for out in inferred.graph.output:
+        dims = out.type.tensor_type.shape.dim
+        if len(dims) != 4 or not dims[3].HasField("dim_value"):
+            raise ModelError(
+                "cannot read the network's scale from its graph (the output size is not inferable); "
+                "pass scale= explicitly"
+            )
+        scales.append(Fraction(dims[3].dim_value, side))
+    return tuple(scales)

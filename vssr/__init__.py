@@ -1,0 +1,28 @@
+"""vssr: neural video super-resolution and frame interpolation for VapourSynth.
+
+The public API is this file: every name a script needs is re-exported here.
+"""
+
+from __future__ import annotations
+
+from .backends import Backend, BackendConfig
+from .errors import BackendError, MissingBackendError, ModelError
+from .filters.realesrgan import RealESRGAN
+from .glue.checks import VssrError
+from .inference import Session, inference
+from .network import Network
+
+__all__ = [
+    "Backend",
+    "BackendConfig",
+    "BackendError",
+    "MissingBackendError",
+    "ModelError",
+    "Network",
+    "RealESRGAN",
+    "Session",
+    "VssrError",
+    "inference",
+]
+
+__version__ = "0.1.0"

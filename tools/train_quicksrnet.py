@@ -8,9 +8,10 @@ Recipe: identity initialisation (the paper's), ReLU1 = clip(0, 1) after every co
 before depth-to-space), L1 loss, Adam, batch 32, 64x64 HR crops from T91 + BSD200 (without
 BSD200/302003.png, the source of Set5's woman), random flips and 90-degree rotations, LR = MATLAB
 bicubic downscale of the whole image (vssr.metrics.imresize), then aligned crops. Cosine learning
-rate 1e-3 -> 1e-5 over a fixed wall-clock budget: the iteration rate is measured over the first
-``--probe`` iterations and the total number of iterations fixed from it, so the schedule runs to
-completion. A 0.999 moving average of the weights is kept and exported beside the raw weights.
+rate 1e-3 -> 1e-5 over a fixed wall-clock budget (``--minutes``): the schedule's progress is the
+fraction of the budget used, so it runs to completion however busy the shared CPU is (the
+iteration count reached is logged). ``--iterations N`` instead runs a fixed, deterministic schedule
+of N iterations. A 0.999 moving average of the weights is kept and exported beside the raw weights.
 
 ``--qat-from CKPT`` instead fine-tunes a checkpoint with int8 fake quantization (per-channel
 symmetric weights, per-tensor activations on [0, 1]) and exports the moving average of the
@@ -63,7 +64,10 @@ class QuickSRNet(nn.Module):
             layers += [nn.Conv2d(f, f, 3, padding=1), nn.Hardtanh(0.0, 1.0)]
         self.cnn = nn.Sequential(*layers)
         self.conv_last = nn.Conv2d(f, 3 * scale * scale, 3, padding=1)
-        self.anchor = nn.Conv2d(3, 3 * scale * scale, 1) if size == "large" else None
+        # large: trainable input-to-output conv, under the zoo's key `anchor.net.*`
+        self.anchor = nn.Sequential() if size == "large" else None
+        if self.anchor is not None:
+            self.anchor.add_module("net", nn.Conv2d(3, 3 * scale * scale, 1))
         self.shuffle = nn.PixelShuffle(scale)
         self._identity_init()
 
@@ -81,10 +85,11 @@ class QuickSRNet(nn.Module):
             for o in range(self.conv_last.out_channels):
                 self.conv_last.weight[o, o // s2, 1, 1] += 1.0
         else:
-            self.anchor.weight.zero_()
-            self.anchor.bias.zero_()
-            for o in range(self.anchor.out_channels):
-                self.anchor.weight[o, o // s2, 0, 0] = 1.0
+            a = self.anchor.net
+            a.weight.zero_()
+            a.bias.zero_()
+            for o in range(a.out_channels):
+                a.weight[o, o // s2, 0, 0] = 1.0
 
     def forward(self, x: torch.Tensor, wq=None, aq=None) -> torch.Tensor:
         """wq(weight) / aq(activation): optional fake-quantizers (QAT)."""
@@ -98,7 +103,7 @@ class QuickSRNet(nn.Module):
                 h = aq(torch.clamp(h, 0.0, 1.0))
         y = nn.functional.conv2d(h, wq(self.conv_last.weight), self.conv_last.bias, padding=1)
         if self.anchor is not None:
-            y = y + nn.functional.conv2d(aq(x), wq(self.anchor.weight), self.anchor.bias)
+            y = y + nn.functional.conv2d(aq(x), wq(self.anchor.net.weight), self.anchor.net.bias)
         return self.shuffle(torch.clamp(y, 0.0, 1.0))
 
 
@@ -207,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--probe", type=int, default=200, help="iterations timed to fix the schedule")
+    ap.add_argument("--iterations", type=int, help="fixed schedule length (default: follow --minutes)")
     ap.add_argument("--eval-every", type=float, default=10.0, help="minutes between Set5 checks")
     ap.add_argument("--save-every", type=float, default=3.0, help="minutes between checkpoints")
     ap.add_argument("--qat-from", type=Path, help="fine-tune this ckpt.pt with int8 fake quantization")
@@ -252,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
 
     budget = args.minutes * 60.0
     t0 = time.perf_counter()
-    total = None  # fixed after the probe
+    total = args.iterations
     last_save = last_eval = t0
     it = 0
     loss_acc = 0.0
@@ -266,14 +271,14 @@ def main(argv: list[str] | None = None) -> None:
         log(f"saved ({tag}) it={it}")
 
     while True:
-        if total is None and it == args.probe:
-            elapsed = time.perf_counter() - t0
-            rate = it / elapsed
-            total = it + int(rate * max(budget - elapsed, 0.0))
-            log(f"probe: {rate:.2f} it/s -> total {total} iterations")
-        if total is not None and it >= total:
-            break
-        frac = it / total if total else 0.0
+        if total is not None:
+            if it >= total:
+                break
+            frac = it / total
+        else:
+            frac = (time.perf_counter() - t0) / budget
+            if frac >= 1.0:
+                break
         lr = args.lr_min + 0.5 * (args.lr - args.lr_min) * (1 + math.cos(math.pi * frac))
         for g in opt.param_groups:
             g["lr"] = lr
@@ -287,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
             for pe, pm in zip(ema.parameters(), model.parameters()):
                 pe.mul_(d).add_(pm.detach(), alpha=1 - d)
         it += 1
-        loss_acc += float(loss)
+        loss_acc += loss.item()
         now = time.perf_counter()
         if it % 500 == 0:
             log(f"it {it}/{total} lr {lr:.2e} l1 {loss_acc / 500:.5f} {it / (now - t0):.2f} it/s")

@@ -12,10 +12,15 @@ Pure numpy: no vapoursynth, no runtime. The convention (shared/data/README.md):
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["imresize", "mod_crop", "rgb_to_y", "psnr", "ssim", "sr_scores", "to_uint8"]
+__all__ = ["imresize", "mod_crop", "rgb_to_y", "psnr", "ssim", "sr_scores", "to_uint8", "SRImage",
+           "load_sr_set", "score_sr_set"]
 
 
 def _cubic(x: np.ndarray) -> np.ndarray:
@@ -161,3 +166,50 @@ def sr_scores(sr: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float]
     ys, yh = rgb_to_y(sr), rgb_to_y(hr)
     border = int(math.ceil(scale))
     return psnr(ys, yh, border=border), ssim(ys, yh, border=border)
+
+
+@dataclass(frozen=True, slots=True)
+class SRImage:
+    name: str
+    hr: np.ndarray
+    """Mod-cropped ground truth, uint8 (H, W, 3), or (H, W) for grey images."""
+    lr: np.ndarray
+    """MATLAB-bicubic downscale of hr, uint8."""
+
+
+def load_sr_set(folder: str | os.PathLike[str], scale: int) -> list[SRImage]:
+    """A benchmark folder of PNGs (Set5, Set14) as mod-cropped HR + bicubic LR pairs (needs Pillow)."""
+    from PIL import Image  # noqa: PLC0415
+
+    out = []
+    for f in sorted(Path(folder).glob("*.png")):
+        with Image.open(f) as im:
+            arr = np.asarray(im.convert("L") if im.mode in ("L", "LA", "I;16") else im.convert("RGB"))
+        hr = mod_crop(arr, scale)
+        out.append(SRImage(f.stem, hr, imresize(hr, 1 / scale)))
+    return out
+
+
+def score_sr_set(
+    upscale: Callable[[np.ndarray], np.ndarray], images: list[SRImage], scale: int
+) -> tuple[float, float, dict[str, float]]:
+    """Mean (PSNR, SSIM) of `upscale` over a set, plus PSNR per image.
+
+    `upscale` takes an RGB uint8 LR (h, w, 3) and returns RGB (s*h, s*w, 3) floats in [0, 1] or
+    uint8. Grey images are fed as three equal channels; the mean of the output's channels is their
+    Y (as the MATLAB evaluation takes a grey image's values as Y).
+    """
+    psnrs, ssims, per = [], [], {}
+    for img in images:
+        lr = img.lr if img.lr.ndim == 3 else np.repeat(img.lr[..., None], 3, axis=2)
+        sr = np.asarray(upscale(lr))
+        sr8 = sr if sr.dtype == np.uint8 else to_uint8(sr)
+        if img.hr.ndim == 2:
+            sr8 = np.clip(np.round(sr8.astype(np.float64).mean(axis=2)), 0, 255).astype(np.uint8)
+        if sr8.shape != img.hr.shape:
+            raise ValueError(f"{img.name}: upscaled shape {sr8.shape} != HR shape {img.hr.shape}")
+        p, q = sr_scores(sr8, img.hr, scale)
+        psnrs.append(p)
+        ssims.append(q)
+        per[img.name] = p
+    return float(np.mean(psnrs)), float(np.mean(ssims)), per

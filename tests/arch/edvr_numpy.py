@@ -216,7 +216,7 @@ def edvr(state: State, frames: np.ndarray) -> np.ndarray:
 
 def random_state(num_feat: int = 16, num_frame: int = 5, groups: int = 8, extract: int = 1, reconstruct: int = 1,
                  predeblur: bool = False, hr_in: bool = False, tsa: bool = True, seed: int = 0,
-                 offset_scale: float = 1.0) -> State:
+                 offset_scale: float = 4.0) -> State:
     """Random weights with BasicSR's EDVR key layout and shapes."""
     rng = np.random.default_rng(seed)
     c = num_feat
@@ -284,5 +284,5 @@ def random_state(num_feat: int = 16, num_frame: int = 5, groups: int = 8, extrac
     add("upconv1", 4 * c, c)
     add("upconv2", 256, c)
     add("conv_hr", 64, 64)
-    add("conv_last", 3, 64, gain=0.5)
+    add("conv_last", 3, 64, gain=2.0)
     return state

@@ -124,10 +124,10 @@ def _decomposed(g: GraphBuilder, x: str, offset_feat: str, weight: np.ndarray, b
     xg = g.op("Reshape", [x, g.concat([i64([-1, cg], "c_cg"), hw], axis=0)], f"{name}.xg")  # [NG, Cg, H, W]
     sampled = g.op("GridSample", [xg, grid], f"{name}.sampled", mode="bilinear", padding_mode="zeros",
                    align_corners=0)  # [NG, Cg, 9H, W]
-    sampled = g.op("Reshape", [sampled, g.concat([i64([-1, groups, cg, taps], "c_gck"), hw], axis=0)],
-                   f"{name}.s6")  # [N, G, Cg, 9, H, W]
-    mask6 = g.op("Reshape", [mask, g.concat([i64([-1, groups, 1, taps], "c_g1k"), hw], axis=0)], f"{name}.m6")
-    cols = g.mul(sampled, mask6)
+    # mask channel g*9 + k, rows (k, y): the same [NG, 1, 9H, W] layout, broadcast over Cg
+    mask4 = g.op("Reshape", [mask, g.concat([i64([-1, 1], "c_m1"), g.op("Mul", [h, i64([taps], "c9")], f"{name}.h9m"),
+                                             w], axis=0)], f"{name}.m4")
+    cols = g.mul(sampled, mask4)  # [NG, Cg, 9H, W] = [N, G, Cg, 9, H, W] in memory
     cols = g.op("Reshape", [cols, g.concat([n, i64([in_ch * taps], "c_ck"), hw], axis=0)], f"{name}.cols")
     # channel (g*Cg + c)*9 + k of cols is exactly input channel c_in*9 + k of the 3x3 weight
     return g.conv(cols, weight.reshape(out_ch, in_ch * taps, 1, 1), bias, name)

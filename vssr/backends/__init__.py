@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 from typing import Any
 
 from .base import BackendConfig, Runner
 from .ort import ORT
 
 __all__ = ["Backend", "BackendConfig", "Runner", "default_backend"]
+
+logger = logging.getLogger(__name__)
 
 _LAZY = {"OV": ".ov", "TRT": ".trt", "TRT_RTX": ".trt"}
 
@@ -37,10 +40,15 @@ Backend = _BackendNamespace()
 
 
 def default_backend() -> BackendConfig:
-    """The fastest CPU backend installed: OpenVINO if present, else ONNX Runtime."""
+    """The fastest CPU backend usable here: OpenVINO if it imports, else ONNX Runtime.
+
+    OpenVINO is skipped (with a warning) when it is installed but cannot be imported, e.g. because
+    VapourSynth already loaded vs-mlrt's ov plugin with another OpenVINO build.
+    """
     if importlib.util.find_spec("openvino") is not None:
-        try:
-            return Backend.OV()  # type: ignore[no-any-return]
-        except (AttributeError, ImportError):
-            pass
+        from . import ov
+
+        if ov.available():
+            return ov.OV()
+        logger.warning("OpenVINO is installed but cannot be imported here; using ONNX Runtime")
     return ORT()

@@ -6,6 +6,7 @@ import os
 
 import vapoursynth as vs
 
+from .. import zoo
 from ..backends import BackendConfig
 from ..glue.checks import check_clip, user_errors
 from ..inference import inference
@@ -35,8 +36,6 @@ def RealESRGAN(
     Raises:
         VssrError: on invalid arguments, unknown model names, unreadable model files.
     """
-    from .. import zoo  # noqa: PLC0415  (kept local until zoo lands; see lead note)
-
     check_clip(clip, RealESRGAN, families=(vs.RGB,))
     with user_errors(RealESRGAN):
         network = zoo.network("realesrgan", model, func=RealESRGAN)

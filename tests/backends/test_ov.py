@@ -1,0 +1,297 @@
+"""OpenVINO backend: the shared runner check, precision choice, cache keys, GIL release, int8 QDQ.
+
+References are independent of OpenVINO: onnx.reference (check_runner), numpy, and onnxruntime for
+the QDQ model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests import nets
+from tests.backends.qdq_net import SIZE, is_qdq, qdq_conv
+from vssr.backends import Backend, default_backend
+from vssr.backends import ov as ov_backend
+from vssr.errors import BackendError, MissingBackendError
+from vssr.network import Network
+from vssr.types import ShapeProfile
+
+openvino = pytest.importorskip("openvino")
+
+PROFILE = ShapeProfile.static(24, 24)
+TINY = {
+    "identity": nets.identity,
+    "conv3x3": lambda: nets.conv3x3(layers=2),
+    "shuffle_x2": nets.pixel_shuffle_x2,
+    "strided_x1": nets.strided_x1,
+}
+
+
+@pytest.fixture(autouse=True)
+def engine_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "engines"
+    monkeypatch.setenv("VSSR_ENGINE_DIR", str(path))
+    return path
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_runner_matches_reference_f32(name: str) -> None:
+    model = TINY[name]()
+    (runner,) = Backend.OV(precision="f32", num_streams=1).load(Network.load(model), PROFILE)
+    nets.check_runner(runner, model)
+
+
+@pytest.mark.parametrize("name", ["conv3x3", "shuffle_x2"])
+def test_runner_bf16_close_to_reference(name: str) -> None:
+    model = TINY[name]()
+    (runner,) = Backend.OV(precision="bf16", num_streams=1).load(Network.load(model), PROFILE)
+    nets.check_runner(runner, model, rtol=3e-2, atol=3e-2)  # bf16 keeps 8 mantissa bits
+
+
+def test_two_inputs_and_dynamic_profile() -> None:
+    net = Network.load(nets.two_input())
+    profile = ShapeProfile((8, 8), (16, 16), (32, 32))  # not static: the model keeps dynamic H, W
+    runners = Backend.OV(precision="f32", num_streams=2).load(net, profile)
+    assert len(runners) == 2
+    rng = np.random.default_rng(0)
+    for h, w in ((8, 12), (20, 32)):
+        x = rng.random((1, 3, h, w), dtype=np.float32)
+        gain = np.full((1, 1, 1, 1), 1.5, np.float32)
+        out = runners[1].infer({"input": x, "gain": gain})["output"]
+        np.testing.assert_allclose(out, x * 1.5, rtol=1e-6)
+
+
+def test_read_only_and_fp16_io() -> None:
+    net = Network.load(nets.conv3x3()).with_io_dtype(np.float16, np.float16)
+    (runner,) = Backend.OV(precision="f32", num_streams=1).load(net, PROFILE)
+    assert runner.outputs[0].dtype == np.float16
+    x = np.random.default_rng(0).random((1, 3, 24, 24), dtype=np.float32).astype(np.float16)
+    x.flags.writeable = False  # frames from VapourSynth may be read-only views
+    out = runner.infer({"input": x})["output"]
+    assert out.dtype == np.float16
+    nets.check_runner(runner, nets.conv3x3(), rtol=2e-2, atol=2e-2)
+
+
+# --- precision ---------------------------------------------------------------------------------
+class FakeCore:
+    def __init__(self, caps: list[str]) -> None:
+        self.caps = caps
+
+    def get_property(self, device: str, name: str) -> list[str]:
+        assert name == "OPTIMIZATION_CAPABILITIES"
+        return self.caps
+
+
+@pytest.mark.parametrize(
+    ("device", "caps", "want"),
+    [
+        ("CPU", ["BF16", "FP32", "INT8"], "bf16"),
+        ("CPU", ["FP32", "INT8", "WINOGRAD"], "f32"),
+        ("GPU", ["FP32", "FP16", "INT8"], "f16"),
+        ("GPU.1", ["FP32"], "f32"),
+    ],
+)
+def test_default_precision_from_capabilities(device: str, caps: list[str], want: str) -> None:
+    assert ov_backend.default_precision(FakeCore(caps), device) == want
+
+
+def test_precision_resolution_on_this_machine() -> None:
+    core = ov_backend.shared_core()
+    caps = [str(c) for c in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")]
+    assert Backend.OV().resolve_precision(core) == ("bf16" if "BF16" in caps else "f32")
+    assert Backend.OV(precision="f32").resolve_precision(core) == "f32"
+    assert Backend.OV(fp16=True).resolve_precision(core) == "f16"
+    assert Backend.OV(fp16=False).resolve_precision(core) == "f32"
+
+
+def test_precision_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="vssr.backends.ov"):
+        Backend.OV(num_streams=1).load(Network.load(nets.identity()), PROFILE)
+    assert "chosen from the device's capabilities" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"precision": "int8"}, {"num_streams": 0}, {"num_threads": 0}, {"ov_streams": 0}, {"hint": "FAST"},
+     {"precision": "f32", "fp16": True}, {"device": ""}],
+)
+def test_invalid_settings(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match=next(iter(kwargs)).split("_")[0]):
+        Backend.OV(**kwargs)
+
+
+def test_compile_config_defaults_use_every_core() -> None:
+    config = Backend.OV().compile_config("bf16")
+    assert config["PERFORMANCE_HINT"] == "LATENCY"
+    assert config["NUM_STREAMS"] == 1
+    assert config["INFERENCE_NUM_THREADS"] == ov_backend.cpu_count()
+    assert "ENABLE_CPU_PINNING" not in config
+    tput = Backend.OV(hint="THROUGHPUT", cpu_pinning=False).compile_config("f32")
+    assert tput == {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "THROUGHPUT", "ENABLE_CPU_PINNING": False}
+
+
+def test_compiled_model_gets_the_settings() -> None:
+    (runner,) = Backend.OV(precision="f32", num_threads=1, ov_streams=1, num_streams=1).load(
+        Network.load(nets.identity()), PROFILE
+    )
+    compiled = runner._compiled  # type: ignore[attr-defined]
+    assert int(compiled.get_property("INFERENCE_NUM_THREADS")) == 1
+    assert int(compiled.get_property("NUM_STREAMS")) == 1
+    assert "f32" in str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+
+
+# --- cache -------------------------------------------------------------------------------------
+def test_cache_key_changes_with_every_build_setting() -> None:
+    net = Network.load(nets.conv3x3())
+    other_net = Network.load(nets.conv3x3(seed=1))
+    base = Backend.OV()
+    key = base.cache_digest(net, PROFILE, "bf16", "2026.0")
+    variants = [
+        base.cache_digest(other_net, PROFILE, "bf16", "2026.0"),
+        base.cache_digest(net, ShapeProfile.static(32, 24), "bf16", "2026.0"),
+        base.cache_digest(net, PROFILE, "f32", "2026.0"),
+        base.cache_digest(net, PROFILE, "bf16", "2026.1"),
+        dataclasses.replace(base, num_threads=1).cache_digest(net, PROFILE, "bf16", "2026.0"),
+        dataclasses.replace(base, ov_streams=2).cache_digest(net, PROFILE, "bf16", "2026.0"),
+        dataclasses.replace(base, cpu_pinning=False).cache_digest(net, PROFILE, "bf16", "2026.0"),
+        dataclasses.replace(base, hint="THROUGHPUT").cache_digest(net, PROFILE, "bf16", "2026.0"),
+        dataclasses.replace(base, device="GPU").cache_digest(net, PROFILE, "bf16", "2026.0"),
+    ]
+    assert len({key, *variants}) == len(variants) + 1
+    # a runtime-only field does not change the key
+    assert dataclasses.replace(base, cache=False).cache_digest(net, PROFILE, "bf16", "2026.0") == key
+
+
+def test_compiled_models_are_cached_per_setting(engine_dir: Path) -> None:
+    net = Network.load(nets.conv3x3())
+    for precision in ("f32", "bf16", "f32"):
+        (runner,) = Backend.OV(precision=precision, num_streams=1).load(net, PROFILE)
+        nets.check_runner(runner, nets.conv3x3(), rtol=3e-2, atol=3e-2)
+    dirs = sorted(p for p in (engine_dir / "openvino").iterdir() if p.is_dir())
+    assert len(dirs) == 2  # f32 twice -> one directory, reused
+    assert all(any(d.glob("*.blob")) for d in dirs)
+    (runner,) = Backend.OV(precision="f32", num_streams=1, cache=False).load(net, PROFILE)
+    assert len([p for p in (engine_dir / "openvino").iterdir() if p.is_dir()]) == 2
+
+
+# --- concurrency -------------------------------------------------------------------------------
+def test_infer_releases_the_gil() -> None:
+    """While a runner computes, another Python thread keeps running (no long GIL hold)."""
+    g_model = nets.conv3x3(channels=16, layers=12)
+    (runner,) = Backend.OV(precision="f32", num_streams=1, num_threads=1).load(
+        Network.load(g_model), ShapeProfile.static(256, 256)
+    )
+    x = {"input": np.random.default_rng(0).random((1, 16, 256, 256), dtype=np.float32)}
+    runner.infer(x)
+    start = time.perf_counter()
+    runner.infer(x)
+    duration = time.perf_counter() - start
+    done = threading.Event()
+    gaps: list[float] = []
+
+    def python_work() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            sum(range(200))  # pure-Python work: needs the GIL
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(0.001)
+    try:
+        thread = threading.Thread(target=python_work)
+        thread.start()
+        t0 = time.perf_counter()
+        for _ in range(3):
+            runner.infer(x)
+        elapsed = time.perf_counter() - t0
+        done.set()
+        thread.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert duration > 0.02, "the probe network is too small to tell"
+    # a held GIL would stall the other thread for a whole inference (>= duration)
+    assert max(gaps) < max(0.5 * duration, 0.01) or max(gaps) < 0.5 * elapsed / 3, (max(gaps), duration)
+
+
+def test_runners_overlap_from_threads() -> None:
+    """Two runners used from two threads both complete correctly (the glue's pool pattern)."""
+    model = nets.conv3x3(layers=2)
+    runners = Backend.OV(precision="f32", num_streams=2).load(Network.load(model), PROFILE)
+    errors: list[BaseException] = []
+
+    def work(runner: object) -> None:
+        try:
+            for _ in range(5):
+                nets.check_runner(runner, model)  # type: ignore[arg-type]
+        except BaseException as err:  # noqa: BLE001
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in runners]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+
+
+# --- int8 QDQ ----------------------------------------------------------------------------------
+def test_qdq_int8_model_runs(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    float_model, qdq_model = qdq_conv(tmp_path)
+    assert is_qdq(qdq_model)
+    x = np.random.default_rng(5).random((1, 3, SIZE, SIZE), dtype=np.float32)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    want = ort.InferenceSession(qdq_model.SerializeToString(), options, providers=["CPUExecutionProvider"]).run(
+        None, {"input": x}
+    )[0]
+    full = ort.InferenceSession(float_model.SerializeToString(), options, providers=["CPUExecutionProvider"]).run(
+        None, {"input": x}
+    )[0]
+    (runner,) = Backend.OV(num_streams=1).load(Network.load(qdq_model), ShapeProfile.static(SIZE, SIZE))
+    got = runner.infer({"input": x})["output"]
+    step = float(np.ptp(full)) / 255  # one uint8 step of the output range
+    # int8 kernels round differently from ORT's: allow a few quantisation steps
+    np.testing.assert_allclose(got, want, atol=4 * step)
+    assert np.abs(got - full).mean() < 2 * step  # and it is still the same network
+
+
+# --- import and default ------------------------------------------------------------------------
+def test_default_backend_is_openvino() -> None:
+    backend = default_backend()
+    assert isinstance(backend, ov_backend.OV)
+    (runner, *_) = backend.load(Network.load(nets.conv3x3()), PROFILE)
+    nets.check_runner(runner, nets.conv3x3(), rtol=3e-2, atol=3e-2)
+
+
+def test_missing_openvino_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "openvino", None)  # makes `import openvino` raise ImportError
+    with pytest.raises(MissingBackendError, match=r'pip install "vssr\[ov\]"'):
+        Backend.OV().load(Network.load(nets.identity()), PROFILE)
+    assert not ov_backend.available()
+
+
+def test_other_openvino_build_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Shadowed:
+        def find_spec(self, name: str, *args: object) -> None:
+            if name == "openvino":
+                raise ImportError(
+                    "Check 'versions_compatible' failed: OpenVINO Python version (a) mismatches with "
+                    "OpenVINO Runtime library version (b)."
+                )
+
+    monkeypatch.delitem(sys.modules, "openvino")
+    monkeypatch.setattr(sys, "meta_path", [Shadowed(), *sys.meta_path])
+    with pytest.raises(BackendError, match="Import vssr before the first use") as info:
+        ov_backend.import_openvino()
+    assert not isinstance(info.value, MissingBackendError)

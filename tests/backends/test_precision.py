@@ -1,0 +1,132 @@
+"""fp16 lowering: islands stay fp32, I/O types are as asked, outputs match fp32 within fp16 tolerance.
+
+The reference is the unconverted fp32 graph run by ONNX Runtime (the conversion is ours; the
+runtime and the fp32 graph are not).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, shape_inference
+
+from tests import nets
+from vssr.arch.ops import GraphBuilder
+from vssr.backends.precision import FRAGILE_OPS, lower_precision
+from vssr.errors import ModelError
+
+
+def _run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)  # type: ignore[no-any-return]
+
+
+def _warp_net(seed: int = 0) -> tuple[onnx.ModelProto, list[str]]:
+    """conv -> flow; grid = base + flow * k (declared fp32) -> GridSample; ReduceMean; conv out.
+
+    The shape of RIFE's warp: the grid arithmetic is what must not be fp16.
+    """
+    rng = np.random.default_rng(seed)
+    g = GraphBuilder("warp")
+    x = g.input("input", 3, 16, 16)
+    feat = g.leaky_relu(g.conv(x, rng.normal(0, 0.3, (8, 3, 3, 3)).astype(np.float32), None, "c0"), 0.2)
+    flow = g.conv(feat, rng.normal(0, 0.05, (2, 8, 3, 3)).astype(np.float32), None, "flow")
+    flow = g.op("Transpose", [flow], "flow_nhwc", perm=[0, 2, 3, 1])
+    ys, xs = np.meshgrid(np.linspace(-1, 1, 16), np.linspace(-1, 1, 16), indexing="ij")
+    base = g.const(np.stack([xs, ys], -1)[None].astype(np.float32), "base")
+    scaled = g.op("Mul", [flow, g.const(np.float32(2 / 15), "k")], "scaled")
+    grid = g.op("Add", [base, scaled], "grid")
+    warped = g.op("GridSample", [feat, grid], "warped", mode="bilinear", padding_mode="border", align_corners=1)
+    mean = g.op("ReduceMean", [warped, g.const(np.array([2, 3], np.int64), "axes")], "mean", keepdims=1)
+    y = g.op("Sub", [warped, mean], "centred")
+    y = g.conv(y, rng.normal(0, 0.3, (3, 8, 3, 3)).astype(np.float32), np.zeros(3, np.float32), "c1")
+    y = g.op("Sigmoid", [y], "sig")
+    g.output(y, "output", 3)
+    model = g.model(scale=1)
+    declared = [n.name for n in model.graph.node if n.output[0] in (scaled, grid)]
+    return model, declared
+
+
+def _types(model: onnx.ModelProto) -> dict[str, int]:
+    inferred = shape_inference.infer_shapes(model, strict_mode=True)
+    graph = inferred.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in [*graph.input, *graph.output, *graph.value_info]}
+    types.update({i.name: i.data_type for i in graph.initializer})
+    return types
+
+
+@pytest.mark.parametrize("io", [(np.float32, np.float32), (np.float16, np.float32), (np.float16, np.float16)])
+def test_fp16_matches_fp32_and_keeps_islands(io: tuple[type, type]) -> None:
+    model, declared = _warp_net()
+    low = lower_precision(model, fp32_nodes=declared, input_dtype=io[0], output_dtype=io[1])
+    onnx.checker.check_model(low, full_check=True)
+    types = _types(low)
+
+    # I/O types as asked; casts at the edge
+    assert low.graph.input[0].type.tensor_type.elem_type == onnx.helper.np_dtype_to_tensor_dtype(np.dtype(io[0]))
+    assert low.graph.output[0].type.tensor_type.elem_type == onnx.helper.np_dtype_to_tensor_dtype(np.dtype(io[1]))
+    # the declared nodes and the fragile ops compute in fp32: all their float inputs and outputs
+    by_name = {n.name: n for n in low.graph.node}
+    islands = [by_name[n] for n in declared] + [n for n in low.graph.node if n.op_type in FRAGILE_OPS]
+    assert {n.op_type for n in islands} >= {"Mul", "Add", "GridSample", "ReduceMean"}
+    for node in islands:
+        for name in [*node.input, *node.output]:
+            if name and types.get(name) in (TensorProto.FLOAT, TensorProto.FLOAT16):
+                assert types[name] == TensorProto.FLOAT, f"{node.op_type} {node.name}: {name} is not fp32"
+    # ...and the rest really is fp16: convs and their weights
+    convs = [n for n in low.graph.node if n.op_type == "Conv"]
+    assert convs and all(types[n.input[1]] == TensorProto.FLOAT16 for n in convs)
+    assert all(types[n.output[0]] == TensorProto.FLOAT16 for n in convs)
+
+    x = np.random.default_rng(3).random((1, 3, 16, 16), dtype=np.float32)
+    (want,) = _run(model, {"input": x})
+    (got,) = _run(low, {"input": x.astype(io[0])})
+    assert got.dtype == np.dtype(io[1])
+    np.testing.assert_allclose(got.astype(np.float32), want, rtol=1e-2, atol=2e-3)
+
+
+def test_islands_matter() -> None:
+    """(x * 1000 + 0.3) - x * 1000 is 0.3 in fp32 and far off in fp16: declared, it stays exact.
+
+    Run by onnx.reference (numpy, true fp16 arithmetic): ORT's CPU provider upcasts fp16 chains
+    to fp32 on its own (InsertCastTransformer), which would hide the difference.
+    """
+    from onnx.reference import ReferenceEvaluator
+
+    g = GraphBuilder("cancel")
+    x = g.input("input", 1, 4, 4)
+    big = g.op("Mul", [x, g.const(np.float32(1000.0), "k")], "big")
+    shifted = g.op("Add", [big, g.const(np.float32(0.3), "c")], "shifted")
+    g.output(g.op("Sub", [shifted, big], "diff"), "output", 1)
+    model = g.model(scale=1)
+    declared = [n.name for n in model.graph.node if n.op_type in ("Mul", "Add", "Sub")]
+    x = np.random.default_rng(4).random((1, 1, 4, 4), dtype=np.float32) + 1
+    (exact,) = ReferenceEvaluator(lower_precision(model, fp32_nodes=declared)).run(None, {"input": x})
+    (lossy,) = ReferenceEvaluator(lower_precision(model)).run(None, {"input": x})
+    np.testing.assert_allclose(exact, 0.3, atol=1e-3)
+    assert np.abs(lossy - 0.3).max() > 0.05
+
+
+def test_bf16_graph_is_well_formed() -> None:
+    """bf16 Conv is outside the opset-19 type constraints (ONNX shape inference refuses it) but
+    TensorRT parses it (tests/backends/test_trt_build.py builds one); check structure and types."""
+    model = nets.conv3x3(layers=3)
+    low = lower_precision(model, dtype="bfloat16")
+    onnx.checker.check_model(low)
+    inits = {i.name: i.data_type for i in low.graph.initializer}
+    assert all(inits[n.input[1]] == TensorProto.BFLOAT16 for n in low.graph.node if n.op_type == "Conv")
+    casts = [n for n in low.graph.node if n.op_type == "Cast"]
+    assert [c.attribute[0].i for c in casts] == [TensorProto.BFLOAT16, TensorProto.FLOAT]  # in, out edge
+    assert low.graph.output[0].type.tensor_type.elem_type == TensorProto.FLOAT
+
+
+def test_declared_node_must_exist() -> None:
+    with pytest.raises(ModelError, match="not in the graph"):
+        lower_precision(nets.conv3x3(), fp32_nodes=["nope"])
+    with pytest.raises(ValueError, match="float16"):
+        lower_precision(nets.conv3x3(), dtype="float8")

@@ -1,0 +1,256 @@
+"""The engine cache without a GPU: key, naming, atomic writes, cross-process lock, rebuilds, pruning."""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import nets
+from vssr import files
+from vssr.backends import trt_cache
+from vssr.backends.trt import TRT, TRT_RTX, BuildPlan, engine_spec, resolve_profile, select_profile
+from vssr.backends.cuda import DeviceInfo
+from vssr.errors import BackendError, MissingBackendError
+from vssr.network import Network
+from vssr.types import ShapeProfile
+
+trt = pytest.importorskip("tensorrt_rtx")
+
+TILE = ShapeProfile.static(48, 32)
+KEY_TILE = ShapeProfile.static(96, 80)  # above the 64x64 default minimum, so static != dynamic
+GPU = DeviceInfo("NVIDIA GeForce RTX 4090", (8, 9))
+
+# every config field, with a value different from its default
+BUILD_CHANGES: dict[str, object] = {
+    "fp16": True,
+    "bf16": True,
+    "output_dtype": "float16",
+    "static_shape": False,
+    "min_shapes": (16, 16),
+    "opt_shapes": (80, 72),
+    "max_shapes": (128, 128),
+    "workspace": 256,
+    "builder_optimization_level": 5,
+    "max_aux_streams": 2,
+}
+RUNTIME_CHANGES: dict[str, object] = {"num_streams": 3, "use_cuda_graph": True, "device_id": 1, "engine_folder": "/x"}
+
+
+def _digest(config: TRT_RTX, network: Network | None = None, device: DeviceInfo | None = GPU, module: Any = trt) -> str:
+    network = network or Network.load(nets.pixel_shuffle_x2())
+    plan = BuildPlan.make(config, network, KEY_TILE, module)
+    return engine_spec(config, module, plan, device).digest
+
+
+def test_every_field_is_classified() -> None:
+    names = {f.name for f in dataclasses.fields(TRT_RTX)}
+    assert names == set(BUILD_CHANGES) | set(RUNTIME_CHANGES), "classify new fields here"
+
+
+@pytest.mark.parametrize("name", sorted(BUILD_CHANGES))
+def test_every_build_option_changes_the_key(name: str) -> None:
+    base = TRT_RTX()
+    assert _digest(dataclasses.replace(base, **{name: BUILD_CHANGES[name]})) != _digest(base)
+
+
+@pytest.mark.parametrize("name", sorted(RUNTIME_CHANGES))
+def test_runtime_options_do_not_change_the_key(name: str) -> None:
+    base = TRT_RTX()
+    assert _digest(dataclasses.replace(base, **{name: RUNTIME_CHANGES[name]})) == _digest(base)
+
+
+def test_model_runtime_and_device_change_the_key() -> None:
+    base = TRT_RTX()
+    reference = _digest(base)
+    assert _digest(base, Network.load(nets.pixel_shuffle_x2(seed=1))) != reference
+    assert _digest(base, device=DeviceInfo(GPU.name, (12, 0))) != reference
+    assert _digest(base, device=DeviceInfo("NVIDIA RTX A4000", GPU.compute_capability)) != reference
+    assert _digest(base, device=None) != reference
+
+    class OtherVersion:
+        __version__ = "1.8.0"
+        BuilderFlag = trt.BuilderFlag
+
+    assert _digest(base, module=OtherVersion) != reference
+
+
+def test_equivalent_settings_share_an_engine() -> None:
+    """The key holds the resolved build, not the spelling: opt_shapes = the tile is the default."""
+    assert _digest(TRT_RTX(opt_shapes=(96, 80))) == _digest(TRT_RTX())
+    fp16_in = Network.load(nets.pixel_shuffle_x2()).with_io_dtype(__import__("numpy").float16, __import__("numpy").float16)
+    assert _digest(TRT_RTX(), fp16_in) == _digest(TRT_RTX(fp16=True), fp16_in)  # fp16 follows the clip
+
+
+def test_file_name_is_readable_plus_hash() -> None:
+    network = Network.load(nets.pixel_shuffle_x2())
+    plan = BuildPlan.make(TRT_RTX(fp16=True), network, TILE, trt)
+    name = engine_spec(TRT_RTX(), trt, plan, GPU).filename
+    assert re.fullmatch(r"shuffle_x2\.48x32\.fp16-in32-out32\.[0-9a-f]{16}\.engine", name), name
+    plan = BuildPlan.make(TRT_RTX(static_shape=False, max_shapes=(96, 64)), network, TILE, trt)
+    name = engine_spec(TRT_RTX(), trt, plan, GPU).filename
+    assert name.startswith("shuffle_x2.48x32-48x32-96x64.fp32-in32-out32."), name
+
+
+def test_missing_tensorrt_says_how_to_install() -> None:
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        with pytest.raises(MissingBackendError, match=r'pip install "vssr\[trt\]"'):
+            TRT()
+    else:  # pragma: no cover - a machine with full TensorRT
+        pytest.skip("tensorrt is installed here")
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ValueError, match="exclusive"):
+        TRT_RTX(fp16=True, bf16=True)
+    with pytest.raises(ValueError, match="output_dtype"):
+        TRT_RTX(output_dtype="int8")
+    with pytest.raises(ValueError, match="min_shapes"):
+        TRT_RTX(min_shapes=(0, 0))
+
+
+# --- profiles ---------------------------------------------------------------------------------
+def test_profile_defaults_are_sane() -> None:
+    network = Network.load(nets.strided_x1())  # multiple of 2
+    tile = ShapeProfile.static(200, 120)
+    assert resolve_profile(TRT_RTX(), network, tile) == tile
+    dynamic = resolve_profile(TRT_RTX(static_shape=False), network, tile)
+    assert dynamic == ShapeProfile((64, 64), (200, 120), (200, 120))  # never 0x0, opt = max = tile
+    small = resolve_profile(TRT_RTX(static_shape=False), network, ShapeProfile.static(30, 20))
+    assert small.min == (30, 20)  # never above the tile
+    wide = resolve_profile(TRT_RTX(static_shape=False, max_shapes=(1920, 1080)), network, tile)
+    assert wide.max == (1920, 1080) and wide.opt == (200, 120)
+    varying = resolve_profile(TRT_RTX(), network, ShapeProfile((100, 100), (200, 120), (200, 120)))
+    assert varying.min == (64, 64) and varying.max == (200, 120)
+    with pytest.raises(ValueError, match="does not cover"):
+        resolve_profile(TRT_RTX(static_shape=False, opt_shapes=(80, 80), max_shapes=(100, 100)), network, tile)
+    with pytest.raises(ValueError, match="min <= opt <= max"):
+        resolve_profile(TRT_RTX(static_shape=False, opt_shapes=(300, 300), max_shapes=(250, 250)), network, tile)
+
+
+def test_dynamic_profile_selection_per_tile() -> None:
+    profiles = [((64, 64), (960, 540), (1920, 1080)), ((32, 32), (256, 256), (512, 512))]
+    assert select_profile(profiles, 256, 256) == 1  # opt matches exactly
+    assert select_profile(profiles, 300, 300) == 0  # first covering
+    assert select_profile(profiles, 40, 40) == 1
+    with pytest.raises(BackendError, match="no optimization profile"):
+        select_profile(profiles, 4000, 100)
+
+
+# --- load_or_build ----------------------------------------------------------------------------
+def _spec(name: str = "net") -> trt_cache.EngineSpec:
+    return trt_cache.EngineSpec(name, TILE, "fp32-in32-out32", {"k": name})
+
+
+def _strict_load(data: bytes) -> bytes:
+    if not data.startswith(b"ENGINE"):
+        raise ValueError("bad magic")
+    return data
+
+
+def test_builds_once_then_loads(tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    def build() -> bytes:
+        calls.append(1)
+        return b"ENGINE-1"
+
+    first, path = trt_cache.load_or_build(tmp_path, _spec(), build, _strict_load)
+    second, _ = trt_cache.load_or_build(tmp_path, _spec(), build, _strict_load)
+    assert first == second == b"ENGINE-1" and len(calls) == 1
+    (record,) = trt_cache.list_engines(tmp_path)
+    assert record.path == path and record.info["sha256"] == files.sha256_bytes(b"ENGINE-1")
+    assert record.info["key"] == {"k": "net"} and record.info["shape"] == "48x32"
+
+
+def test_corrupt_engine_is_rebuilt(tmp_path: Path) -> None:
+    path = tmp_path / _spec().filename
+    path.write_bytes(b"truncated garbage")
+    data, _ = trt_cache.load_or_build(tmp_path, _spec(), lambda: b"ENGINE-new", _strict_load)
+    assert data == b"ENGINE-new" and path.read_bytes() == b"ENGINE-new"
+
+
+def test_failed_build_leaves_nothing(tmp_path: Path) -> None:
+    def build() -> bytes:
+        raise BackendError("parser failed")
+
+    with pytest.raises(BackendError):
+        trt_cache.load_or_build(tmp_path, _spec(), build, _strict_load)
+    assert not list(tmp_path.glob("*.engine")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def _die_mid_write(path: str) -> None:
+    def writer(f: Any) -> None:
+        f.write(b"ENGINE-half")
+        f.flush()
+        os._exit(3)  # the process dies with the temp file half written
+
+    files.atomic_write(path, writer)
+
+
+def test_crash_mid_write_never_leaves_a_torn_engine(tmp_path: Path) -> None:
+    path = tmp_path / _spec().filename
+    path.write_bytes(b"ENGINE-old")
+    process = multiprocessing.get_context("spawn").Process(target=_die_mid_write, args=(str(path),))
+    process.start()
+    process.join(30)
+    assert process.exitcode == 3
+    assert path.read_bytes() == b"ENGINE-old"  # the old file, whole
+    stale = list(tmp_path.glob(".*.tmp"))
+    assert stale  # the dead writer's temp file, never renamed; prune removes it once old
+    old = time.time() - 2 * 86400
+    os.utime(stale[0], (old, old))
+    assert stale[0] in trt_cache.prune_engines(tmp_path) and not stale[0].exists()
+
+
+def _build_counted(folder: str, counter: str, queue: Any) -> None:
+    def build() -> bytes:
+        with open(counter, "a") as f:
+            f.write("built\n")
+        time.sleep(0.5)  # long enough for the other process to arrive and wait on the lock
+        return b"ENGINE-" + str(os.getpid()).encode()
+
+    data, _ = trt_cache.load_or_build(Path(folder), _spec("shared"), build, _strict_load)
+    queue.put(data)
+
+
+def test_two_processes_build_once(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    counter = tmp_path / "count.txt"
+    processes = [context.Process(target=_build_counted, args=(str(tmp_path), str(counter), queue)) for _ in range(2)]
+    for p in processes:
+        p.start()
+    results = [queue.get(timeout=60) for _ in processes]
+    for p in processes:
+        p.join(30)
+    assert counter.read_text().count("built") == 1
+    assert results[0] == results[1]
+
+
+def test_list_and_prune(tmp_path: Path) -> None:
+    _, a = trt_cache.load_or_build(tmp_path, _spec("a"), lambda: b"ENGINE-a", _strict_load)
+    _, b = trt_cache.load_or_build(tmp_path, _spec("b"), lambda: b"ENGINE-b", _strict_load)
+    old = time.time() - 40 * 86400
+    os.utime(a, (old, old))
+    assert [r.path for r in trt_cache.list_engines(tmp_path)] == [b, a]
+    assert trt_cache.prune_engines(tmp_path, unused_days=30, dry_run=True) == [a]
+    assert a.exists()
+    removed = trt_cache.prune_engines(tmp_path, unused_days=30)
+    assert a in removed and not a.exists() and b.exists()
+    removed = trt_cache.prune_engines(tmp_path, keep=lambda r: r.info.get("model") != "b")
+    assert b in removed and not list(tmp_path.glob("*.engine*"))
+
+
+def test_engine_folder_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VSSR_ENGINE_DIR", str(tmp_path))
+    assert trt_cache.engine_folder(None) == tmp_path
+    assert trt_cache.engine_folder("/elsewhere") == Path("/elsewhere")

@@ -1,0 +1,195 @@
+"""cuda-python helpers: device checks, streams, pinned host and device buffers, CUDA graphs.
+
+Everything goes through `cuda.bindings.runtime` and every call's error code is checked by `call`.
+
+GIL (checked, see docs/tensorrt.md): cuda-python wraps each runtime call in `with nogil`
+(cudaStreamSynchronize was seen releasing it under gdb), and TensorRT's `execute_async_v3` is bound
+with `py::call_guard<py::gil_scoped_release>` (read from the installed tensorrt_rtx 1.7 dispatcher
+and TensorRT's pyCore.cpp). So a runner waiting in `cudaStreamSynchronize` lets the other
+VapourSynth threads run Python and enqueue their own streams: no thread of our own is needed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import BackendError, MissingBackendError
+
+__all__ = [
+    "import_cudart",
+    "call",
+    "device_count",
+    "require_gpu",
+    "DeviceInfo",
+    "device_info",
+    "Stream",
+    "PinnedBuffer",
+    "DeviceBuffer",
+    "CudaGraph",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def import_cudart() -> Any:
+    """`cuda.bindings.runtime`, or MissingBackendError saying what to install."""
+    try:
+        from cuda.bindings import runtime
+    except ImportError as err:
+        raise MissingBackendError('cuda-python is not installed: pip install "vssr[trt]"') from err
+    return runtime
+
+
+def _error_name(rt: Any, err: Any) -> str:
+    try:
+        name_err, name = rt.cudaGetErrorName(err)
+        if name_err == rt.cudaError_t.cudaSuccess:
+            return name.decode() if isinstance(name, bytes) else str(name)
+    except Exception:  # the name is only for the message
+        pass
+    return str(err)
+
+
+def call(rt: Any, what: str, result: Any) -> Any:
+    """Check a cuda-python result `(err, *values)`; return None, the value, or the tuple of values."""
+    err, *values = result if isinstance(result, tuple) else (result,)
+    if err != rt.cudaError_t.cudaSuccess:
+        raise BackendError(f"CUDA {what} failed: {_error_name(rt, err)}")
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def device_count(rt: Any) -> tuple[int, str | None]:
+    """(number of CUDA devices, None) or (0, the error name) when there is no usable driver."""
+    err, count = rt.cudaGetDeviceCount()
+    if err != rt.cudaError_t.cudaSuccess:
+        return 0, _error_name(rt, err)
+    return int(count), None
+
+
+def require_gpu(rt: Any, device_id: int) -> None:
+    """Raise BackendError saying plainly that there is no NVIDIA GPU (or not this one)."""
+    count, error = device_count(rt)
+    if count == 0:
+        reason = f" (cudaGetDeviceCount: {error})" if error else ""
+        raise BackendError(
+            f"TensorRT needs an NVIDIA GPU with a working driver and none was found{reason}; "
+            "use Backend.ORT() or Backend.OV() on this machine"
+        )
+    if not 0 <= device_id < count:
+        raise BackendError(f"device_id={device_id} does not exist: this machine has {count} CUDA device(s)")
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """What identifies a GPU for an engine: built engines are specific to both."""
+
+    name: str
+    compute_capability: tuple[int, int]
+
+
+def device_info(rt: Any, device_id: int) -> DeviceInfo:
+    props = call(rt, "cudaGetDeviceProperties", rt.cudaGetDeviceProperties(device_id))
+    name = props.name.split(b"\0", 1)[0].decode() if isinstance(props.name, bytes) else str(props.name)
+    return DeviceInfo(name, (int(props.major), int(props.minor)))
+
+
+class Stream:
+    """A non-blocking CUDA stream owned by one runner."""
+
+    def __init__(self, rt: Any) -> None:
+        self.rt = rt
+        self.handle = call(rt, "cudaStreamCreateWithFlags", rt.cudaStreamCreateWithFlags(rt.cudaStreamNonBlocking))
+
+    @property
+    def ptr(self) -> int:
+        return int(self.handle)
+
+    def synchronize(self) -> None:
+        """Wait for the stream (cuda-python releases the GIL while waiting)."""
+        call(self.rt, "cudaStreamSynchronize", self.rt.cudaStreamSynchronize(self.handle))
+
+    def close(self) -> None:
+        if self.handle is not None:
+            call(self.rt, "cudaStreamDestroy", self.rt.cudaStreamDestroy(self.handle))
+            self.handle = None
+
+
+class PinnedBuffer:
+    """Page-locked host memory seen as one numpy array (fast, truly asynchronous copies)."""
+
+    def __init__(self, rt: Any, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.rt = rt
+        self.nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        self.ptr: int = int(call(rt, "cudaHostAlloc", rt.cudaHostAlloc(self.nbytes, rt.cudaHostAllocDefault)))
+        raw = (ctypes.c_byte * self.nbytes).from_address(self.ptr)
+        self.array = np.frombuffer(raw, dtype=dtype).reshape(shape)
+
+    def view(self, shape: tuple[int, ...]) -> np.ndarray:
+        """The first prod(shape) elements as an array of `shape` (dynamic engines, smaller tiles)."""
+        return self.array.reshape(-1)[: int(np.prod(shape))].reshape(shape)
+
+    def close(self) -> None:
+        if self.ptr:
+            self.array = np.empty(0, self.array.dtype)
+            call(self.rt, "cudaFreeHost", self.rt.cudaFreeHost(self.ptr))
+            self.ptr = 0
+
+
+class DeviceBuffer:
+    """Device memory for one tensor at its largest shape."""
+
+    def __init__(self, rt: Any, nbytes: int) -> None:
+        self.rt = rt
+        self.nbytes = nbytes
+        self.ptr: int = int(call(rt, "cudaMalloc", rt.cudaMalloc(max(nbytes, 1))))
+
+    def copy_from_host(self, host: PinnedBuffer, nbytes: int, stream: Stream) -> None:
+        rt = self.rt
+        kind = rt.cudaMemcpyKind.cudaMemcpyHostToDevice
+        call(rt, "cudaMemcpyAsync (host to device)", rt.cudaMemcpyAsync(self.ptr, host.ptr, nbytes, kind, stream.handle))
+
+    def copy_to_host(self, host: PinnedBuffer, nbytes: int, stream: Stream) -> None:
+        rt = self.rt
+        kind = rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        call(rt, "cudaMemcpyAsync (device to host)", rt.cudaMemcpyAsync(host.ptr, self.ptr, nbytes, kind, stream.handle))
+
+    def close(self) -> None:
+        if self.ptr:
+            call(self.rt, "cudaFree", self.rt.cudaFree(self.ptr))
+            self.ptr = 0
+
+
+class CudaGraph:
+    """The work one `enqueue()` puts on a stream, captured once and replayed with one launch.
+
+    Capture after a warm-up run (TensorRT allocates and selects kernels lazily on the first one)
+    and only with fixed buffer addresses and shapes: a runner keeps one graph per input shape.
+    """
+
+    def __init__(self, rt: Any, stream: Stream, enqueue: Any) -> None:
+        self.rt = rt
+        self.stream = stream
+        mode = rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
+        call(rt, "cudaStreamBeginCapture", rt.cudaStreamBeginCapture(stream.handle, mode))
+        try:
+            enqueue()
+        finally:
+            graph = call(rt, "cudaStreamEndCapture", rt.cudaStreamEndCapture(stream.handle))
+        self.graph = graph
+        self.exec = call(rt, "cudaGraphInstantiate", rt.cudaGraphInstantiate(graph, 0))
+
+    def launch(self) -> None:
+        call(self.rt, "cudaGraphLaunch", self.rt.cudaGraphLaunch(self.exec, self.stream.handle))
+
+    def close(self) -> None:
+        if self.exec is not None:
+            call(self.rt, "cudaGraphExecDestroy", self.rt.cudaGraphExecDestroy(self.exec))
+            call(self.rt, "cudaGraphDestroy", self.rt.cudaGraphDestroy(self.graph))
+            self.exec = None

@@ -1,0 +1,280 @@
+"""OpenVINO backend: one compiled model, one async infer request per stream, compiled-model cache.
+
+On CPUs with AVX-512-BF16 or AMX, OpenVINO's bf16 inference precision is several times faster than
+fp32 ONNX Runtime on the same ONNX file, so this is vssr's default CPU backend when installed.
+
+Concurrency (measured, see bench/README.md): `InferRequest.infer` and `start_async` + `wait` both
+release the GIL and compute on OpenVINO's own stream threads (the calling thread uses ~0 CPU), so
+the Python side never serialises inference. What leaves a core idle is the stream layout: with
+`THROUGHPUT` (2 OpenVINO streams x 1 thread on 2 cores) a core only works while a second frame is
+in flight, and pinned single-thread streams cannot move off a core another process is using. The
+default here is therefore one OpenVINO stream using every core for each frame, fed by
+`num_streams` (2) infer requests so that the next frame's Python/VapourSynth work overlaps the
+current frame's compute.
+
+`import openvino` fails its version check when VapourSynth has already loaded vs-mlrt's ov plugin
+(it ships another build of libopenvino with the same soname). `preload()` imports openvino early
+(call it before the VapourSynth core is created); `import_openvino()` turns the failure into a
+BackendError that says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..errors import BackendError, MissingBackendError
+from ..files import engines_dir
+from ..types import ShapeProfile, TensorSpec, Tensors
+from .base import BackendConfig, Runner, cpu_count, runtime_field
+
+if TYPE_CHECKING:
+    from ..network import Network
+
+__all__ = ["OV", "OvRunner", "import_openvino", "preload", "available", "default_precision", "cache_dir_for"]
+
+logger = logging.getLogger(__name__)
+
+type Precision = Literal["f32", "bf16", "f16"]
+PRECISIONS: tuple[str, ...] = ("f32", "bf16", "f16")
+HINTS: tuple[str, ...] = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
+
+_import_error: BaseException | None = None
+_core: Any = None
+_core_lock = threading.Lock()
+
+
+def preload() -> bool:
+    """Import openvino now if it is installed; True when it imported. Never raises.
+
+    Call this before the VapourSynth core exists (vssr/__init__.py does): a later import fails if
+    vs-mlrt's ov plugin has loaded its own libopenvino meanwhile, while an earlier one makes that
+    plugin share the Python package's library.
+    """
+    global _import_error
+    try:
+        import openvino  # noqa: F401
+    except ImportError as err:
+        _import_error = err
+        return False
+    return True
+
+
+def import_openvino() -> Any:
+    """The openvino module, or MissingBackendError / BackendError saying how to get it."""
+    try:
+        import openvino
+    except ImportError as err:
+        message = str(err)
+        if "mismatches with OpenVINO Runtime" in message or "versions_compatible" in message:
+            raise BackendError(
+                "openvino cannot be imported: VapourSynth already loaded another OpenVINO build "
+                "(vs-mlrt's ov plugin). Import vssr before the first use of vapoursynth's core, "
+                f"or use vssr.Backend.ORT(). ({message.splitlines()[-1]})"
+            ) from err
+        raise MissingBackendError('OpenVINO is not installed: pip install "vssr[ov]"') from err
+    return openvino
+
+
+def available() -> bool:
+    """True when openvino imports here (installed and not shadowed by another OpenVINO build)."""
+    try:
+        import_openvino()
+    except BackendError:
+        return False
+    return True
+
+
+def shared_core() -> Any:
+    """One ov.Core per process (creating one loads plugins; it is thread-safe to share)."""
+    global _core
+    with _core_lock:
+        if _core is None:
+            _core = import_openvino().Core()
+        return _core
+
+
+def default_precision(core: Any, device: str) -> Precision:
+    """bf16 where the CPU computes it natively (AMX or AVX-512-BF16), f16 on GPU/NPU, else f32."""
+    try:
+        caps = [str(c) for c in core.get_property(device, "OPTIMIZATION_CAPABILITIES")]
+    except Exception:  # a device without this property: stay exact
+        return "f32"
+    if device.upper().startswith("CPU"):
+        return "bf16" if "BF16" in caps else "f32"
+    return "f16" if "FP16" in caps else "f32"
+
+
+def cache_dir_for(digest: str) -> Path:
+    return engines_dir() / "openvino" / digest[:24]
+
+
+@dataclass(frozen=True, kw_only=True)
+class OV(BackendConfig):
+    """OpenVINO (PyPI `openvino`). CPU by default; "GPU", "GPU.1", "NPU" pass through."""
+
+    num_streams: int = 2
+    """Infer requests, i.e. frames in flight. 2 lets one frame's plumbing overlap another's compute."""
+    # device
+    device: str = "CPU"
+    """OpenVINO device name: "CPU", "GPU", "GPU.0", "NPU", ..."""
+    # precision
+    precision: Precision | None = None
+    """Inference precision hint. None: bf16 on CPUs with AMX/AVX-512-BF16 (f16 on GPU), else f32.
+    `fp16=True` means "f16", `fp16=False` means "f32"."""
+    # threading
+    ov_streams: int | None = None
+    """OpenVINO CPU streams (NUM_STREAMS): frames computed at once. None: 1 unless `hint` is set
+    (one stream with every thread per frame was fastest here, and needs no second frame in flight)."""
+    num_threads: int | None = None
+    """CPU threads in all (INFERENCE_NUM_THREADS). None: every core this process may use."""
+    cpu_pinning: bool | None = None
+    """Pin OpenVINO's threads to cores (ENABLE_CPU_PINNING). None: OpenVINO's default (on)."""
+    hint: Literal["LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT"] | None = None
+    """PERFORMANCE_HINT. None: explicit streams/threads above (vssr's measured default)."""
+    # caching
+    cache: bool = runtime_field(True, "keep compiled models under engines/openvino/")  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.num_streams < 1:
+            raise ValueError(f"num_streams must be >= 1, not {self.num_streams}")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} or None, not {self.precision!r}")
+        if self.precision is not None and self.fp16 is not None and (self.precision == "f16") != self.fp16:
+            raise ValueError(f"fp16={self.fp16} contradicts precision={self.precision!r}: give one of them")
+        if self.hint is not None and self.hint not in HINTS:
+            raise ValueError(f"hint must be one of {', '.join(HINTS)} or None, not {self.hint!r}")
+        for name in ("ov_streams", "num_threads"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 or None, not {value}")
+        if not self.device:
+            raise ValueError("device must be an OpenVINO device name such as 'CPU'")
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.device.upper().startswith("CPU")
+
+    def resolve_precision(self, core: Any) -> Precision:
+        """The precision hint given to OpenVINO (logged once per load)."""
+        if self.precision is not None:
+            return self.precision
+        if self.fp16 is not None:
+            return "f16" if self.fp16 else "f32"
+        return default_precision(core, self.device)
+
+    def compile_config(self, precision: Precision) -> dict[str, object]:
+        """OpenVINO properties for compile_model (without the cache directory)."""
+        config: dict[str, object] = {"INFERENCE_PRECISION_HINT": precision}
+        if self.hint is not None:
+            config["PERFORMANCE_HINT"] = self.hint
+        if self.is_cpu:
+            if self.hint is None:
+                config["PERFORMANCE_HINT"] = "LATENCY"
+                config["NUM_STREAMS"] = self.ov_streams or 1
+                config["INFERENCE_NUM_THREADS"] = self.num_threads or cpu_count()
+            else:
+                if self.ov_streams is not None:
+                    config["NUM_STREAMS"] = self.ov_streams
+                if self.num_threads is not None:
+                    config["INFERENCE_NUM_THREADS"] = self.num_threads
+            if self.cpu_pinning is not None:
+                config["ENABLE_CPU_PINNING"] = self.cpu_pinning
+        elif self.ov_streams is not None:
+            config["NUM_STREAMS"] = self.ov_streams
+        return config
+
+    def cache_digest(self, network: Network, profile: ShapeProfile, precision: Precision, version: str) -> str:
+        """Key of the compiled-model cache: every setting that changes the compiled blob."""
+        return self.build_digest(
+            network.digest, version, self.device, precision, self.compile_config(precision), profile
+        )
+
+    def load(self, network: Network, profile: ShapeProfile) -> list[Runner]:
+        ov = import_openvino()
+        core = shared_core()
+        precision = self.resolve_precision(core)
+        config = self.compile_config(precision)
+        if self.cache:
+            cache_dir = cache_dir_for(self.cache_digest(network, profile, precision, ov.__version__))
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            config["CACHE_DIR"] = str(cache_dir)
+        model = model_from_network(core, network, profile)
+        try:
+            compiled = core.compile_model(model, self.device, config)
+        except Exception as err:
+            raise BackendError(
+                f"OpenVINO cannot compile network {network.name!r} for {self.device}: {err}"
+            ) from err
+        runners: list[Runner] = [
+            OvRunner(compiled, compiled.create_infer_request(), network.inputs, network.outputs)
+            for _ in range(self.num_streams)
+        ]
+        logger.info(
+            "OV: %s precision %s%s, %d request(s), %s for %s",
+            self.device,
+            precision,
+            "" if self.precision is not None or self.fp16 is not None else " (chosen from the device's capabilities)",
+            self.num_streams,
+            {k: compiled_property(compiled, k) for k in ("PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS")},
+            network.name,
+        )
+        return runners
+
+
+def compiled_property(compiled: Any, name: str) -> str:
+    try:
+        return str(compiled.get_property(name))
+    except Exception:
+        return "?"
+
+
+def model_from_network(core: Any, network: Network, profile: ShapeProfile) -> Any:
+    """Read the ONNX bytes into an ov.Model; fix the image inputs' size when `profile` is static."""
+    import io
+
+    try:
+        model = core.read_model(io.BytesIO(network.model.SerializeToString()))
+    except Exception as err:
+        raise BackendError(f"OpenVINO cannot read network {network.name!r}: {err}") from err
+    if profile.is_static:
+        width, height = profile.opt
+        shapes = {
+            spec.name: [1 if d is None else d for d in spec.shape[:2]] + [height, width]
+            for spec in network.image_inputs
+        }
+        if shapes:
+            try:
+                model.reshape(shapes)
+            except Exception as err:
+                raise BackendError(
+                    f"OpenVINO cannot reshape network {network.name!r} to {width}x{height}: {err}"
+                ) from err
+    return model
+
+
+class OvRunner:
+    """One InferRequest. `start_async` + `wait` compute on OpenVINO's threads with the GIL released."""
+
+    def __init__(self, compiled: Any, request: Any, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> None:
+        self._compiled = compiled  # keeps the compiled model alive as long as its request
+        self.request = request
+        self.inputs = inputs
+        self.outputs = outputs
+        self._input_names = [s.name for s in inputs]
+        self._output_names = [s.name for s in outputs]
+
+    def infer(self, feeds: Tensors) -> Tensors:
+        request = self.request
+        # share_inputs: OpenVINO reads the caller's C-contiguous arrays in place (no copy)
+        request.start_async({name: feeds[name] for name in self._input_names}, share_inputs=True)
+        request.wait()
+        # views of the request's output tensors: valid until the next call (Runner protocol)
+        return {name: request.get_tensor(name).data for name in self._output_names}
+
+    def close(self) -> None:
+        self.request = None
+        self._compiled = None

@@ -1,0 +1,290 @@
+"""Lower an ONNX graph to fp16 (or bf16) while keeping numerically fragile islands in fp32.
+
+Strongly typed TensorRT (11.x, TensorRT-RTX) has no FP16 builder flag: the precision is whatever
+the graph says. So vssr rewrites the graph itself, in pure onnx (no runtime import):
+
+- every float32 tensor becomes fp16, except the outputs of *fp32 nodes*: the nodes the model
+  declares (`Network.fp32_nodes`, from the `vssr.fp32_nodes` metadata, e.g. RIFE's flow/grid
+  arithmetic) and the op types in `FRAGILE_OPS`;
+- a Cast is inserted wherever a tensor meets a node of the other precision (one Cast per tensor and
+  target type, shared by all consumers); weights are stored in the precision of their consumers;
+- inputs that an op needs in fp32 whatever T is (Resize scales) stay fp32;
+- the graph inputs and outputs get the I/O types asked for (fp16 in, fp32 out is fine): the casts
+  sit at the graph edge.
+
+Decisions on fragile ops: Range (pixel coordinates; TensorRT's Range takes no fp16 either), GridSample (the grid is a coordinate in pixels or [-1, 1]; fp16 has
+~11 bits of mantissa, so at 1080p a normalised grid is off by up to half a pixel), reductions,
+Softmax, Exp/Log/Pow (range) and normalisations stay fp32. Sigmoid does *not*: its output is
+bounded in [0, 1] and fp16 keeps ~1e-3 relative accuracy there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper, shape_inference
+
+from ..errors import ModelError
+
+__all__ = ["FRAGILE_OPS", "lower_precision", "fp32_node_names", "fp32_io"]
+
+FRAGILE_OPS = frozenset(
+    {
+        "GridSample",
+        "Range",
+        "ReduceMean",
+        "ReduceSum",
+        "ReduceSumSquare",
+        "ReduceL1",
+        "ReduceL2",
+        "ReduceLogSum",
+        "ReduceLogSumExp",
+        "ReduceProd",
+        "Softmax",
+        "LogSoftmax",
+        "Exp",
+        "Log",
+        "Pow",
+        "InstanceNormalization",
+        "LayerNormalization",
+        "GroupNormalization",
+        "BatchNormalization",
+    }
+)
+"""Op types computed in fp32 even when the rest of the graph is lowered."""
+
+_ALWAYS_FP32_INPUTS: dict[str, frozenset[int]] = {
+    "Resize": frozenset({1, 2}),  # roi, scales
+    "Upsample": frozenset({1}),
+}
+_LOW = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "bfloat16": TensorProto.BFLOAT16}
+_SUBGRAPH_ATTRS = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+
+
+def fp32_node_names(model: onnx.ModelProto, declared: Iterable[str] = ()) -> set[str]:
+    """Names of the nodes kept in fp32: declared ones, fragile op types, nodes with subgraphs."""
+    declared = set(declared)
+    names = {n.name for n in model.graph.node}
+    missing = sorted(declared - names)
+    if missing:
+        raise ModelError(f"fp32 nodes {missing} are not in the graph (node names must be unique and set)")
+    keep = set(declared)
+    for node in model.graph.node:
+        if node.op_type in FRAGILE_OPS or any(a.type in _SUBGRAPH_ATTRS for a in node.attribute):
+            keep.add(node.name)
+    return keep
+
+
+def _float_tensors(model: onnx.ModelProto) -> set[str]:
+    """Names of every float32 tensor in the graph (inputs, initializers, node outputs)."""
+    try:
+        inferred = shape_inference.infer_shapes(model, strict_mode=False)
+    except Exception as err:
+        raise ModelError(f"cannot infer tensor types to lower precision: {err}") from err
+    graph = inferred.graph
+    floats = {
+        v.name
+        for v in [*graph.input, *graph.output, *graph.value_info]
+        if v.type.tensor_type.elem_type == TensorProto.FLOAT
+    }
+    floats |= {i.name for i in graph.initializer if i.data_type == TensorProto.FLOAT}
+    for node in graph.node:  # Constant outputs are not always in value_info
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value" and attr.t.data_type == TensorProto.FLOAT:
+                    floats.add(node.output[0])
+    return floats
+
+
+def _to_low(array: np.ndarray, low: int) -> onnx.TensorProto:
+    if low == TensorProto.FLOAT:
+        return numpy_helper.from_array(array.astype(np.float32))
+    if low == TensorProto.FLOAT16:
+        return numpy_helper.from_array(array.astype(np.float16))
+    tensor = helper.make_tensor("", TensorProto.BFLOAT16, array.shape, array.astype(np.float32).ravel().tolist())
+    return tensor
+
+
+def lower_precision(
+    model: onnx.ModelProto,
+    *,
+    fp32_nodes: Iterable[str] = (),
+    dtype: str = "float16",
+    input_dtype: np.dtype | type | dict[str, np.dtype] = np.float32,
+    output_dtype: np.dtype | type = np.float32,
+) -> onnx.ModelProto:
+    """Return a copy of `model` computing in `dtype` ("float16" or "bfloat16") outside fp32 islands.
+
+    With dtype "float32" only the I/O types change (casts at the edge). The model's own I/O must
+    be float32: pass it through `fp32_io` first when it may not be.
+
+    Args:
+        model: an fp32 ONNX model (opset >= 13).
+        fp32_nodes: node names to keep in fp32 besides `FRAGILE_OPS`.
+        dtype: the low precision.
+        input_dtype: element type of the float graph inputs (float32 or float16), or a dict
+            input name -> type (inputs not named stay float32).
+        output_dtype: element type of the float graph outputs (float32 or float16).
+
+    Raises:
+        ModelError: a declared fp32 node is missing or types cannot be inferred.
+    """
+    if dtype not in _LOW:
+        raise ValueError(f"dtype must be 'float32', 'float16' or 'bfloat16', not {dtype!r}")
+    low = _LOW[dtype]
+    io_type = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float16): TensorProto.FLOAT16}
+    try:
+        out_type = io_type[np.dtype(output_dtype)]
+        if isinstance(input_dtype, dict):
+            in_types = {name: io_type[np.dtype(d)] for name, d in input_dtype.items()}
+            default_in = TensorProto.FLOAT
+        else:
+            in_types, default_in = {}, io_type[np.dtype(input_dtype)]
+    except KeyError as err:
+        raise ValueError(f"graph I/O must be float32 or float16, not {err}") from None
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    floats = _float_tensors(out)
+    keep = fp32_node_names(out, fp32_nodes)
+
+    # --- where each float tensor lives now: its precision as produced --------------------------
+    initializers = {i.name: i for i in graph.initializer}
+    consumers: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
+    for node in graph.node:
+        for index, name in enumerate(node.input):
+            if name:
+                consumers.setdefault(name, []).append((node, index))
+
+    def wanted(node: onnx.NodeProto, index: int) -> int:
+        if node.name in keep or index in _ALWAYS_FP32_INPUTS.get(node.op_type, ()):
+            return TensorProto.FLOAT
+        return low
+
+    produced: dict[str, int] = {}
+    graph_inputs = {i.name for i in graph.input} - set(initializers)
+    for value in graph.input:
+        if value.name in graph_inputs and value.name in floats:
+            in_type = in_types.get(value.name, default_in)
+            value.type.tensor_type.elem_type = in_type
+            produced[value.name] = in_type
+    for name, init in initializers.items():
+        if name not in floats:
+            continue
+        wants = {wanted(n, i) for n, i in consumers.get(name, [])}
+        if wants == {low}:  # stored in the consumers' precision: no Cast, half the size
+            init.CopyFrom(_to_low(numpy_helper.to_array(init), low))
+            init.name = name
+            produced[name] = low
+        else:
+            produced[name] = TensorProto.FLOAT
+
+    # --- retype low nodes, then insert casts where precisions meet -----------------------------
+    nodes: list[onnx.NodeProto] = []
+    casts: dict[tuple[str, int], str] = {}
+
+    def cast(name: str, to: int) -> str:
+        key = (name, to)
+        if key not in casts:
+            casts[key] = f"{name}__to_{TensorProto.DataType.Name(to).lower()}"
+            nodes.append(helper.make_node("Cast", [name], [casts[key]], to=to, name=f"{casts[key]}_cast"))
+        return casts[key]
+
+    for node in graph.node:
+        node_type = TensorProto.FLOAT if node.name in keep else low
+        if node_type == low:
+            for attr in node.attribute:
+                if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT:
+                    attr.i = low
+                elif attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
+                    if attr.t.data_type == TensorProto.FLOAT:
+                        attr.t.CopyFrom(_to_low(numpy_helper.to_array(attr.t), low))
+        for index, name in enumerate(node.input):
+            if name in floats and name in produced:
+                need = wanted(node, index)
+                if produced[name] != need:
+                    node.input[index] = cast(name, need)
+        for name in node.output:
+            if name in floats:
+                produced[name] = node_type
+        nodes.append(node)
+
+    # --- graph outputs get the asked type, by a Cast at the edge -------------------------------
+    for value in graph.output:
+        if value.name not in floats:
+            continue
+        have = produced.get(value.name, TensorProto.FLOAT)
+        value.type.tensor_type.elem_type = out_type
+        if have != out_type:
+            inner = f"{value.name}__inner"
+            for node in nodes:
+                node.output[:] = [inner if o == value.name else o for o in node.output]
+                node.input[:] = [inner if i == value.name else i for i in node.input]
+            nodes.append(helper.make_node("Cast", [inner], [value.name], to=out_type, name=f"{value.name}_edge_cast"))
+
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.value_info[:]
+    return out
+
+
+_EDGE = "__vssr_cast"  # how Network.with_io_dtype names the tensors beside its edge casts
+
+
+def fp32_io(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The same computation with float32 graph inputs and outputs.
+
+    Edge casts (as `Network.with_io_dtype` adds: an fp16 input whose consumers are all
+    Cast(to=float), an fp16 output made by a Cast of a float tensor) are removed; any other fp16
+    I/O gets an exact fp16 <-> fp32 Cast. `lower_precision` then sets the I/O types it is asked for.
+    """
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    nodes = list(graph.node)
+    initializers = {i.name for i in graph.initializer}
+    dropped: set[int] = set()
+    prepend: list[onnx.NodeProto] = []
+    for value in graph.input:
+        tensor = value.type.tensor_type
+        if value.name in initializers or tensor.elem_type != TensorProto.FLOAT16:
+            continue
+        users = [n for n in nodes if value.name in n.input]
+        if users and all(n.op_type == "Cast" and n.output[0].endswith(_EDGE) for n in users):
+            for cast_node in users:
+                dropped.add(id(cast_node))
+                for n in nodes:
+                    n.input[:] = [value.name if i == cast_node.output[0] else i for i in n.input]
+        else:
+            inner = f"{value.name}__fp16"
+            for n in nodes:
+                n.input[:] = [inner if i == value.name else i for i in n.input]
+            prepend.append(helper.make_node("Cast", [value.name], [inner], to=TensorProto.FLOAT16, name=f"{inner}_cast"))
+        tensor.elem_type = TensorProto.FLOAT
+    append: list[onnx.NodeProto] = []
+    producers = {o: n for n in nodes for o in n.output}
+    for value in graph.output:
+        tensor = value.type.tensor_type
+        if tensor.elem_type != TensorProto.FLOAT16:
+            continue
+        node = producers.get(value.name)
+        if node is not None and node.op_type == "Cast" and node.input[0].endswith(_EDGE):
+            # an edge cast of a float tensor (rounding removed: output is float32 now)
+            source = node.input[0]
+            dropped.add(id(node))
+            append.append(helper.make_node("Identity", [source], [value.name], name=f"{value.name}_fp32"))
+        else:
+            inner = f"{value.name}__fp16"
+            for n in nodes:
+                n.output[:] = [inner if o == value.name else o for o in n.output]
+                n.input[:] = [inner if i == value.name else i for i in n.input]
+            append.append(helper.make_node("Cast", [inner], [value.name], to=TensorProto.FLOAT, name=f"{inner}_cast"))
+        tensor.elem_type = TensorProto.FLOAT
+    kept = [n for n in nodes if id(n) not in dropped]
+    del graph.node[:]
+    graph.node.extend([*prepend, *kept, *append])
+    del graph.value_info[:]
+    return out

@@ -1,0 +1,606 @@
+"""TensorRT (`tensorrt`) and TensorRT-RTX (`tensorrt_rtx`) through one code path.
+
+The two configs differ only in the module they import. An engine is built in-process with the
+Python API in small named steps (`network_from_onnx` -> `config_from_settings` ->
+`profile_from_shapes` -> `engine_bytes_from_network`), cached by `trt_cache`, and run by
+`TrtRunner`: one execution context, CUDA stream, pinned host and device buffers per stream, all
+allocated in `load()`.
+
+Precision: strongly typed TensorRT (11.x, RTX) has no FP16 builder flag, so vssr converts the
+ONNX itself (`precision.lower_precision`, fp32 islands kept). TensorRT 10 is weakly typed: there
+the fp32 graph is built with BuilderFlag.FP16/BF16 and the islands are pinned to fp32 layer by
+layer. That difference lives in `weak_typing` and `strongly_typed` only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from .. import files
+from ..errors import BackendError, MissingBackendError
+from ..types import ShapeProfile, TensorSpec, Tensors
+from . import cuda, trt_cache
+from .base import BackendConfig, Runner, runtime_field
+from .precision import fp32_io, fp32_node_names, lower_precision
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..network import Network
+
+__all__ = [
+    "TRT",
+    "TRT_RTX",
+    "TrtRunner",
+    "import_tensorrt",
+    "strongly_typed",
+    "weak_typing",
+    "resolve_profile",
+    "select_profile",
+    "network_from_onnx",
+    "config_from_settings",
+    "profile_from_shapes",
+    "engine_bytes_from_network",
+    "engine_spec",
+    "ensure_engine",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MIN_SIDE = 64
+"""Dynamic profiles start here unless the tile is smaller: a 0x0 minimum slows and breaks builds."""
+
+
+def import_tensorrt(module: str) -> Any:
+    """Import `tensorrt` or `tensorrt_rtx`, or raise MissingBackendError saying what to install."""
+    extra = "trt" if module == "tensorrt" else "trt-rtx"
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise MissingBackendError(
+            f"{module} is not installed (or its libraries are missing: {err}): pip install \"vssr[{extra}]\""
+        ) from err
+
+
+# --- the configs -------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class _TensorRT(BackendConfig):
+    """Settings shared by TRT and TRT_RTX. Every field except the runtime ones keys the engine."""
+
+    module: ClassVar[str] = "tensorrt"
+
+    # precision
+    bf16: bool = False
+    """Compute in bfloat16 (exclusive with fp16)."""
+    output_dtype: str | None = None
+    """"float32" or "float16" output tensors; None: the same as the input (RGBH in -> fp16 out)."""
+    # shapes
+    static_shape: bool = True
+    """Build for exactly the tile size; False: a dynamic profile min <= tile <= max."""
+    min_shapes: tuple[int, int] | None = None
+    """(width, height). None: min(64, tile) per side, on the network's size multiple."""
+    opt_shapes: tuple[int, int] | None = None
+    """(width, height). None: the tile."""
+    max_shapes: tuple[int, int] | None = None
+    """(width, height). None: the tile (or opt, whichever is larger)."""
+    # builder
+    workspace: int | None = None
+    """Workspace memory pool limit in MiB; None: TensorRT's default (the whole GPU)."""
+    builder_optimization_level: int = 3
+    """0 (fast build) .. 5 (slow build, maybe faster engine)."""
+    max_aux_streams: int | None = None
+    """Auxiliary streams TensorRT may use inside one inference; None: its heuristic."""
+    # runtime
+    use_cuda_graph: bool = runtime_field(False, "replay each stream's work as a CUDA graph")  # type: ignore[assignment]
+    device_id: int = runtime_field(0, "CUDA device; the engine is keyed on its name and capability")  # type: ignore[assignment]
+    engine_folder: str | None = runtime_field(None, "where engines go; None: $VSSR_ENGINE_DIR or engines/")  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if importlib.util.find_spec(self.module) is None:
+            import_tensorrt(self.module)  # raises MissingBackendError with the pip command
+        if self.num_streams < 1:
+            raise ValueError(f"num_streams must be >= 1, not {self.num_streams}")
+        if self.fp16 and self.bf16:
+            raise ValueError("fp16 and bf16 are exclusive: choose one")
+        if self.output_dtype not in (None, "float32", "float16"):
+            raise ValueError(f'output_dtype must be "float32", "float16" or None, not {self.output_dtype!r}')
+        if not 0 <= self.builder_optimization_level <= 5:
+            raise ValueError(f"builder_optimization_level must be 0..5, not {self.builder_optimization_level}")
+        if self.workspace is not None and self.workspace < 1:
+            raise ValueError(f"workspace must be >= 1 MiB or None, not {self.workspace}")
+        if self.max_aux_streams is not None and self.max_aux_streams < 0:
+            raise ValueError(f"max_aux_streams must be >= 0 or None, not {self.max_aux_streams}")
+        for name in ("min_shapes", "opt_shapes", "max_shapes"):
+            value = getattr(self, name)
+            if value is not None and (len(value) != 2 or min(value) < 1):
+                raise ValueError(f"{name} must be (width, height) with both >= 1, not {value!r}")
+
+    def engine_options(self) -> dict[str, object]:
+        """The builder options that key the engine (runtime-only fields left out)."""
+        key = self.build_key()
+        # streams are contexts on one engine; shapes and precision enter the key resolved
+        # (BuildPlan.profile, precision label, converted-ONNX digest), so equivalent settings match
+        for name in ("num_streams", "fp16", "bf16", "output_dtype", "static_shape", "min_shapes", "opt_shapes", "max_shapes"):
+            key.pop(name, None)
+        return key
+
+    def load(self, network: Network, profile: ShapeProfile) -> list[Runner]:
+        rt = cuda.import_cudart()
+        cuda.require_gpu(rt, self.device_id)
+        trt = import_tensorrt(self.module)
+        cuda.call(rt, "cudaSetDevice", rt.cudaSetDevice(self.device_id))
+        device = cuda.device_info(rt, self.device_id)
+        plan = BuildPlan.make(self, network, profile, trt)
+        trt_logger = make_logger(trt)
+        runtime = trt.Runtime(trt_logger)
+
+        def deserialize(data: bytes) -> Any:
+            engine = runtime.deserialize_cuda_engine(data)
+            if engine is None:
+                raise BackendError("deserialize_cuda_engine returned None")
+            return engine
+
+        folder = trt_cache.engine_folder(self.engine_folder)
+        spec = engine_spec(self, trt, plan, device)
+        engine, path = trt_cache.load_or_build(
+            folder, spec, lambda: build_engine_bytes(trt, self, plan, device, folder), deserialize
+        )
+        logger.info("%s: engine %s, %d stream(s)", self.runtime_name, path.name, self.num_streams)
+        runners: list[Runner] = []
+        for _ in range(self.num_streams):
+            runner = TrtRunner(trt, rt, engine, plan, device_id=self.device_id, use_cuda_graph=self.use_cuda_graph)
+            runner.runtime = runtime  # the engine must not outlive its runtime
+            runners.append(runner)
+        return runners
+
+
+@dataclass(frozen=True, kw_only=True)
+class TRT(_TensorRT):
+    """NVIDIA TensorRT 10.x / 11.x (`pip install "vssr[trt]"`)."""
+
+    module: ClassVar[str] = "tensorrt"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TRT_RTX(_TensorRT):  # noqa: N801 - vs-mlrt's name
+    """TensorRT for RTX (`pip install "vssr[trt-rtx]"`): strongly typed, engines JIT-compiled per GPU."""
+
+    module: ClassVar[str] = "tensorrt_rtx"
+
+
+# --- what to build ----------------------------------------------------------------------------
+def resolve_profile(config: _TensorRT, network: Network, profile: ShapeProfile) -> ShapeProfile:
+    """The spatial profile to build: the tile when static, else min/opt/max with sane defaults."""
+    if config.static_shape and config.min_shapes is None and config.max_shapes is None:
+        if profile.is_static:
+            return ShapeProfile.static(*(config.opt_shapes or profile.opt))
+        logger.info("tiles vary between %s and %s: building a dynamic engine", profile.min, profile.max)
+    multiple = network.size.multiple
+    opt = config.opt_shapes or profile.opt
+
+    def down(side: int) -> int:
+        return max(multiple, network.size.minimum, side // multiple * multiple)
+
+    default_min = tuple(min(down(DEFAULT_MIN_SIDE), lo) for lo in profile.min)
+    low = config.min_shapes or default_min
+    high = config.max_shapes or tuple(max(a, b) for a, b in zip(profile.max, opt, strict=True))
+    result = ShapeProfile(tuple(low), tuple(opt), tuple(high))  # type: ignore[arg-type]
+    for i, axis in enumerate(("width", "height")):
+        if not result.min[i] <= result.opt[i] <= result.max[i]:
+            raise ValueError(f"shape profile {axis}s must satisfy min <= opt <= max, got {result}")
+        if result.min[i] > profile.min[i] or result.max[i] < profile.max[i]:
+            raise ValueError(
+                f"the shape profile {result.min}..{result.max} does not cover the tiles "
+                f"{profile.min}..{profile.max}: widen min_shapes/max_shapes"
+            )
+    return result
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """The graph to build and its shapes, decided once from the config, network and tiles."""
+
+    model_bytes: bytes
+    model_digest: str
+    name: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]
+    """Input name -> (min, opt, max) full NCHW shapes."""
+    profile: ShapeProfile
+    compute: str
+    """"fp32", "fp16" or "bf16"."""
+    fp32_nodes: tuple[str, ...]
+
+    @property
+    def precision_label(self) -> str:
+        bits = {np.dtype(np.float32): "32", np.dtype(np.float16): "16"}
+        image = [s for s in self.inputs if s.is_image] or list(self.inputs)
+        in_bits = bits[image[0].dtype]
+        return f"{self.compute}-in{in_bits}-out{bits[self.outputs[0].dtype]}"
+
+    @classmethod
+    def make(cls, config: _TensorRT, network: Network, profile: ShapeProfile, trt: Any = None) -> BuildPlan:
+        image = network.image_inputs
+        in_dtype = image[0].dtype if image else np.dtype(np.float32)
+        out_dtype = np.dtype(config.output_dtype) if config.output_dtype else in_dtype
+        fp16 = config.fp16 if config.fp16 is not None else in_dtype == np.float16
+        compute = "bf16" if config.bf16 else "fp16" if fp16 else "fp32"
+        strong = trt is None or strongly_typed(trt)
+        # weakly typed TensorRT lowers precision itself (BuilderFlag.FP16): give it fp32 compute
+        lowered = compute if strong else "fp32"
+        in_dtypes = {s.name: in_dtype if s.is_image else s.dtype for s in network.inputs}
+        model = lower_precision(
+            fp32_io(network.model),
+            fp32_nodes=network.fp32_nodes,
+            dtype={"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}[lowered],
+            input_dtype=in_dtypes,
+            output_dtype=out_dtype,
+        )
+        inputs = tuple(TensorSpec(s.name, np.dtype(in_dtypes[s.name]), s.shape) for s in network.inputs)
+        outputs = tuple(TensorSpec(s.name, out_dtype, s.shape) for s in network.outputs)
+        data = model.SerializeToString()
+        built = resolve_profile(config, network, profile)
+        shapes = {}
+        for spec in inputs:
+            if spec.is_image:
+                if spec.channels is None:
+                    raise BackendError(f"input {spec.name!r} has no fixed channel count; TensorRT needs one")
+                shapes[spec.name] = tuple((1, spec.channels, h, w) for w, h in (built.min, built.opt, built.max))
+            else:
+                if None in spec.shape:
+                    raise BackendError(f"input {spec.name!r} {spec.shape} has dynamic non-spatial dimensions")
+                shape = tuple(int(d) for d in spec.shape)  # type: ignore[arg-type]
+                shapes[spec.name] = (shape, shape, shape)
+        return cls(
+            model_bytes=data,
+            model_digest=files.sha256_bytes(data),
+            name=network.name,
+            inputs=inputs,
+            outputs=outputs,
+            shapes=shapes,  # type: ignore[arg-type]
+            profile=built,
+            compute=compute,
+            fp32_nodes=network.fp32_nodes,
+        )
+
+
+def strongly_typed(trt: Any) -> bool:
+    """True for TensorRT >= 11 and TensorRT-RTX: no FP16/BF16 builder flags, types come from the graph."""
+    return not hasattr(trt.BuilderFlag, "FP16")
+
+
+def weak_typing(trt: Any, network: Any, config: Any, compute: str, keep: set[str]) -> int:
+    """TensorRT 10.x only: set the FP16/BF16 flag and pin the layers of fp32 nodes to fp32.
+
+    The ONNX parser names each layer after its node (several layers of one node get suffixes).
+    Returns the number of layers pinned.
+    """
+    if compute == "fp32":
+        return 0
+    config.set_flag(trt.BuilderFlag.FP16 if compute == "fp16" else trt.BuilderFlag.BF16)
+    if not keep:
+        return 0
+    config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+    pinned = 0
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        if layer.name in keep or any(layer.name.startswith(f"{name}_") for name in keep):
+            layer.precision = trt.float32
+            for j in range(layer.num_outputs):
+                layer.set_output_type(j, trt.float32)
+            pinned += 1
+    return pinned
+
+
+# --- build steps ------------------------------------------------------------------------------
+def make_logger(trt: Any) -> Any:
+    """A trt.ILogger forwarding to Python logging."""
+    levels = {
+        trt.ILogger.Severity.INTERNAL_ERROR: logging.CRITICAL,
+        trt.ILogger.Severity.ERROR: logging.ERROR,
+        trt.ILogger.Severity.WARNING: logging.WARNING,
+        trt.ILogger.Severity.INFO: logging.DEBUG,
+        trt.ILogger.Severity.VERBOSE: logging.DEBUG - 5,
+    }
+
+    class _Logger(trt.ILogger):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+
+        def log(self, severity: Any, msg: str) -> None:
+            logger.log(levels.get(severity, logging.INFO), "%s", msg)
+
+    return _Logger()
+
+
+def progress_monitor(trt: Any) -> Any:
+    """A trt.IProgressMonitor logging each build phase (builds take minutes)."""
+
+    class _Progress(trt.IProgressMonitor):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            trt.IProgressMonitor.__init__(self)
+            self.steps: dict[str, int] = {}
+
+        def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
+            self.steps[phase_name] = num_steps
+            logger.info("TensorRT build: %s (%d steps)", phase_name, num_steps)
+
+        def step_complete(self, phase_name: str, step: int) -> bool:
+            logger.debug("TensorRT build: %s %d/%d", phase_name, step + 1, self.steps.get(phase_name, 0))
+            return True
+
+        def phase_finish(self, phase_name: str) -> None:
+            logger.debug("TensorRT build: %s done", phase_name)
+
+    return _Progress()
+
+
+def network_from_onnx(trt: Any, builder: Any, model_bytes: bytes, *, strong: bool) -> tuple[Any, Any]:
+    """Parse ONNX bytes into a network; parser errors name the failing node and operator."""
+    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strong else 0
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, builder.logger)
+    if not parser.parse(model_bytes):
+        problems = []
+        for i in range(parser.num_errors):
+            error = parser.get_error(i)
+            node = error.node_name() or f"#{error.node()}"
+            problems.append(f"node {node} ({error.node_operator() or '?'}): {error.desc()}")
+        raise BackendError(f"TensorRT cannot parse the ONNX model: {'; '.join(problems) or 'unknown error'}")
+    return network, parser
+
+
+def profile_from_shapes(trt: Any, builder: Any, shapes: dict[str, tuple[Sequence[int], ...]]) -> Any:
+    profile = builder.create_optimization_profile()
+    for name, (low, opt, high) in shapes.items():
+        profile.set_shape(name, tuple(low), tuple(opt), tuple(high))
+    return profile
+
+
+def config_from_settings(trt: Any, builder: Any, settings: _TensorRT) -> Any:
+    """Builder config from every engine-keyed option (precision flags: `weak_typing`)."""
+    config = builder.create_builder_config()
+    if settings.workspace is not None:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace << 20)
+    config.builder_optimization_level = settings.builder_optimization_level
+    if settings.max_aux_streams is not None:
+        config.max_aux_streams = settings.max_aux_streams
+    config.progress_monitor = progress_monitor(trt)
+    return config
+
+
+def engine_bytes_from_network(builder: Any, network: Any, config: Any) -> bytes:
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise BackendError("TensorRT failed to build the engine (see the log above for the reason)")
+    return bytes(serialized)
+
+
+def _attach_timing_cache(config: Any, path: Path) -> Any:
+    data = path.read_bytes() if path.is_file() else b""
+    cache = config.create_timing_cache(data)
+    config.set_timing_cache(cache, False)
+    return cache
+
+
+def _save_timing_cache(config: Any, cache: Any, path: Path) -> None:
+    """Merge this build's timings into the shared file under its lock."""
+    with files.file_lock(path):
+        if path.is_file():
+            merged = config.create_timing_cache(path.read_bytes())
+            merged.combine(cache, False)
+            cache = merged
+        files.atomic_write(path, bytes(cache.serialize()))
+
+
+def build_engine_bytes(trt: Any, settings: _TensorRT, plan: BuildPlan, device: cuda.DeviceInfo | None, folder: Path) -> bytes:
+    """The whole build: parse, configure, profile, timing cache, serialize."""
+    builder = trt.Builder(make_logger(trt))
+    strong = strongly_typed(trt)
+    network, _parser = network_from_onnx(trt, builder, plan.model_bytes, strong=strong)
+    config = config_from_settings(trt, builder, settings)
+    if not strong:
+        keep = set(plan.fp32_nodes) | (fp32_node_names(_load_model(plan.model_bytes)) if plan.compute != "fp32" else set())
+        weak_typing(trt, network, config, plan.compute, keep)
+    config.add_optimization_profile(profile_from_shapes(trt, builder, plan.shapes))
+    if device is None:  # a CPU-only build (TensorRT-RTX) times nothing: no timing cache
+        return engine_bytes_from_network(builder, network, config)
+    timing = trt_cache.timing_cache_path(folder, _runtime_label(trt, settings), _device_label(device))
+    cache = _attach_timing_cache(config, timing)
+    data = engine_bytes_from_network(builder, network, config)
+    try:
+        _save_timing_cache(config, cache, timing)
+    except Exception as err:  # the cache only speeds up later builds; never fail a build over it
+        logger.warning("cannot update the timing cache %s: %s", timing, err)
+    return data
+
+
+def _load_model(data: bytes) -> Any:
+    import onnx
+
+    return onnx.load_model_from_string(data)
+
+
+def _runtime_label(trt: Any, settings: _TensorRT) -> str:
+    return f"{settings.module}-{trt.__version__}"
+
+
+def _device_label(device: cuda.DeviceInfo | None) -> str:
+    if device is None:
+        return "no-gpu"
+    return f"{device.name}-sm{device.compute_capability[0]}{device.compute_capability[1]}"
+
+
+def engine_spec(settings: _TensorRT, trt: Any, plan: BuildPlan, device: cuda.DeviceInfo | None) -> trt_cache.EngineSpec:
+    key = {
+        "onnx": plan.model_digest,
+        "profile": dataclasses.asdict(plan.profile),
+        "shapes": plan.shapes,
+        "precision": plan.precision_label,
+        "options": settings.engine_options(),
+        "runtime": _runtime_label(trt, settings),
+        "device": _device_label(device),
+    }
+    return trt_cache.EngineSpec(plan.name, plan.profile, plan.precision_label, key)
+
+
+def ensure_engine(settings: _TensorRT, network: Network, profile: ShapeProfile) -> Path:
+    """Build or find the engine file (no GPU needed for TensorRT-RTX, whose builder runs on the CPU)."""
+    trt = import_tensorrt(settings.module)
+    rt = cuda.import_cudart()
+    device = None
+    if cuda.device_count(rt)[0] > settings.device_id:
+        cuda.call(rt, "cudaSetDevice", rt.cudaSetDevice(settings.device_id))
+        device = cuda.device_info(rt, settings.device_id)
+    plan = BuildPlan.make(settings, network, profile, trt)
+    folder = trt_cache.engine_folder(settings.engine_folder)
+    spec = engine_spec(settings, trt, plan, device)
+    if device is not None:
+        runtime = trt.Runtime(make_logger(trt))
+
+        def check(data: bytes) -> bool:
+            if runtime.deserialize_cuda_engine(data) is None:
+                raise BackendError("deserialize_cuda_engine returned None")
+            return True
+    else:  # no GPU to deserialize with: check the bytes against the sidecar's digest
+
+        def check(data: bytes) -> bool:
+            import json
+
+            path = folder / spec.filename
+            info = json.loads(path.with_name(path.name + trt_cache.SIDECAR).read_text())
+            if info.get("sha256") != files.sha256_bytes(data):
+                raise BackendError("engine bytes do not match the sidecar digest")
+            return True
+
+    _, path = trt_cache.load_or_build(folder, spec, lambda: build_engine_bytes(trt, settings, plan, device, folder), check)
+    return path
+
+
+# --- runtime ----------------------------------------------------------------------------------
+def select_profile(profiles: Sequence[tuple[tuple[int, int], tuple[int, int], tuple[int, int]]], width: int, height: int) -> int:
+    """Index of the profile for a (width, height) tile: opt == tile first, else the first covering it."""
+    for i, (_, opt, _) in enumerate(profiles):
+        if opt == (width, height):
+            return i
+    for i, (low, _, high) in enumerate(profiles):
+        if low[0] <= width <= high[0] and low[1] <= height <= high[1]:
+            return i
+    raise BackendError(f"no optimization profile of the engine accepts a {width}x{height} tile: {list(profiles)}")
+
+
+_NP = {"FLOAT": np.dtype(np.float32), "HALF": np.dtype(np.float16), "BF16": np.dtype(np.float32)}
+
+
+class TrtRunner:
+    """One execution context with its own stream and buffers; used by one thread at a time.
+
+    `infer` sets the device, copies inputs into pinned memory (numpy releases the GIL for large
+    copies), enqueues host-to-device copies, `execute_async_v3` and device-to-host copies, then
+    waits on the stream. TensorRT's enqueue and cuda-python's calls release the GIL, so runners on
+    other VapourSynth threads overlap.
+    """
+
+    def __init__(self, trt: Any, rt: Any, engine: Any, plan: BuildPlan, *, device_id: int, use_cuda_graph: bool) -> None:
+        self.trt, self.rt, self.engine = trt, rt, engine
+        self.runtime: Any = None
+        self.device_id = device_id
+        self.inputs, self.outputs = plan.inputs, plan.outputs
+        self.dynamic = not plan.profile.is_static
+        self.use_cuda_graph = use_cuda_graph
+        self.stream = cuda.Stream(rt)
+        self.context = engine.create_execution_context()
+        if self.context is None:
+            raise BackendError("TensorRT could not create an execution context (out of GPU memory?)")
+        self.profiles = [self._profile(i) for i in range(engine.num_optimization_profiles)]
+        self.host: dict[str, cuda.PinnedBuffer] = {}
+        self.device: dict[str, cuda.DeviceBuffer] = {}
+        self._output_shapes: dict[tuple[tuple[int, ...], ...], dict[str, tuple[int, ...]]] = {}
+        self._graphs: dict[tuple[tuple[int, ...], ...], cuda.CudaGraph] = {}
+        self._warm: set[tuple[tuple[int, ...], ...]] = set()
+        self._shape_key: tuple[tuple[int, ...], ...] | None = None
+        self._profile_index = 0
+        largest = {spec.name: plan.shapes[spec.name][2] for spec in self.inputs}
+        for spec in self.inputs:
+            self.context.set_input_shape(spec.name, largest[spec.name])
+        sizes = {**largest, **{spec.name: tuple(self.context.get_tensor_shape(spec.name)) for spec in self.outputs}}
+        for spec in (*self.inputs, *self.outputs):
+            shape = tuple(int(d) for d in sizes[spec.name])
+            self.host[spec.name] = cuda.PinnedBuffer(rt, shape, spec.dtype)
+            self.device[spec.name] = cuda.DeviceBuffer(rt, self.host[spec.name].nbytes)
+            self.context.set_tensor_address(spec.name, self.device[spec.name].ptr)
+
+    def _profile(self, index: int) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+        image = next((s for s in self.inputs if s.is_image), self.inputs[0])
+        dims = self.engine.get_tensor_profile_shape(image.name, index)
+        low, opt, high = (tuple(d) for d in dims)
+        return (low[3], low[2]), (opt[3], opt[2]), (high[3], high[2])
+
+    def _set_shapes(self, key: tuple[tuple[int, ...], ...]) -> dict[str, tuple[int, ...]]:
+        """Set input shapes for a new tile size (dynamic engines); outputs' shapes are remembered."""
+        image = next(i for i, s in enumerate(self.inputs) if s.is_image)
+        height, width = key[image][2], key[image][3]
+        index = select_profile(self.profiles, width, height)
+        if index != self._profile_index:
+            self.context.set_optimization_profile_async(index, self.stream.ptr)
+            self._profile_index = index
+        for spec, shape in zip(self.inputs, key, strict=True):
+            if not self.context.set_input_shape(spec.name, shape):
+                raise BackendError(f"TensorRT rejected input shape {shape} for {spec.name!r}")
+        if key not in self._output_shapes:
+            self._output_shapes[key] = {
+                spec.name: tuple(int(d) for d in self.context.get_tensor_shape(spec.name)) for spec in self.outputs
+            }
+        return self._output_shapes[key]
+
+    def _enqueue(self, in_bytes: list[int], out_bytes: list[int]) -> None:
+        for spec, nbytes in zip(self.inputs, in_bytes, strict=True):
+            self.device[spec.name].copy_from_host(self.host[spec.name], nbytes, self.stream)
+        if not self.context.execute_async_v3(self.stream.ptr):
+            raise BackendError("TensorRT execute_async_v3 failed (see the log)")
+        for spec, nbytes in zip(self.outputs, out_bytes, strict=True):
+            self.device[spec.name].copy_to_host(self.host[spec.name], nbytes, self.stream)
+
+    def infer(self, feeds: Tensors) -> Tensors:
+        rt = self.rt
+        cuda.call(rt, "cudaSetDevice", rt.cudaSetDevice(self.device_id))
+        key = tuple(tuple(feeds[spec.name].shape) for spec in self.inputs)
+        if key != self._shape_key:
+            out_shapes = self._set_shapes(key)
+            self._shape_key = key
+        else:
+            out_shapes = self._output_shapes[key]
+        for spec in self.inputs:
+            np.copyto(self.host[spec.name].view(feeds[spec.name].shape), feeds[spec.name], casting="no")
+        in_bytes = [feeds[s.name].nbytes for s in self.inputs]
+        out_bytes = [int(np.prod(out_shapes[s.name])) * s.dtype.itemsize for s in self.outputs]
+        graph = self._graphs.get(key)
+        if graph is not None:
+            graph.launch()
+        elif self.use_cuda_graph and key in self._warm:
+            # captured after a warm-up run of this shape; replays the copies and the inference
+            self._graphs[key] = graph = cuda.CudaGraph(rt, self.stream, lambda: self._enqueue(in_bytes, out_bytes))
+            graph.launch()
+        else:
+            self._enqueue(in_bytes, out_bytes)
+            self._warm.add(key)
+        self.stream.synchronize()
+        return {spec.name: self.host[spec.name].view(out_shapes[spec.name]) for spec in self.outputs}
+
+    def close(self) -> None:
+        for graph in self._graphs.values():
+            graph.close()
+        self._graphs.clear()
+        for buffer in (*self.device.values(), *self.host.values()):
+            buffer.close()
+        self.stream.close()
+        self.context = None

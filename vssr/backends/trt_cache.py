@@ -1,0 +1,229 @@
+"""The TensorRT engine cache: direct-mapped, never stale, never torn.
+
+One file per key. The key (`EngineSpec.key`) holds everything that changes an engine: the ONNX
+digest (after precision conversion), the shape profile, precisions and I/O types, every builder
+option, the TensorRT flavour and version, the GPU name and compute capability. The file name is
+readable plus the first 16 hex digits of sha256(key):
+
+    <model>.<shape>.<precision>.<hash16>.engine     + <same>.engine.json (how it was built)
+
+Engines are written with `files.atomic_write` under `files.file_lock`, so two processes that need
+the same engine build it once (the second waits, then loads the first one's file). An engine that
+fails to load (truncated, another TensorRT, another GPU) is rebuilt, never trusted by its size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import files
+from ..types import ShapeProfile
+
+if TYPE_CHECKING:
+    from ..network import Network
+    from .trt import _TensorRT
+
+__all__ = [
+    "EngineSpec",
+    "EngineRecord",
+    "shape_label",
+    "engine_folder",
+    "load_or_build",
+    "timing_cache_path",
+    "list_engines",
+    "build_engine",
+    "prune_engines",
+]
+
+logger = logging.getLogger(__name__)
+
+SUFFIX = ".engine"
+SIDECAR = ".json"
+
+
+def shape_label(profile: ShapeProfile) -> str:
+    """`1920x1080` for a static profile, `64x64-960x540-1920x1080` (min-opt-max) otherwise."""
+    def wh(size: tuple[int, int]) -> str:
+        return f"{size[0]}x{size[1]}"
+
+    return wh(profile.opt) if profile.is_static else f"{wh(profile.min)}-{wh(profile.opt)}-{wh(profile.max)}"
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)[:64] or "model"
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """What identifies one engine: a readable part for the file name and the full key."""
+
+    model: str
+    profile: ShapeProfile
+    precision: str
+    """e.g. `fp16-in16-out32`."""
+    key: dict[str, Any] = field(hash=False)
+
+    @property
+    def digest(self) -> str:
+        payload = json.dumps(self.key, sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    @property
+    def filename(self) -> str:
+        return f"{_safe(self.model)}.{shape_label(self.profile)}.{_safe(self.precision)}.{self.digest[:16]}{SUFFIX}"
+
+
+def engine_folder(folder: str | os.PathLike[str] | None) -> Path:
+    """The given folder, else $VSSR_ENGINE_DIR, else engines/ of the checkout or the user cache."""
+    return Path(folder) if folder is not None else files.engines_dir()
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + SIDECAR)
+
+
+def _write(path: Path, spec: EngineSpec, data: bytes, seconds: float) -> None:
+    files.atomic_write(path, data)
+    record = {
+        "model": spec.model,
+        "shape": shape_label(spec.profile),
+        "precision": spec.precision,
+        "digest": spec.digest,
+        "key": spec.key,
+        "bytes": len(data),
+        "sha256": files.sha256_bytes(data),
+        "build_seconds": round(seconds, 3),
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    files.atomic_write(_sidecar(path), json.dumps(record, indent=2, sort_keys=True, default=str).encode())
+
+
+def load_or_build[T](
+    folder: Path,
+    spec: EngineSpec,
+    build: Callable[[], bytes],
+    load: Callable[[bytes], T],
+) -> tuple[T, Path]:
+    """Return `load(engine bytes)` for `spec`, building (once, across processes) when needed.
+
+    `load` must raise when the bytes are not a usable engine: then the engine is rebuilt. A
+    `build` error propagates and leaves no file behind.
+    """
+    path = folder / spec.filename
+
+    def try_load() -> T | None:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            result = load(data)
+        except Exception as err:  # any failure to deserialize means: rebuild
+            logger.warning("engine %s cannot be loaded (%s); rebuilding it", path, err)
+            return None
+        os.utime(path)  # last use, for prune_engines
+        return result
+
+    if (result := try_load()) is not None:
+        return result, path
+    with files.file_lock(path):
+        if (result := try_load()) is not None:  # another process built it while we waited
+            return result, path
+        logger.info("building TensorRT engine %s", path.name)
+        start = time.monotonic()
+        data = build()
+        _write(path, spec, data, time.monotonic() - start)
+    return load(data), path
+
+
+def timing_cache_path(folder: Path, runtime: str, device: str) -> Path:
+    """One timing cache per TensorRT version and GPU, shared by every engine built there."""
+    return folder / "timing" / f"{_safe(runtime)}.{_safe(device)}.timing"
+
+
+@dataclass(frozen=True)
+class EngineRecord:
+    """An engine file and what its sidecar says about it."""
+
+    path: Path
+    bytes: int
+    last_used: float
+    info: dict[str, Any]
+    """The sidecar (empty when missing or unreadable)."""
+
+
+def list_engines(folder: str | os.PathLike[str] | None = None) -> list[EngineRecord]:
+    """Every engine in `folder` (default: the engine folder), newest use first."""
+    root = engine_folder(folder)
+    records = []
+    for path in root.glob(f"*{SUFFIX}"):
+        try:
+            info = json.loads(_sidecar(path).read_text())
+        except (OSError, ValueError):
+            info = {}
+        stat = path.stat()
+        records.append(EngineRecord(path, stat.st_size, stat.st_mtime, info))
+    return sorted(records, key=lambda r: r.last_used, reverse=True)
+
+
+def prune_engines(
+    folder: str | os.PathLike[str] | None = None,
+    *,
+    unused_days: float | None = None,
+    keep: Callable[[EngineRecord], bool] | None = None,
+    dry_run: bool = False,
+) -> list[Path]:
+    """Delete engines not used for `unused_days` or rejected by `keep`, and leftovers.
+
+    Leftovers are sidecars without an engine and temporary files of interrupted writes older than
+    a day. Each engine is deleted under its lock, so a process building or loading it is not cut
+    short. Returns the deleted (or, with `dry_run`, the would-be deleted) paths.
+    """
+    root = engine_folder(folder)
+    now = time.time()
+    doomed: list[Path] = []
+    for record in list_engines(root):
+        old = unused_days is not None and now - record.last_used > unused_days * 86400
+        if old or (keep is not None and not keep(record)):
+            doomed.append(record.path)
+    removed: list[Path] = []
+    for path in doomed:
+        if dry_run:
+            removed.append(path)
+            continue
+        with files.file_lock(path):
+            for victim in (path, _sidecar(path)):
+                if victim.exists():
+                    victim.unlink()
+                    removed.append(victim)
+        Path(f"{path}.lock").unlink(missing_ok=True)
+    for sidecar in root.glob(f"*{SUFFIX}{SIDECAR}"):
+        if not sidecar.with_name(sidecar.name[: -len(SIDECAR)]).exists():
+            removed.append(sidecar)
+            if not dry_run:
+                sidecar.unlink(missing_ok=True)
+    for tmp in root.glob(".*.tmp"):
+        if now - tmp.stat().st_mtime > 86400:
+            removed.append(tmp)
+            if not dry_run:
+                tmp.unlink(missing_ok=True)
+    return removed
+
+
+def build_engine(network: Network, backend: _TensorRT, profile: ShapeProfile) -> Path:
+    """Build (or find) the engine `backend.load(network, profile)` would use, ahead of time.
+
+    Works without a GPU for TensorRT-RTX (its builder runs on the CPU); the engine is keyed on
+    "no GPU" then, and a GPU machine builds its own. Returns the engine path.
+    """
+    from .trt import ensure_engine
+
+    return ensure_engine(backend, network, profile)

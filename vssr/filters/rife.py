@@ -1,0 +1,231 @@
+"""RIFE frame interpolation as a recipe over Session: exact rates, scene cuts, random access.
+
+Per output frame n (see `vssr.glue.timing`): source frames left/right and time t come from n
+alone, so any frame can be asked for first and nothing grows with the clip's length. Frames at a
+source time (t = 0, or held at the end) and frames across a scene cut are exact copies of a
+source frame; every other frame is one flownet run.
+
+The v4.7+ encoder runs once per source frame: its features go into a small LRU cache shared by
+the streams (a source frame is the right frame of one pair and the left frame of the next, and
+both pairs are usually in flight together). A bounded dict keyed by source frame is used rather
+than feature planes as VapourSynth clips: VapourSynth frames hold at most 3 planes while the
+features have 4 or 8 channels, and its frame cache gives no guarantee of reuse.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import vapoursynth as vs
+
+from ..arch import ifnet
+from ..backends import BackendConfig
+from ..files import models_dir
+from ..glue.checks import VssrError, check_clip, user_errors
+from ..glue.frames import dtype_of, frame_to_array, write_frame
+from ..glue.streams import parallel_frames
+from ..glue.timing import Position, Retime, rate_factor
+from ..inference import Session
+from ..network import Network
+from ..weights import rife as rife_weights
+
+__all__ = ["RIFE", "scene_change_metric"]
+
+logger = logging.getLogger(__name__)
+
+SC_THRESHOLD = 0.12
+"""Default cut threshold: mean |left - right| over RGB in [0, 1] (1/16 of the pixels sampled)."""
+
+
+def scene_change_metric(left: vs.VideoFrame, right: vs.VideoFrame) -> float:
+    """Mean absolute RGB difference on every 4th pixel of every 4th row: cheap and deterministic."""
+    total = 0.0
+    for p in range(left.format.num_planes):
+        a = np.asarray(left[p])[::4, ::4].astype(np.float32)
+        b = np.asarray(right[p])[::4, ::4].astype(np.float32)
+        total += float(np.abs(a - b).mean())
+    return total / left.format.num_planes
+
+
+def _is_cut(left: vs.VideoFrame, right: vs.VideoFrame, threshold: float | None) -> bool:
+    """Scene-change props win when present (misc.SCDetect, ...); else the built-in metric."""
+    lp, rp = left.props, right.props
+    if "_SceneChangeNext" in lp or "_SceneChangePrev" in rp:
+        return bool(lp.get("_SceneChangeNext", 0)) or bool(rp.get("_SceneChangePrev", 0))
+    return threshold is not None and scene_change_metric(left, right) > threshold
+
+
+class _FeatureCache:
+    """Encoder features of the last few source frames; thread-safe, bounded."""
+
+    def __init__(self, session: Session, capacity: int) -> None:
+        self.session = session
+        self.capacity = capacity
+        self._items: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, index: int, image: np.ndarray) -> np.ndarray:
+        with self._lock:
+            feat = self._items.get(index)
+            if feat is not None:
+                self._items.move_to_end(index)
+                return feat
+        # computed outside the lock: two streams may both compute one frame, never block each other
+        feat = self.session.run({"img": image})["feat"]
+        with self._lock:
+            self._items[index] = feat
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return feat
+
+
+def _model_path(model: object, func: Callable[..., object]) -> Path:
+    if model is None:
+        raise VssrError(
+            func,
+            "model= is required: vssr ships no RIFE weights. Pass the path of a Practical-RIFE/vs-rife "
+            "flownet.pkl (any of v" + ", ".join(ifnet.VERSIONS) + ") or of a vs-mlrt rife_v4.x.onnx",
+        )
+    if not isinstance(model, str | os.PathLike):
+        raise VssrError(func, f"model must be a file path or a version name, not {type(model).__name__}")
+    if isinstance(model, str) and model in ifnet.VERSIONS:
+        path = models_dir() / "rife" / f"flownet_v{model}.pkl"
+        if not path.is_file():
+            raise VssrError(func, f"model={model!r}: put the official flownet.pkl of v{model} at {path}, "
+                                  "or pass model='/path/to/flownet.pkl'")
+        return path
+    path = Path(model)
+    if not path.is_file():
+        raise VssrError(func, f"model: {os.fspath(path)!r} does not exist (give a flownet.pkl or a vs-mlrt RIFE .onnx)")
+    return path
+
+
+def RIFE(
+    clip: vs.VideoNode,
+    multi: int | None = None,
+    *,
+    factor_num: int | None = None,
+    factor_den: int = 1,
+    fps_num: int | None = None,
+    fps_den: int = 1,
+    model: str | os.PathLike[str] | None = None,
+    version: str | None = None,
+    scale: float = 1.0,
+    ensemble: bool = False,
+    sc: bool = True,
+    sc_threshold: float | None = SC_THRESHOLD,
+    backend: BackendConfig | None = None,
+) -> vs.VideoNode:
+    """Interpolate frames with RIFE v4.x to a higher (or any) frame rate.
+
+    The output has floor(N x factor) frames at fps x factor for N input frames, i.e. the same
+    duration; output frame n is at source time n / factor. Output frames at a source time are
+    exact copies, and frames after the last source frame repeat it (no extrapolation).
+
+    Args:
+        clip: RGBS or RGBH (RGBH runs with fp16 tensors), at least 1 frame, any size (padded
+            internally to the model's multiple of 32/64/128 and cropped back).
+        multi: integer rate factor (default 2 when no other rate is given).
+        factor_num, factor_den: a fractional factor, e.g. 5/2.
+        fps_num, fps_den: a target frame rate, e.g. 60000/1001 (the clip needs a constant fps).
+        model: a Practical-RIFE / vs-rife flownet.pkl (the version is detected from its
+            weights), a vs-mlrt RIFE ONNX (v1 11-channel or v2 7-channel), or a version name
+            whose flownet_v<version>.pkl is in vssr's models/rife/ directory.
+        version: label for weights that fit several versions (4.25 and 4.26 are identical).
+        scale: flow resolution, one of 0.25, 0.5, 1, 2, 4 (0.5 for 4K).
+        ensemble: v4.6's extra pass with the frames swapped (about 2x slower).
+        sc: copy the nearest source frame instead of blending across scene changes.
+        sc_threshold: cut threshold of the built-in metric (mean |difference| of RGB in [0,1])
+            used when the frames carry no _SceneChangeNext/_SceneChangePrev props; None: props only.
+        backend: a vssr.Backend.* config; default: the fastest CPU backend installed.
+
+    Raises:
+        VssrError: on any invalid argument or model file, when the script is evaluated.
+    """
+    func = RIFE
+    check_clip(clip, func, families=(vs.RGB,))
+    try:
+        factor = rate_factor(
+            multi=multi if (multi is not None or factor_num is not None or fps_num is not None) else 2,
+            factor=None if factor_num is None else Fraction(factor_num, factor_den),
+            fps_in=clip.fps,
+            fps_out=None if fps_num is None else Fraction(fps_num, fps_den),
+        )
+    except (ValueError, ZeroDivisionError) as err:
+        raise VssrError(func, f"multi/factor_num/factor_den/fps_num/fps_den: {err}") from err
+    if scale not in ifnet.SCALES:
+        raise VssrError(func, f"scale must be one of {', '.join(f'{s:g}' for s in ifnet.SCALES)}, not {scale!r}")
+    if sc_threshold is not None and not 0 < sc_threshold <= 1:
+        raise VssrError(func, f"sc_threshold must be in (0, 1] or None, not {sc_threshold!r}")
+    path = _model_path(model, func)
+    with user_errors(func):
+        try:
+            loaded = rife_weights.load(path, version=version, scale=scale, ensemble=ensemble)
+        except ValueError as err:
+            raise VssrError(func, f"model {os.fspath(path)!r}: {err}") from err
+        flownet = Network.load(loaded.flownet)
+        encoder = Network.load(loaded.encoder) if loaded.encoder is not None else None
+
+    dtype = dtype_of(clip.format)  # type: ignore[arg-type]
+    session = Session.create(flownet, backend, width=clip.width, height=clip.height, dtype=dtype, func=func)
+    streams = session.backend.num_streams
+    cache = None
+    if encoder is not None:
+        enc_session = Session.create(encoder, session.backend, width=clip.width, height=clip.height, dtype=dtype,
+                                     func=func)
+        cache = _FeatureCache(enc_session, capacity=2 * streams + 2)
+
+    plan = Retime(clip.num_frames, factor)
+    fps_out = plan.fps(clip.fps)
+    template = clip.std.BlankClip(length=plan.num_frames, fpsnum=fps_out.numerator, fpsden=fps_out.denominator,
+                                  keep=True)
+    logger.info("RIFE v%s: %d -> %d frames (x%s)", loaded.version, clip.num_frames, plan.num_frames, factor)
+
+    def left_clip(n: int) -> vs.VideoNode:
+        return clip[plan.position(n).left]
+
+    def right_clip(n: int) -> vs.VideoNode:
+        p = plan.position(n)
+        return clip[p.left if p.exact else p.right]  # exact frames need no second source frame
+
+    lefts = template.std.FrameEval(left_clip)
+    rights = template.std.FrameEval(right_clip)
+    names = {s.name for s in flownet.inputs}
+    feeds_feat = encoder is not None and {"feat0", "feat1"} <= names
+    threshold = sc_threshold
+
+    def finish(frame: vs.VideoFrame, source: vs.VideoFrame) -> vs.VideoFrame:
+        props = frame.props
+        for key, value in source.props.items():
+            props[key] = value
+        if fps_out:
+            props["_DurationNum"], props["_DurationDen"] = fps_out.denominator, fps_out.numerator
+        elif "_DurationNum" in props and "_DurationDen" in props:
+            dur = Fraction(int(props["_DurationNum"]), int(props["_DurationDen"])) / factor  # type: ignore[arg-type]
+            props["_DurationNum"], props["_DurationDen"] = dur.numerator, dur.denominator
+        return frame
+
+    def process(n: int, frames: list[vs.VideoFrame], out: vs.VideoFrame) -> vs.VideoFrame:
+        left, right = frames
+        p: Position = plan.position(n)
+        if p.exact:
+            return finish(left.copy(), left)
+        if sc and _is_cut(left, right, threshold):
+            nearest = left if p.nearest == p.left else right
+            return finish(nearest.copy(), nearest)
+        img0, img1 = frame_to_array(left)[None], frame_to_array(right)[None]
+        feeds = {"img0": img0, "img1": img1, "timestep": np.full((1, 1, 1, 1), float(p.t), np.float32)}
+        if feeds_feat and cache is not None:
+            feeds["feat0"] = cache.get(p.left, img0)
+            feeds["feat1"] = cache.get(p.right, img1)
+        write_frame(session.run(feeds)["output"][0], out)
+        return finish(out, left)
+
+    return parallel_frames(template, [lefts, rights], process, streams)

@@ -36,16 +36,16 @@ sys.path.insert(0, str(ROOT))
 
 # openvino before the VapourSynth core: vs-mlrt's ov plugin then shares this libopenvino
 # (the other order fails openvino's version check; see vssr/backends/ov.py)
-from vssr.backends import ov as vssr_ov  # noqa: E402
+from vssr.backends import ov as vssr_ov
 
 vssr_ov.preload()
 
-import numpy as np  # noqa: E402
-import onnx  # noqa: E402
-import vapoursynth as vs  # noqa: E402
+import numpy as np
+import onnx
+import vapoursynth as vs
 
-import vssr  # noqa: E402
-from vssr.network import Network  # noqa: E402
+import vssr
+from vssr.network import Network
 
 core = vs.core
 
@@ -77,7 +77,7 @@ def load_network(onnx_path: str | None, model: str = "animevideov3") -> Network:
         from vssr import zoo
 
         return zoo.network("realesrgan", model, func="bench")
-    except Exception as err:  # zoo weights not available: same graph, random weights
+    except Exception as err:  # noqa: BLE001  (zoo weights not available: same graph, random weights)
         print(f"# zoo animevideov3 unavailable ({err}); using a random-weight SRVGGNetCompact x4")
         return Network.load(compact_random())
 
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in chosen:
         try:
             results[name] = measure(table[name], args.frames, args.runs)
-        except Exception as err:  # one broken peer must not hide the rest
+        except Exception as err:  # noqa: BLE001  (one broken peer must not hide the rest)
             print(f"# {name}: failed: {err}")
             continue
         print(f"# {name}: {results[name][0]:.3f} fps, cpu {results[name][1]:.0f}%", flush=True)

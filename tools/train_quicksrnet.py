@@ -45,6 +45,7 @@ def _load_metrics():
     """vssr/metrics.py by path: the package __init__ imports vapoursynth, this venv lacks it."""
     spec = importlib.util.spec_from_file_location("vssr_metrics", ROOT / "vssr" / "metrics.py")
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up
     spec.loader.exec_module(mod)
     return mod
 
@@ -241,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     model = QuickSRNet(args.size, args.scale)
     qat = args.qat_from is not None
     if qat:
-        ck = torch.load(args.qat_from, map_location="cpu")
+        ck = torch.load(args.qat_from, map_location="cpu", weights_only=False)  # our own checkpoint
         model.load_state_dict(ck["ema"])  # start from the smoothed weights
         quant = {"wq": fake_quant_weight, "aq": fake_quant_act}
         log(f"QAT from {args.qat_from}: start Set5 fp32 {evaluate(model, set5, args.scale):.3f} "
@@ -264,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def save(tag: str) -> None:
         torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "it": it, "total": total,
-                    "args": vars(args)}, args.out / "ckpt.tmp")
+                    "args": {k: str(v) for k, v in vars(args).items()}}, args.out / "ckpt.tmp")
         (args.out / "ckpt.tmp").replace(args.out / "ckpt.pt")
         export(model, args.out / "weights.npz")
         export(ema, args.out / "weights_ema.npz")

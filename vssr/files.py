@@ -59,6 +59,9 @@ def atomic_write(path: PathLike, data: bytes | Callable[[BinaryIO], None]) -> Pa
                 data(f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; caches are shared like any file
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

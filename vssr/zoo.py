@@ -235,15 +235,17 @@ def _file_digest(path: Path) -> str:
     return _DIGESTS[key]
 
 
-def _converter_digest(archs: Sequence[str]) -> str:
+def _converter_digest(converter: Converter, archs: Sequence[str]) -> str:
     """sha256 over the source of the modules a conversion runs (a changed builder = a new cache entry).
 
-    Architecture ids name their module (`vssr.arch.<id>`), so only the family's builders count.
+    Counted: the shared graph/weights modules, the converter's own module, and `vssr.arch.<id>`
+    for each architecture id the family accepts (ids name their modules).
     """
     digest = hashlib.sha256()
     mods = ["vssr.arch.ops", "vssr.arch.registry", "vssr.weights.pth", "vssr.weights.ncnn",
-            "vssr.weights.canonical", *(f"vssr.arch.{a}" for a in archs)]
-    for name in mods:
+            "vssr.weights.canonical", getattr(converter, "__module__", None) or __name__,
+            *(f"vssr.arch.{a}" for a in archs)]
+    for name in dict.fromkeys(mods):
         module = sys.modules.get(name) or importlib.import_module(name)
         if module.__file__:
             digest.update(Path(module.__file__).read_bytes())
@@ -261,7 +263,7 @@ def _valid_onnx(path: Path) -> bool:
 
 def convert(name: str, paths: Sequence[Path], converter: Converter, archs: Sequence[str]) -> Path:
     """Convert weight files once into the models cache; returns the cached ONNX path."""
-    digest = hashlib.sha256(f"{name}\n{','.join(archs)}\n{_converter_digest(archs)}\n".encode())
+    digest = hashlib.sha256(f"{name}\n{','.join(archs)}\n{_converter_digest(converter, archs)}\n".encode())
     for path in paths:
         digest.update(_file_digest(path).encode())
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

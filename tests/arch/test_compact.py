@@ -102,3 +102,13 @@ def test_rejections() -> None:
     bad["body.4.weight"] = bad["body.4.weight"][:20]
     with pytest.raises(ModelError, match="scale"):
         compact.CompactParams.from_state(bad)
+
+
+def test_matches_torch_written_checkpoint() -> None:
+    """tests/data/torch_compact_x4.pth and its output were made by torch (tests/data/make_torch_fixtures.py)."""
+    data = Path(__file__).resolve().parents[1] / "data"
+    state = pth.load(data / "torch_compact_x4.pth")
+    assert compact.CompactParams.from_state(state) == compact.CompactParams(3, 3, 8, 2, 4)
+    expected = np.load(data / "torch_sr_outputs.npz")
+    got = run(registry.detect(state).build(state), expected["input"])
+    assert np.abs(got - expected["torch_compact_x4"]).max() <= TOLERANCE

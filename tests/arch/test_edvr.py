@@ -72,6 +72,10 @@ def test_network_facts() -> None:
     assert (net.scale, net.size.multiple, net.inputs[0].channels) == (4, 4, 15)
     assert get_metadata(net.model)["deform"] == "decomposed"
     assert not any(n.op_type == "DeformConv" for n in net.model.graph.node)
+    # the sampling grid (pixel coordinates -> [-1, 1]) must stay fp32 under fp16/bf16 lowering
+    kept = {n.op_type for n in net.model.graph.node if n.name in set(net.fp32_nodes)}
+    assert {"GridSample", "Range", "Div"} <= kept and "Conv" not in kept
+    assert Network.load(build(state)).fp32_nodes == ()
     assert sum(n.op_type == "DeformConv" for n in build(state).graph.node) == 4
     assert Network.load(build_extractor(state)).scale == 1
 

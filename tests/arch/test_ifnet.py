@@ -126,3 +126,28 @@ def test_bad_arguments_and_weights() -> None:
         ifnet.candidates(broken)
     with pytest.raises(ModelError, match="block"):
         ifnet.IFNetParams.from_state({"conv.weight": np.zeros((1, 1, 3, 3), np.float32)})
+
+
+def test_fp16_lowering_keeps_the_warp_in_fp32() -> None:
+    """What a strongly typed fp16 TensorRT engine gets: the declared fp32 islands survive lowering."""
+    from vssr.backends.precision import lower_precision
+
+    version = ifnet.VERSIONS["4.22-lite"]
+    state = state_for(version)
+    model = ifnet.build_flownet(state, version)
+    net = Network.load(model)
+    low = lower_precision(model, fp32_nodes=net.fp32_nodes)
+    inferred = onnx.shape_inference.infer_shapes(low)
+    types = {v.name: v.type.tensor_type.elem_type for v in (*inferred.graph.value_info, *inferred.graph.input)}
+    convs = [n for n in low.graph.node if n.op_type == "Conv"]
+    assert convs and all(types.get(n.output[0]) == onnx.TensorProto.FLOAT16 for n in convs)
+    for node in low.graph.node:
+        if node.op_type == "GridSample":
+            assert types.get(node.input[1]) == onnx.TensorProto.FLOAT  # the grid
+            assert types.get(node.output[0]) == onnx.TensorProto.FLOAT
+    img0, img1 = ref.smooth_frames(64, 64, seed=1, shift=3.0)
+    enc = ifnet.build_encoder(state, version)
+    feeds = {"img0": img0[None], "img1": img1[None], "timestep": np.full((1, 1, 1, 1), 0.5, np.float32),
+             "feat0": run(enc, {"img": img0[None]}), "feat1": run(enc, {"img": img1[None]})}
+    full, half = run(model, feeds), run(low, feeds)
+    assert np.abs(full - half).max() < 2e-2

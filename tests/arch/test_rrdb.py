@@ -138,3 +138,15 @@ def test_detect_and_errors() -> None:
         gap[key.replace("body.0.", "body.2.")] = gap[key]
     with pytest.raises(ModelError, match="contiguous"):
         rrdb.RRDBParams.from_state(gap)
+
+
+@pytest.mark.parametrize(("name", "scale", "feat", "blocks"), [("torch_rrdb_x2", 2, 4, 2), ("torch_rrdb_x1", 1, 4, 1)])
+def test_matches_torch_written_checkpoint(name: str, scale: int, feat: int, blocks: int) -> None:
+    """Checkpoints and outputs made by torch (tests/data/make_torch_fixtures.py): F.pixel_unshuffle path."""
+    data = Path(__file__).resolve().parents[1] / "data"
+    state = pth.load(data / f"{name}.pth")
+    assert rrdb.RRDBParams.from_state(state) == rrdb.RRDBParams(3, 3, feat, 2, blocks, scale)
+    expected = np.load(data / "torch_sr_outputs.npz")
+    got = run(registry.detect(state).build(state), expected["input"])
+    assert got.shape == expected[name].shape
+    assert np.abs(got - expected[name]).max() <= TOLERANCE

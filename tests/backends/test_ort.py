@@ -16,7 +16,7 @@ from tests.backends.qdq_net import SIZE, is_qdq, qdq_conv
 from vssr.backends import Backend
 from vssr.backends.base import cpu_count
 from vssr.errors import BackendError
-from vssr.network import Network
+from vssr.network import Network, set_metadata
 from vssr.types import ShapeProfile
 
 PROFILE = ShapeProfile.static(24, 24)
@@ -38,7 +38,7 @@ def test_runner_matches_reference(name: str) -> None:
 
 
 def test_two_inputs() -> None:
-    (runner,) = Backend.ORT().load(Network.load(nets.two_input()), PROFILE)
+    (runner,) = Backend.ORT(num_streams=1).load(Network.load(nets.two_input()), PROFILE)
     x = np.random.default_rng(0).random((1, 3, 10, 14), dtype=np.float32)
     out = runner.infer({"input": x, "gain": np.full((1, 1, 1, 1), 0.5, np.float32)})["output"]
     np.testing.assert_allclose(out, x * 0.5, rtol=1e-6)
@@ -71,6 +71,7 @@ def test_unloadable_model_is_a_backend_error() -> None:
     broken = net.model.__class__()
     broken.CopyFrom(net.model)
     broken.graph.node[0].op_type = "NoSuchOp"
+    set_metadata(broken, scale=1)  # Network.load then needs no shape inference
     with pytest.raises(BackendError, match="onnxruntime cannot load"):
         Backend.ORT().load(Network.load(broken), PROFILE)
 
@@ -99,8 +100,8 @@ def test_qdq_int8_model_runs(tmp_path: Path) -> None:
     float_model, qdq_model = qdq_conv(tmp_path)
     assert is_qdq(qdq_model)
     x = np.random.default_rng(5).random((1, 3, SIZE, SIZE), dtype=np.float32)
-    (full,) = Backend.ORT().load(Network.load(float_model), ShapeProfile.static(SIZE, SIZE))
-    (runner,) = Backend.ORT().load(Network.load(qdq_model), ShapeProfile.static(SIZE, SIZE))
+    (full,) = Backend.ORT(num_streams=1).load(Network.load(float_model), ShapeProfile.static(SIZE, SIZE))
+    (runner,) = Backend.ORT(num_streams=1).load(Network.load(qdq_model), ShapeProfile.static(SIZE, SIZE))
     want = full.infer({"input": x})["output"].copy()
     got = runner.infer({"input": x})["output"]
     step = float(np.ptp(want)) / 255  # one uint8 step of the output range

@@ -144,7 +144,7 @@ def test_compiled_model_gets_the_settings() -> None:
     compiled = runner._compiled  # type: ignore[attr-defined]
     assert int(compiled.get_property("INFERENCE_NUM_THREADS")) == 1
     assert int(compiled.get_property("NUM_STREAMS")) == 1
-    assert "f32" in str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+    assert compiled.get_property("INFERENCE_PRECISION_HINT") == openvino.Type.f32
 
 
 # --- cache -------------------------------------------------------------------------------------

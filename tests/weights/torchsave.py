@@ -33,8 +33,10 @@ class Tensor:
     """A tensor to write: a view (offset/size/stride, in elements) into a flat storage."""
 
     def __init__(self, storage: np.ndarray, offset: int, size: tuple[int, ...], stride: tuple[int, ...],
-                 parameter: bool = False) -> None:
+                 parameter: bool = False, view: int | None = None) -> None:
         self.storage, self.offset, self.size, self.stride, self.parameter = storage, offset, size, stride, parameter
+        self.view = view
+        """Legacy format only: the tensor sits on a storage view starting at this element offset."""
 
     @classmethod
     def of(cls, array: np.ndarray, parameter: bool = False) -> Tensor:
@@ -87,12 +89,12 @@ def _pickle(obj: object, *, legacy: bool) -> tuple[bytes, list[tuple[str, np.nda
     with _fake_torch() as fake:
 
         class StorageRef:
-            def __init__(self, array: np.ndarray) -> None:
-                self.array = array
+            def __init__(self, array: np.ndarray, view: int | None) -> None:
+                self.array, self.view = array, view
 
         def convert(o: object) -> object:
             if isinstance(o, Tensor):
-                ref = StorageRef(o.storage)
+                ref = StorageRef(o.storage, o.view)
                 args = (ref, o.offset, tuple(o.size), tuple(o.stride), False, OrderedDict())
                 rebuilt = _Reduce(fake["rebuild"], args)
                 return _Reduce(fake["parameter"], (rebuilt, True, OrderedDict())) if o.parameter else rebuilt
@@ -111,7 +113,10 @@ def _pickle(obj: object, *, legacy: bool) -> tuple[bytes, list[tuple[str, np.nda
                 entry = storages.setdefault(id(o.array), (str(len(storages)), o.array))
                 cls = fake[STORAGE_NAMES[o.array.dtype]]
                 pid = ("storage", cls, entry[0], "cpu", o.array.size)
-                return (*pid, None) if legacy else pid
+                if not legacy:
+                    return pid
+                view = None if o.view is None else (f"{entry[0]}v{o.view}", o.view, o.array.size - o.view)
+                return (*pid, view)
 
         buf = io.BytesIO()
         Pickler(buf, protocol=2).dump(convert(obj))

@@ -43,11 +43,14 @@ def modulated_deform_conv(
     name: str,
     *,
     mode: DeformMode,
+    fp32_nodes: list[str] | None = None,
 ) -> str:
     """One DCNv2Pack (3x3, stride 1, pad 1, dilation 1): deform_conv(x, offsets from offset_feat).
 
     `weights` holds the pack's `weight [O,C,3,3]`, `bias [O]`, `conv_offset.weight [3GK,Cf,3,3]` and
     `conv_offset.bias [3GK]` (BasicSR names without the pack prefix). `x` may have any batch size.
+    The decomposition appends the names of its sampling-grid nodes (pixel coordinates, normalised
+    to [-1, 1]) to `fp32_nodes`: they must stay fp32 when a backend lowers precision.
     """
     weight, bias = weights["weight"], weights["bias"]
     off_w, off_b = weights["conv_offset.weight"], weights["conv_offset.bias"]
@@ -64,12 +67,13 @@ def modulated_deform_conv(
         return g.op("DeformConv", ins, name, kernel_shape=[kh, kw], pads=[1, 1, 1, 1], strides=[1, 1],
                     dilations=[1, 1], group=1, offset_group=groups)
     if mode == "decomposed":
-        return _decomposed(g, x, offset_feat, weight, bias, off_w, off_b, groups, name)
+        return _decomposed(g, x, offset_feat, weight, bias, off_w, off_b, groups, name,
+                           fp32_nodes if fp32_nodes is not None else [])
     raise ValueError(f"deform mode must be one of {DEFORM_MODES}, not {mode!r}")
 
 
 def _decomposed(g: GraphBuilder, x: str, offset_feat: str, weight: np.ndarray, bias: np.ndarray,
-                off_w: np.ndarray, off_b: np.ndarray, groups: int, name: str) -> str:
+                off_w: np.ndarray, off_b: np.ndarray, groups: int, name: str, fp32_nodes: list[str]) -> str:
     out_ch, in_ch = weight.shape[:2]
     taps = 9
     if in_ch % groups:
@@ -83,6 +87,7 @@ def _decomposed(g: GraphBuilder, x: str, offset_feat: str, weight: np.ndarray, b
     offset = g.slice_channels(out, 0, n_off)
     mask = g.sigmoid(g.slice_channels(out, n_off, 3 * groups * taps))
 
+    first_grid_node = len(g.nodes)
     i64 = lambda v, hint: g.const(np.array(v, np.int64), hint)  # noqa: E731
     shape = g.op("Shape", [x], f"{name}.shape")
     n = g.op("Slice", [shape, i64([0], "s0"), i64([1], "s1"), i64([0], "ax0")], f"{name}.n")
@@ -124,6 +129,7 @@ def _decomposed(g: GraphBuilder, x: str, offset_feat: str, weight: np.ndarray, b
     xg = g.op("Reshape", [x, g.concat([i64([-1, cg], "c_cg"), hw], axis=0)], f"{name}.xg")  # [NG, Cg, H, W]
     sampled = g.op("GridSample", [xg, grid], f"{name}.sampled", mode="bilinear", padding_mode="zeros",
                    align_corners=0)  # [NG, Cg, 9H, W]
+    fp32_nodes.extend(n.name for n in g.nodes[first_grid_node:])
     # mask channel g*9 + k, rows (k, y): the same [NG, 1, 9H, W] layout, broadcast over Cg
     mask4 = g.op("Reshape", [mask, g.concat([i64([-1, 1], "c_m1"), g.op("Mul", [h, i64([taps], "c9")], f"{name}.h9m"),
                                              w], axis=0)], f"{name}.m4")

@@ -118,6 +118,7 @@ class _Builder:
         self.p = EDVRParams.from_state(state)
         self.g = GraphBuilder(name)
         self.deform = deform
+        self.fp32_nodes: list[str] = []
 
     def conv(self, x: str, key: str, stride: int = 1) -> str:
         return self.g.conv(x, self.state[f"{key}.weight"], self.state[f"{key}.bias"], key, stride=stride)
@@ -130,6 +131,11 @@ class _Builder:
 
     def up2(self, x: str) -> str:
         return self.g.resize(x, 2, "linear")
+
+    def model(self, **metadata: object) -> onnx.ModelProto:
+        if self.fp32_nodes:
+            metadata["fp32_nodes"] = ",".join(self.fp32_nodes)
+        return self.g.model(**metadata)
 
     def i64(self, values: list[int]) -> str:
         return self.g.const(np.array(values, np.int64), "i64")
@@ -170,7 +176,7 @@ class _Builder:
     # --- per-output-frame part -------------------------------------------------------------------
     def dcn(self, x: str, offset_feat: str, key: str) -> str:
         pack = {k[len(key) + 1:]: v for k, v in self.state.items() if k.startswith(f"{key}.")}
-        return modulated_deform_conv(self.g, x, offset_feat, pack, key, mode=self.deform)
+        return modulated_deform_conv(self.g, x, offset_feat, pack, key, mode=self.deform, fp32_nodes=self.fp32_nodes)
 
     def pcd(self, nbr: list[str], ref: list[str]) -> str:
         """nbr[level-1]: features of all T frames [T,C,..]; ref: the centre's, tiled to [T,C,..]."""
@@ -256,7 +262,7 @@ def build(state: StateDict, *, deform: DeformMode = "native") -> onnx.ModelProto
     frames = g.op("Reshape", [x, b.i64([p.num_frame, 3, 0, 0])], "frames")  # [T,3,H,W]
     center = g.slice_channels(x, 3 * p.center, 3 * p.center + 3)
     g.output(b.restore(b.level1(frames), center), "output", 3)
-    return g.model(scale=p.scale, multiple=p.multiple, tiling=True, deform=deform, num_frame=p.num_frame)
+    return b.model(scale=p.scale, multiple=p.multiple, tiling=True, deform=deform, num_frame=p.num_frame)
 
 
 def build_extractor(state: StateDict) -> onnx.ModelProto:
@@ -276,7 +282,7 @@ def build_aligner(state: StateDict, *, deform: DeformMode = "native") -> onnx.Mo
     feats = [g.input(f"l1_{t}", p.num_feat) for t in range(p.num_frame)]
     center = g.input("center", 3)
     g.output(b.restore(g.concat(feats, axis=0), center), "output", 3)
-    return g.model(scale=p.scale, multiple=p.multiple, tiling=True, deform=deform, num_frame=p.num_frame)
+    return b.model(scale=p.scale, multiple=p.multiple, tiling=True, deform=deform, num_frame=p.num_frame)
 
 
 def _check_split(params: EDVRParams) -> None:

@@ -34,6 +34,7 @@ import onnx
 from ..errors import ModelError
 from ..types import StateDict
 from .ops import GraphBuilder
+from .registry import Architecture
 
 __all__ = [
     "IFNetVersion",
@@ -46,6 +47,8 @@ __all__ = [
     "pad_multiple",
     "build_encoder",
     "build_flownet",
+    "build",
+    "ARCH",
 ]
 
 logger = logging.getLogger(__name__)
@@ -364,3 +367,14 @@ def build_flownet(state: StateDict, version: IFNetVersion, *, scale: float = 1.0
         rife_scale=scale,
         rife_ensemble=ensemble,
     )
+
+
+def build(state: StateDict) -> onnx.ModelProto:
+    """The flownet of the version the weights fit (scale 1). v4.7+ also need `build_encoder`."""
+    found = candidates(state)
+    if not found:
+        raise ModelError("RIFE weights match no supported version: " + ", ".join(VERSIONS))
+    return build_flownet(state, found[-1])
+
+
+ARCH = Architecture("ifnet", detect, build)

@@ -43,14 +43,14 @@ class GraphBuilder:
         if key in self._consts:
             return self._consts[key]
         tensor_name = self.fresh(name)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), tensor_name))
+        self.initializers.append(numpy_helper.from_array(np.array(array, order="C", copy=True), tensor_name))  # keeps 0-d
         self._consts[key] = tensor_name
         return tensor_name
 
     def weight(self, array: np.ndarray, name: str) -> str:
         """A float32 initializer named after its state-dict key (never deduplicated)."""
         tensor_name = self.fresh(name)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array, dtype=np.float32), tensor_name))
+        self.initializers.append(numpy_helper.from_array(np.array(array, dtype=np.float32, order="C", copy=True), tensor_name))
         return tensor_name
 
     def op(self, op_type: str, inputs: Sequence[str], hint: str | None = None, n_out: int = 1, **attrs: object) -> str:

@@ -39,7 +39,7 @@ class Architecture:
 
 
 DETECTION_ORDER: list[str] = ["compact", "rrdb", "quicksrnet"]
-"""Module names under vssr.arch, most specific first (others append ifnet, edvr, quicksrnet)."""
+"""Module names under vssr.arch, most specific first (ifnet and edvr are added when their ARCH lands)."""
 
 
 def has_all(state: StateDict, keys: Iterable[str]) -> bool:

@@ -21,16 +21,16 @@ import numpy as np
 from ..errors import BackendError, MissingBackendError
 
 __all__ = [
-    "import_cudart",
+    "CudaGraph",
+    "DeviceBuffer",
+    "DeviceInfo",
+    "PinnedBuffer",
+    "Stream",
     "call",
     "device_count",
-    "require_gpu",
-    "DeviceInfo",
     "device_info",
-    "Stream",
-    "PinnedBuffer",
-    "DeviceBuffer",
-    "CudaGraph",
+    "import_cudart",
+    "require_gpu",
 ]
 
 logger = logging.getLogger(__name__)
@@ -39,19 +39,16 @@ logger = logging.getLogger(__name__)
 def import_cudart() -> Any:
     """`cuda.bindings.runtime`, or MissingBackendError saying what to install."""
     try:
-        from cuda.bindings import runtime
+        from cuda.bindings import runtime  # type: ignore[import-untyped]
     except ImportError as err:
         raise MissingBackendError('cuda-python is not installed: pip install "vssr[trt]"') from err
     return runtime
 
 
 def _error_name(rt: Any, err: Any) -> str:
-    try:
-        name_err, name = rt.cudaGetErrorName(err)
-        if name_err == rt.cudaError_t.cudaSuccess:
-            return name.decode() if isinstance(name, bytes) else str(name)
-    except Exception:  # the name is only for the message
-        pass
+    name_err, name = rt.cudaGetErrorName(err)
+    if name_err == rt.cudaError_t.cudaSuccess:
+        return name.decode() if isinstance(name, bytes) else str(name)
     return str(err)
 
 

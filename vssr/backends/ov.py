@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import BackendError, MissingBackendError
 from ..files import engines_dir
-from ..types import ShapeProfile, TensorSpec, Tensors
+from ..types import ShapeProfile, Tensors, TensorSpec
 from .base import BackendConfig, Runner, cpu_count, runtime_field
 
 if TYPE_CHECKING:
     from ..network import Network
 
-__all__ = ["OV", "OvRunner", "import_openvino", "preload", "available", "default_precision", "cache_dir_for"]
+__all__ = ["OV", "OvRunner", "available", "cache_dir_for", "default_precision", "import_openvino", "preload"]
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def default_precision(core: Any, device: str) -> Precision:
     """bf16 where the CPU computes it natively (AMX or AVX-512-BF16), f16 on GPU/NPU, else f32."""
     try:
         caps = [str(c) for c in core.get_property(device, "OPTIMIZATION_CAPABILITIES")]
-    except Exception:  # a device without this property: stay exact
+    except Exception:  # noqa: BLE001  (a device without this property: stay exact)
         return "f32"
     if device.upper().startswith("CPU"):
         return "bf16" if "BF16" in caps else "f32"
@@ -228,7 +228,7 @@ class OV(BackendConfig):
 def compiled_property(compiled: Any, name: str) -> str:
     try:
         return str(compiled.get_property(name))
-    except Exception:
+    except Exception:  # noqa: BLE001  (only for the log line)
         return "?"
 
 

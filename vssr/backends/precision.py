@@ -28,7 +28,7 @@ from onnx import TensorProto, helper, numpy_helper, shape_inference
 
 from ..errors import ModelError
 
-__all__ = ["FRAGILE_OPS", "lower_precision", "fp32_node_names", "fp32_io"]
+__all__ = ["FRAGILE_OPS", "fp32_io", "fp32_node_names", "lower_precision"]
 
 FRAGILE_OPS = frozenset(
     {
@@ -199,9 +199,12 @@ def lower_precision(
             for attr in node.attribute:
                 if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT:
                     attr.i = low
-                elif attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
-                    if attr.t.data_type == TensorProto.FLOAT:
-                        attr.t.CopyFrom(_to_low(numpy_helper.to_array(attr.t), low))
+                elif (
+                    attr.name == "value"
+                    and attr.type == onnx.AttributeProto.TENSOR
+                    and attr.t.data_type == TensorProto.FLOAT
+                ):
+                    attr.t.CopyFrom(_to_low(numpy_helper.to_array(attr.t), low))
         for index, name in enumerate(node.input):
             if name in floats and name in produced:
                 need = wanted(node, index)

@@ -18,7 +18,7 @@ import dataclasses
 import importlib
 import importlib.util
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import files
 from ..errors import BackendError, MissingBackendError
-from ..types import ShapeProfile, TensorSpec, Tensors
+from ..types import ShapeProfile, Tensors, TensorSpec
 from . import cuda, trt_cache
 from .base import BackendConfig, Runner, runtime_field
 from .precision import fp32_io, fp32_node_names, lower_precision
@@ -40,17 +40,17 @@ __all__ = [
     "TRT",
     "TRT_RTX",
     "TrtRunner",
-    "import_tensorrt",
-    "strongly_typed",
-    "weak_typing",
-    "resolve_profile",
-    "select_profile",
-    "network_from_onnx",
     "config_from_settings",
-    "profile_from_shapes",
     "engine_bytes_from_network",
     "engine_spec",
     "ensure_engine",
+    "import_tensorrt",
+    "network_from_onnx",
+    "profile_from_shapes",
+    "resolve_profile",
+    "select_profile",
+    "strongly_typed",
+    "weak_typing",
 ]
 
 logger = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ class TRT(_TensorRT):
 
 
 @dataclass(frozen=True, kw_only=True)
-class TRT_RTX(_TensorRT):  # noqa: N801 - vs-mlrt's name
+class TRT_RTX(_TensorRT):
     """TensorRT for RTX (`pip install "vssr[trt-rtx]"`): strongly typed, engines JIT-compiled per GPU."""
 
     module: ClassVar[str] = "tensorrt_rtx"
@@ -249,12 +249,13 @@ class BuildPlan:
         outputs = tuple(TensorSpec(s.name, out_dtype, s.shape) for s in network.outputs)
         data = model.SerializeToString()
         built = resolve_profile(config, network, profile)
-        shapes = {}
+        shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]] = {}
         for spec in inputs:
             if spec.is_image:
                 if spec.channels is None:
                     raise BackendError(f"input {spec.name!r} has no fixed channel count; TensorRT needs one")
-                shapes[spec.name] = tuple((1, spec.channels, h, w) for w, h in (built.min, built.opt, built.max))
+                low, opt, high = ((1, spec.channels, h, w) for w, h in (built.min, built.opt, built.max))
+                shapes[spec.name] = (low, opt, high)
             else:
                 if None in spec.shape:
                     raise BackendError(f"input {spec.name!r} {spec.shape} has dynamic non-spatial dimensions")
@@ -266,7 +267,7 @@ class BuildPlan:
             name=network.name,
             inputs=inputs,
             outputs=outputs,
-            shapes=shapes,  # type: ignore[arg-type]
+            shapes=shapes,
             profile=built,
             compute=compute,
             fp32_nodes=network.fp32_nodes,
@@ -312,7 +313,7 @@ def make_logger(trt: Any) -> Any:
         trt.ILogger.Severity.VERBOSE: logging.DEBUG - 5,
     }
 
-    class _Logger(trt.ILogger):  # type: ignore[misc, name-defined]
+    class _Logger(trt.ILogger):  # type: ignore[misc]
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
 
@@ -325,7 +326,7 @@ def make_logger(trt: Any) -> Any:
 def progress_monitor(trt: Any) -> Any:
     """A trt.IProgressMonitor logging each build phase (builds take minutes)."""
 
-    class _Progress(trt.IProgressMonitor):  # type: ignore[misc, name-defined]
+    class _Progress(trt.IProgressMonitor):  # type: ignore[misc]
         def __init__(self) -> None:
             trt.IProgressMonitor.__init__(self)
             self.steps: dict[str, int] = {}
@@ -359,7 +360,8 @@ def network_from_onnx(trt: Any, builder: Any, model_bytes: bytes, *, strong: boo
     return network, parser
 
 
-def profile_from_shapes(trt: Any, builder: Any, shapes: dict[str, tuple[Sequence[int], ...]]) -> Any:
+def profile_from_shapes(trt: Any, builder: Any, shapes: Mapping[str, tuple[Sequence[int], ...]]) -> Any:
+    """One optimization profile: input name -> (min, opt, max) full shapes."""
     profile = builder.create_optimization_profile()
     for name, (low, opt, high) in shapes.items():
         profile.set_shape(name, tuple(low), tuple(opt), tuple(high))
@@ -412,14 +414,15 @@ def build_engine_bytes(trt: Any, settings: _TensorRT, plan: BuildPlan, device: c
         keep = set(plan.fp32_nodes) | (fp32_node_names(_load_model(plan.model_bytes)) if plan.compute != "fp32" else set())
         weak_typing(trt, network, config, plan.compute, keep)
     config.add_optimization_profile(profile_from_shapes(trt, builder, plan.shapes))
-    if device is None:  # a CPU-only build (TensorRT-RTX) times nothing: no timing cache
+    if device is None or settings.module == "tensorrt_rtx":
+        # a CPU-only build times nothing, and TensorRT-RTX's timing cache is a deprecated no-op
         return engine_bytes_from_network(builder, network, config)
     timing = trt_cache.timing_cache_path(folder, _runtime_label(trt, settings), _device_label(device))
     cache = _attach_timing_cache(config, timing)
     data = engine_bytes_from_network(builder, network, config)
     try:
         _save_timing_cache(config, cache, timing)
-    except Exception as err:  # the cache only speeds up later builds; never fail a build over it
+    except Exception as err:  # noqa: BLE001 - the cache only speeds up later builds; never fail a build over it
         logger.warning("cannot update the timing cache %s: %s", timing, err)
     return data
 
@@ -600,7 +603,9 @@ class TrtRunner:
         for graph in self._graphs.values():
             graph.close()
         self._graphs.clear()
-        for buffer in (*self.device.values(), *self.host.values()):
-            buffer.close()
+        for device in self.device.values():
+            device.close()
+        for host in self.host.values():
+            host.close()
         self.stream.close()
         self.context = None

@@ -32,15 +32,15 @@ if TYPE_CHECKING:
     from .trt import _TensorRT
 
 __all__ = [
-    "EngineSpec",
     "EngineRecord",
-    "shape_label",
-    "engine_folder",
-    "load_or_build",
-    "timing_cache_path",
-    "list_engines",
+    "EngineSpec",
     "build_engine",
+    "engine_folder",
+    "list_engines",
+    "load_or_build",
     "prune_engines",
+    "shape_label",
+    "timing_cache_path",
 ]
 
 logger = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def load_or_build[T](
             return None
         try:
             result = load(data)
-        except Exception as err:  # any failure to deserialize means: rebuild
+        except Exception as err:  # noqa: BLE001 - any failure to deserialize means: rebuild
             logger.warning("engine %s cannot be loaded (%s); rebuilding it", path, err)
             return None
         os.utime(path)  # last use, for prune_engines

@@ -68,9 +68,10 @@ def _native_deform(backend: BackendConfig) -> bool:
         except importlib.metadata.PackageNotFoundError:
             return False
         return tuple(int(p) for p in version.split(".")[:2] if p.isdigit()) >= (1, 25)
-    # TensorRT >= 10.1 imports DeformConv as its ModulatedDeformConv2d plugin; TensorRT-RTX has no
-    # plugin library and OpenVINO's ONNX frontend rejects DeformConv-19
-    return name == "TRT"
+    # OpenVINO's ONNX frontend rejects DeformConv-19; TensorRT >= 10.1 imports it as the
+    # ModulatedDeformConv2d plugin only once libnvinfer_plugin is registered, so a TensorRT config
+    # opts in through supports_op(); TensorRT-RTX has no plugin library
+    return False
 
 
 def _resolve_deform(deform: str, backend: BackendConfig) -> DeformMode:
@@ -80,8 +81,8 @@ def _resolve_deform(deform: str, backend: BackendConfig) -> DeformMode:
     if deform == "native" and not native:
         raise VssrError(
             EDVR,
-            f"deform='native': {backend.runtime_name} cannot run ONNX DeformConv (it needs onnxruntime>=1.25: "
-            "pip install -U 'onnxruntime>=1.25', or TensorRT>=10.1 with its plugin library); "
+            f"deform='native': {backend.runtime_name} cannot run ONNX DeformConv here (ONNX Runtime needs "
+            "onnxruntime>=1.25: pip install -U 'onnxruntime>=1.25'; OpenVINO has no DeformConv); "
             "use deform='decomposed' (runs on every backend) or 'auto'",
         )
     if deform == "auto":

@@ -72,9 +72,9 @@ def images_from_folder(folder: str | os.PathLike[str], frames: int) -> list[np.n
 def frames_from_clip(clip: vs.VideoNode, frames: int) -> list[np.ndarray]:
     """Up to `frames` frames spread evenly over a clip, as RGB (3, H, W) float32 in [0, 1].
 
-    RGB clips are converted to 32-bit float; YUV clips go through the matrix in their frame props
-    (BT.709 when unspecified) and limited range unless _ColorRange says full; GRAY clips are
-    replicated to three channels.
+    RGB clips are converted to 32-bit float; YUV clips go through the _Matrix of their first
+    frame (BT.709 when unspecified), with the range their props say; GRAY clips are replicated to
+    three channels.
     """
     import vapoursynth as vs  # noqa: PLC0415 (lazy: only clip calibration needs VapourSynth)
 
@@ -87,7 +87,8 @@ def frames_from_clip(clip: vs.VideoNode, frames: int) -> list[np.ndarray]:
         gray = clip.resize.Point(format=vs.GRAYS) if fmt.id != vs.GRAYS else clip
         rgb = vs.core.std.ShufflePlanes([gray, gray, gray], [0, 0, 0], vs.RGB)
     elif fmt.color_family == vs.YUV:
-        rgb = clip.resize.Bicubic(format=vs.RGBS, matrix_in_s="709", prefer_props=True)
+        matrix = int(clip.get_frame(0).props.get("_Matrix", 2))  # type: ignore[arg-type]
+        rgb = clip.resize.Bicubic(format=vs.RGBS, matrix_in=1 if matrix in (2, 3) else matrix)
     else:
         raise ValueError(f"cannot calibrate on a {fmt.name} clip")
     out = []

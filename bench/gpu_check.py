@@ -1,0 +1,188 @@
+"""For whoever has an NVIDIA GPU: build each shipped model, check it against ORT, time it.
+
+    .venv/bin/python bench/gpu_check.py                      # TensorRT-RTX, all models
+    .venv/bin/python bench/gpu_check.py --backend TRT        # full TensorRT (pip install "vssr[trt]")
+    .venv/bin/python bench/gpu_check.py --models compact --sizes 1080p --frames 50
+
+1. Accuracy: each model at a small size, TensorRT vs ONNX Runtime CPU on the same random input;
+   relative error max|trt - ort| / max|ort| must be <= 1e-3 (fp32) and <= 1e-2 (fp16).
+2. Speed: the seed's configurations (1080p / 720p / 480p, 1 and 2 streams, static vs dynamic
+   shapes, fp16), frames per second with N threads each owning one runner (as VapourSynth does),
+   printed as a Markdown table like vs-mlrt v13's benchmark tables. The first (build) load is
+   timed separately; engines land in --engines (default: a temporary folder).
+
+Models are the zoo's when their weights are present (Real-ESRGAN animevideov3), else the
+architecture with random weights (same graph, same speed). Exit status 1 if an accuracy check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from vssr.backends.base import Runner
+from vssr.backends.ort import ORT
+from vssr.network import Network
+from vssr.types import ShapeProfile
+
+SIZES = {"1080p": (1920, 1080), "720p": (1280, 720), "480p": (854, 480)}
+
+
+def _compact() -> Network:
+    try:
+        from vssr import zoo
+
+        return zoo.network("realesrgan", "animevideov3", func="gpu_check")
+    except Exception as err:  # noqa: BLE001 - weights absent: same graph with random weights
+        print(f"(zoo Real-ESRGAN unavailable: {err}; random weights)")
+    sys.path.insert(0, str(ROOT))
+    from tests.backends.test_trt_build import _compact as build
+
+    return Network.load(build())
+
+
+def _from_tests(name: str) -> Callable[[], Network]:
+    def make() -> Network:
+        from tests.backends import test_trt_build as t
+
+        builders = {"quicksrnet": t._quicksrnet, "rife": t._rife, "edvr": t._edvr("native")}
+        return Network.load(builders[name]())
+
+    return make
+
+
+MODELS: dict[str, Callable[[], Network]] = {
+    "compact": _compact,
+    "quicksrnet": _from_tests("quicksrnet"),
+    "rife": _from_tests("rife"),
+    "edvr": _from_tests("edvr"),
+}
+
+
+def feeds_for(runner: Runner, width: int, height: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for spec in runner.inputs:
+        if spec.is_image:
+            shape = (1, spec.channels or 3, height, width)
+            feeds[spec.name] = rng.random(shape, dtype=np.float32).astype(spec.dtype)
+        else:
+            shape = tuple(d or 1 for d in spec.shape)
+            feeds[spec.name] = np.full(shape, 0.5, spec.dtype)
+    return feeds
+
+
+def padded(network: Network, width: int, height: int) -> tuple[int, int]:
+    return network.size.padded(width), network.size.padded(height)
+
+
+def accuracy(backend_cls: type, network: Network, engines: str, fp16: bool) -> float:
+    w, h = padded(network, 128, 96)
+    (ort,) = ORT().load(network, ShapeProfile.static(w, h))
+    (trt,) = backend_cls(engine_folder=engines, fp16=fp16).load(network, ShapeProfile.static(w, h))
+    try:
+        feeds = feeds_for(ort, w, h)
+        want = ort.infer(feeds)[ort.outputs[0].name].astype(np.float32)
+        got = trt.infer(feeds)[trt.outputs[0].name].astype(np.float32)
+        return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-6))
+    finally:
+        trt.close()
+
+
+def speed(backend_cls: type, network: Network, engines: str, size: tuple[int, int], streams: int,
+          static: bool, fp16: bool, frames: int) -> tuple[float, float]:
+    w, h = padded(network, *size)
+    config = backend_cls(engine_folder=engines, fp16=fp16, num_streams=streams, static_shape=static,
+                         max_shapes=None if static else padded(network, 1920, 1080))
+    start = time.perf_counter()
+    runners = config.load(network, ShapeProfile.static(w, h))
+    load_s = time.perf_counter() - start
+    feeds = [feeds_for(r, w, h, seed=i) for i, r in enumerate(runners)]
+    for r, f in zip(runners, feeds, strict=True):
+        r.infer(f)  # warm-up
+    per_thread = max(1, frames // streams)
+
+    def work(r: Runner, f: dict[str, np.ndarray]) -> None:
+        for _ in range(per_thread):
+            r.infer(f)
+
+    threads = [threading.Thread(target=work, args=(r, f)) for r, f in zip(runners, feeds, strict=True)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    fps = per_thread * streams / (time.perf_counter() - start)
+    for r in runners:
+        r.close()
+    return fps, load_s
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=["TRT", "TRT_RTX"], default="TRT_RTX")
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--sizes", default=",".join(SIZES))
+    parser.add_argument("--frames", type=int, default=30)
+    parser.add_argument("--engines", default=None, help="engine folder (default: a temporary one)")
+    args = parser.parse_args()
+
+    from vssr.backends import cuda
+    from vssr.backends import trt as trt_backend
+
+    count, error = cuda.device_count(cuda.import_cudart())
+    if count == 0:
+        print(f"no NVIDIA GPU here (cudaGetDeviceCount: {error}); this script needs one")
+        return 2
+
+    backend_cls = getattr(trt_backend, args.backend)
+    engines = args.engines or tempfile.mkdtemp(prefix="vssr-engines-")
+    failed = False
+    rows = []
+    for name in args.models.split(","):
+        try:
+            network = MODELS[name]()
+        except Exception as err:  # noqa: BLE001 - report and go on with the next model
+            print(f"{name}: cannot build the network: {err}")
+            failed = True
+            continue
+        for fp16, limit in ((False, 1e-3), (True, 1e-2)):
+            try:
+                err = accuracy(backend_cls, network, engines, fp16)
+                verdict = "ok" if err <= limit else "FAIL"
+            except Exception as exc:  # noqa: BLE001 - a failed check is a row, not a crash
+                err, verdict = float("nan"), f"ERROR {exc}"
+            failed |= verdict != "ok"
+            print(f"{name} {'fp16' if fp16 else 'fp32'} vs ORT CPU: rel err {err:.2e} (limit {limit:g}) {verdict}")
+        for size_name in args.sizes.split(","):
+            for static in (True, False):
+                for streams in (1, 2):
+                    try:
+                        fps, load_s = speed(backend_cls, network, engines, SIZES[size_name], streams, static,
+                                            True, args.frames)
+                        rows.append((name, size_name, "static" if static else "dynamic", streams, f"{fps:.2f}",
+                                     f"{load_s:.1f}"))
+                    except Exception as exc:  # noqa: BLE001 - a failed configuration is a row
+                        rows.append((name, size_name, "static" if static else "dynamic", streams, f"ERROR {exc}", ""))
+                    print(" | ".join(str(c) for c in rows[-1]), flush=True)
+    print()
+    print(f"{args.backend}, fp16, {args.frames} frames per configuration")
+    print("| model | size | shapes | streams | fps | load s (build on first) |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(str(c) for c in row) + " |")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,305 @@
+"""The TensorRT runtime path without a GPU: real engine builds, mocked runtime and CUDA.
+
+Every CUDA function is `create_autospec` of the real `cuda.bindings.runtime` function (a call with
+the wrong arguments, or to a function the installed version lacks, fails), and the TensorRT
+runtime objects are autospecs of the real `tensorrt_rtx` classes (a method they lack fails). The
+fake "GPU" is host memory: cudaMalloc hands out real buffers, cudaMemcpyAsync really copies, and
+execute_async_v3 runs the engine's ONNX with onnx.reference, so the data path is checked end to
+end, including CUDA-graph capture and replay.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+from unittest import mock
+
+import numpy as np
+import onnx
+import pytest
+from onnx.reference import ReferenceEvaluator
+
+from tests import nets
+from vssr.backends import cuda
+from vssr.backends.trt import TRT_RTX
+from vssr.errors import BackendError
+from vssr.network import Network
+from vssr.types import ShapeProfile
+
+trt = pytest.importorskip("tensorrt_rtx")
+rt = pytest.importorskip("cuda.bindings.runtime")
+
+OK = rt.cudaError_t.cudaSuccess
+
+
+class FakeGpu:
+    """cuda.bindings.runtime stand-in: autospecced functions over host memory."""
+
+    USED = (
+        "cudaGetDeviceCount", "cudaSetDevice", "cudaGetDeviceProperties", "cudaGetErrorName",
+        "cudaStreamCreateWithFlags", "cudaStreamSynchronize", "cudaStreamDestroy",
+        "cudaHostAlloc", "cudaFreeHost", "cudaMalloc", "cudaFree", "cudaMemcpyAsync",
+        "cudaStreamBeginCapture", "cudaStreamEndCapture", "cudaGraphInstantiate", "cudaGraphLaunch",
+        "cudaGraphExecDestroy", "cudaGraphDestroy",
+    )
+
+    def __init__(self) -> None:
+        self.memory: dict[int, ctypes.Array[ctypes.c_byte]] = {}
+        self.capturing: list[Any] | None = None
+        self.graphs: dict[int, list[Any]] = {}
+        self.fail: dict[str, Any] = {}
+        self.module = SimpleNamespace(
+            cudaError_t=rt.cudaError_t,
+            cudaStreamNonBlocking=rt.cudaStreamNonBlocking,
+            cudaHostAllocDefault=rt.cudaHostAllocDefault,
+            cudaMemcpyKind=rt.cudaMemcpyKind,
+            cudaStreamCaptureMode=rt.cudaStreamCaptureMode,
+        )
+        for name in self.USED:
+            impl = getattr(self, name)
+
+            def guarded(*args: Any, _name: str = name, _impl: Any = impl) -> Any:
+                if _name in self.fail:
+                    return (self.fail[_name],)
+                return _impl(*args)
+
+            setattr(self.module, name, mock.create_autospec(getattr(rt, name), side_effect=guarded))
+
+    def _alloc(self, size: int) -> int:
+        buffer = (ctypes.c_byte * size)()
+        address = ctypes.addressof(buffer)
+        self.memory[address] = buffer
+        return address
+
+    # --- the functions, with the real ones' return conventions ---------------------------------
+    def cudaGetDeviceCount(self) -> Any:
+        return OK, 1
+
+    def cudaSetDevice(self, device: int) -> Any:
+        return (OK,)
+
+    def cudaGetDeviceProperties(self, device: int) -> Any:
+        return OK, SimpleNamespace(name=b"Fake RTX 4090\0\0", major=8, minor=9)
+
+    def cudaGetErrorName(self, err: Any) -> Any:
+        return OK, err.name.encode()
+
+    def cudaStreamCreateWithFlags(self, flags: int) -> Any:
+        return OK, 4000 + len(self.memory)
+
+    def cudaStreamSynchronize(self, stream: Any) -> Any:
+        return (OK,)
+
+    def cudaStreamDestroy(self, stream: Any) -> Any:
+        return (OK,)
+
+    def cudaHostAlloc(self, size: int, flags: int) -> Any:
+        return OK, self._alloc(size)
+
+    def cudaMalloc(self, size: int) -> Any:
+        return OK, self._alloc(size)
+
+    def cudaFreeHost(self, ptr: int) -> Any:
+        del self.memory[ptr]
+        return (OK,)
+
+    cudaFree = cudaFreeHost
+
+    def cudaMemcpyAsync(self, dst: int, src: int, count: int, kind: Any, stream: Any) -> Any:
+        op = lambda: ctypes.memmove(dst, src, count)
+        self.capturing.append(op) if self.capturing is not None else op()
+        return (OK,)
+
+    def cudaStreamBeginCapture(self, stream: Any, mode: Any) -> Any:
+        self.capturing = []
+        return (OK,)
+
+    def cudaStreamEndCapture(self, stream: Any) -> Any:
+        ops, self.capturing = self.capturing, None
+        self.graphs[id(ops)] = ops  # type: ignore[arg-type]
+        return OK, id(ops)
+
+    def cudaGraphInstantiate(self, graph: Any, flags: int) -> Any:
+        return OK, graph
+
+    def cudaGraphLaunch(self, graph_exec: Any, stream: Any) -> Any:
+        for op in self.graphs[graph_exec]:
+            op()
+        return (OK,)
+
+    def cudaGraphExecDestroy(self, graph_exec: Any) -> Any:
+        return (OK,)
+
+    def cudaGraphDestroy(self, graph: Any) -> Any:
+        return (OK,)
+
+
+def fake_engine(gpu: FakeGpu, model: onnx.ModelProto, profile: ShapeProfile) -> Any:
+    """An autospec ICudaEngine whose contexts run `model` with onnx.reference on fake device memory."""
+    reference = ReferenceEvaluator(model)
+    inputs = [i for i in model.graph.input]
+    outputs = [o.name for o in model.graph.output]
+    dtypes = {v.name: onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type)
+              for v in [*model.graph.input, *model.graph.output]}
+    engine = mock.create_autospec(trt.ICudaEngine, instance=True)
+    engine.num_optimization_profiles = 1
+    c = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim][1]
+    engine.get_tensor_profile_shape.return_value = [(1, c, h, w) for w, h in (profile.min, profile.opt, profile.max)]
+
+    def make_context(*args: Any) -> Any:
+        context = mock.create_autospec(trt.IExecutionContext, instance=True)
+        shapes: dict[str, tuple[int, ...]] = {}
+        addresses: dict[str, int] = {}
+
+        def set_input_shape(name: str, shape: Any) -> bool:
+            shapes[name] = tuple(shape)
+            return True
+
+        def out_shapes() -> dict[str, tuple[int, ...]]:
+            feeds = {i.name: np.zeros(shapes[i.name], dtypes[i.name]) for i in inputs}
+            return {n: r.shape for n, r in zip(outputs, reference.run(None, feeds), strict=True)}
+
+        def get_tensor_shape(name: str) -> Any:
+            return shapes[name] if name in shapes else out_shapes()[name]
+
+        def set_tensor_address(name: str, ptr: int) -> bool:
+            addresses[name] = ptr
+            return True
+
+        def run() -> None:
+            feeds = {}
+            for i in inputs:
+                n = int(np.prod(shapes[i.name])) * np.dtype(dtypes[i.name]).itemsize
+                feeds[i.name] = np.frombuffer(ctypes.string_at(addresses[i.name], n), dtypes[i.name]).reshape(shapes[i.name])
+            for name, result in zip(outputs, reference.run(None, feeds), strict=True):
+                data = np.ascontiguousarray(result, dtypes[name]).tobytes()
+                ctypes.memmove(addresses[name], data, len(data))
+
+        def execute_async_v3(stream: int) -> bool:
+            gpu.capturing.append(run) if gpu.capturing is not None else run()
+            return True
+
+        context.set_input_shape.side_effect = set_input_shape
+        context.get_tensor_shape.side_effect = get_tensor_shape
+        context.set_tensor_address.side_effect = set_tensor_address
+        context.execute_async_v3.side_effect = execute_async_v3
+        return context
+
+    engine.create_execution_context.side_effect = make_context
+    return engine
+
+
+@pytest.fixture
+def gpu(monkeypatch: pytest.MonkeyPatch) -> FakeGpu:
+    fake = FakeGpu()
+    monkeypatch.setattr(cuda, "import_cudart", lambda: fake.module)
+    return fake
+
+
+def _load(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, model: onnx.ModelProto, config: TRT_RTX,
+          tile: ShapeProfile, engine_profile: ShapeProfile | None = None) -> tuple[list[Any], Any]:
+    """config.load with a real engine build and a mocked trt.Runtime returning `fake_engine`."""
+    runtime = mock.create_autospec(trt.Runtime, instance=True)
+    runtime.deserialize_cuda_engine.side_effect = lambda data: fake_engine(gpu, model, engine_profile or tile)
+    monkeypatch.setattr(trt, "Runtime", mock.create_autospec(trt.Runtime, return_value=runtime))
+    return config.load(Network.load(model), tile), runtime
+
+
+def test_static_engine_runs_through_buffers(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    model = nets.pixel_shuffle_x2()
+    runners, runtime = _load(gpu, monkeypatch, model, TRT_RTX(engine_folder=str(tmp_path), num_streams=2),
+                             ShapeProfile.static(24, 24))
+    assert len(runners) == 2 and runners[0].stream.handle != runners[1].stream.handle
+    assert runners[0].host["input"].ptr != runners[1].host["input"].ptr
+    for runner in runners:
+        nets.check_runner(runner, model)  # numbers through pinned -> device -> engine -> host
+    deserialized = runtime.deserialize_cuda_engine.call_args.args[0]
+    assert deserialized == next(tmp_path.glob("*.engine")).read_bytes()  # the real built engine
+    calls = gpu.module.cudaSetDevice.call_count
+    runners[0].infer({"input": np.zeros((1, 3, 24, 24), np.float32)})
+    assert gpu.module.cudaSetDevice.call_count == calls + 1  # on every call: VS threads are arbitrary
+    allocated = len(gpu.memory)
+    for runner in runners:
+        runner.close()
+    assert len(gpu.memory) == allocated - 8  # 2 runners x (host + device) x (input + output)
+
+
+def test_dynamic_engine_sets_shapes_per_tile(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    model = nets.conv3x3()
+    config = TRT_RTX(engine_folder=str(tmp_path), static_shape=False, max_shapes=(64, 48))
+    (runner,), _ = _load(gpu, monkeypatch, model, config, ShapeProfile.static(32, 32),
+                         ShapeProfile((32, 32), (32, 32), (64, 48)))
+    context = runner.context
+    assert runner.host["input"].array.shape == (1, 3, 48, 64)  # allocated at the largest shape, once
+    mallocs = gpu.module.cudaMalloc.call_count
+    reference = ReferenceEvaluator(model)
+    for h, w in [(32, 32), (48, 64), (32, 32), (32, 32)]:
+        x = np.random.default_rng(h * w).random((1, 3, h, w), dtype=np.float32)
+        got = runner.infer({"input": x})["output"]
+        np.testing.assert_allclose(got, reference.run(None, {"input": x})[0], rtol=1e-5, atol=1e-5)
+    assert gpu.module.cudaMalloc.call_count == mallocs  # no per-frame allocation
+    shapes = [c.args for c in context.set_input_shape.call_args_list]
+    # one call at load (largest shape), then one per change of tile size, none for repeats
+    assert shapes == [("input", (1, 3, 48, 64)), ("input", (1, 3, 32, 32)), ("input", (1, 3, 48, 64)),
+                      ("input", (1, 3, 32, 32))]
+    with pytest.raises(BackendError, match="no optimization profile"):
+        runner.infer({"input": np.zeros((1, 3, 96, 96), np.float32)})
+
+
+def test_cuda_graph_captured_after_warm_up(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    model = nets.conv3x3()
+    (runner,), _ = _load(gpu, monkeypatch, model, TRT_RTX(engine_folder=str(tmp_path), use_cuda_graph=True),
+                         ShapeProfile.static(16, 16))
+    reference = ReferenceEvaluator(model)
+    for seed in range(4):
+        x = np.random.default_rng(seed).random((1, 3, 16, 16), dtype=np.float32)
+        np.testing.assert_allclose(runner.infer({"input": x})["output"], reference.run(None, {"input": x})[0],
+                                   rtol=1e-5, atol=1e-5)
+    assert runner.context.execute_async_v3.call_count == 2  # warm-up, then once inside the capture
+    assert gpu.module.cudaStreamBeginCapture.call_count == 1
+    assert gpu.module.cudaGraphLaunch.call_count == 3  # calls 2, 3, 4 replay the graph
+    runner.close()
+    assert gpu.module.cudaGraphExecDestroy.call_count == 1
+
+
+def test_cuda_errors_are_checked(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (runner,), _ = _load(gpu, monkeypatch, nets.conv3x3(), TRT_RTX(engine_folder=str(tmp_path)),
+                         ShapeProfile.static(16, 16))
+    gpu.fail["cudaMemcpyAsync"] = rt.cudaError_t.cudaErrorIllegalAddress
+    with pytest.raises(BackendError, match="cudaMemcpyAsync.*cudaErrorIllegalAddress"):
+        runner.infer({"input": np.zeros((1, 3, 16, 16), np.float32)})
+
+
+def test_undeserializable_engine_is_rebuilt(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    model = nets.conv3x3()
+    config = TRT_RTX(engine_folder=str(tmp_path))
+    _, runtime = _load(gpu, monkeypatch, model, config, ShapeProfile.static(16, 16))
+    (path,) = tmp_path.glob("*.engine")
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2])  # truncated: the real runtime returns None for it
+    runtime.deserialize_cuda_engine.side_effect = lambda data: (
+        fake_engine(gpu, model, ShapeProfile.static(16, 16)) if data == good else None
+    )
+    config.load(Network.load(model), ShapeProfile.static(16, 16))
+    assert path.read_bytes() == good  # rebuilt, byte for byte (the build is deterministic here)
+
+
+def test_no_gpu_is_said_plainly() -> None:
+    """The real cuda-python on this machine: cudaGetDeviceCount reports no usable driver."""
+    err, count = rt.cudaGetDeviceCount()
+    if err == OK and count > 0:  # pragma: no cover - a GPU machine
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(BackendError, match=r"needs an NVIDIA GPU.*cudaGetDeviceCount: cudaError"):
+        TRT_RTX().load(Network.load(nets.conv3x3()), ShapeProfile.static(16, 16))
+
+
+def test_autospec_catches_calls_the_installed_version_lacks() -> None:
+    """The guard the other tests rely on: a misspelt or wrongly called function fails."""
+    fake = FakeGpu()
+    with pytest.raises(TypeError):
+        fake.module.cudaMemcpyAsync(1, 2, 3)  # missing kind and stream
+    context = mock.create_autospec(trt.IExecutionContext, instance=True)
+    with pytest.raises(AttributeError):
+        context.enqueue_v3(0)  # not a tensorrt_rtx method

@@ -1,0 +1,96 @@
+"""QuickSRNet (weights trained and shipped by vssr, models/quicksrnet/) as a recipe over inference()."""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import vapoursynth as vs
+
+from ..arch import quicksrnet
+from ..backends import BackendConfig
+from ..errors import ModelError
+from ..files import models_dir, project_root
+from ..glue.checks import VssrError, check_clip, user_errors
+from ..inference import inference
+from ..network import Network
+
+__all__ = ["QuickSRNet", "shipped_weights"]
+
+SCALES = (2, 3, 4, 1.5)
+
+
+def shipped_weights() -> dict[tuple[str, Fraction], Path]:
+    """(size, scale) -> .npz of the weights vssr ships (models/quicksrnet/<size>_x<scale>.npz)."""
+    dirs = [d / "quicksrnet" for d in (project_root() and project_root() / "models", models_dir()) if d]  # type: ignore[operator]
+    found: dict[tuple[str, Fraction], Path] = {}
+    for d in dirs:
+        for f in sorted(d.glob("*_x*.npz")) if d.is_dir() else ():
+            size, _, scale = f.stem.partition("_x")
+            found.setdefault((size, Fraction(scale)), f)
+    return found
+
+
+def QuickSRNet(
+    clip: vs.VideoNode,
+    size: str = "small",
+    scale: float = 2,
+    *,
+    weights: str | os.PathLike[str] | None = None,
+    backend: BackendConfig | None = None,
+    tilesize: int | tuple[int, int] | None = None,
+    overlap: int | tuple[int, int] | None = None,
+) -> vs.VideoNode:
+    """Upscale with QuickSRNet (Berger et al. 2023): a tiny ReLU1 conv net built for int8.
+
+    Args:
+        clip: RGBS/RGBH, or GRAYS/GRAYH for luma-only use (e.g. the Y of a YUV clip): the RGB
+            network then sees the grey image as three equal channels and returns the mean of its
+            three outputs (the weights are trained on RGB; this is how the benchmarks score grey
+            images).
+        size: "small", "medium" or "large" (with shipped weights; see `shipped_weights()`).
+        scale: 2, 3, 4 or 1.5.
+        weights: a .npz state dict in QuickSRNet's PyTorch keys (cnn.0.weight ... conv_last.*),
+            instead of the shipped weights; size and scale are then read from it.
+        backend: a vssr.Backend.* config; default: the fastest CPU backend installed.
+        tilesize: tile size (int or (width, height)); None runs whole frames.
+        overlap: context pixels per tile side; default the network's receptive radius.
+
+    Raises:
+        VssrError: invalid arguments, or no weights for this size and scale.
+    """
+    check_clip(clip, QuickSRNet)
+    channels = 1 if clip.format.color_family == vs.GRAY else 3  # type: ignore[union-attr]
+    if weights is None:
+        if size not in quicksrnet.SIZES:
+            raise VssrError(QuickSRNet, f"size must be one of {', '.join(map(repr, quicksrnet.SIZES))}, not {size!r}")
+        if scale not in SCALES:
+            raise VssrError(QuickSRNet, f"scale must be one of {', '.join(map(str, SCALES))}, not {scale!r}")
+        available = shipped_weights()
+        path = available.get((size, Fraction(scale)))
+        if path is None:
+            have = ", ".join(f"{s} x{float(k):g}" for s, k in sorted(available)) or "none"
+            raise VssrError(
+                QuickSRNet,
+                f"no shipped weights for size={size!r} scale={scale}; available: {have} "
+                "(train more with tools/train_quicksrnet.py and pass weights=)",
+            )
+    else:
+        path = Path(weights)
+        if not path.is_file():
+            raise VssrError(QuickSRNet, f"weights file {os.fspath(path)!r} does not exist")
+    with user_errors(QuickSRNet):
+        try:
+            with np.load(path) as data:
+                state = {k: np.asarray(data[k], np.float32) for k in data.files}
+        except (OSError, ValueError) as err:
+            raise ModelError(f"cannot read weights {os.fspath(path)!r} (a .npz of arrays): {err}") from err
+        network = Network.load(quicksrnet.build(state, channels=channels))
+        radius = quicksrnet.receptive_radius(state)
+    if tilesize is None:
+        overlap = 0
+    elif overlap is None:
+        overlap = radius
+    return inference(clip, network, backend, tilesize=tilesize, overlap=overlap, func=QuickSRNet)

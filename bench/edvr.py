@@ -1,19 +1,22 @@
 """EDVR-M x4 on CPU through vssr.EDVR: split vs monolithic, native DeformConv vs decomposition.
 
-    .venv/bin/python bench/edvr.py                                  # 180x320 -> 720x1280, 8 frames
-    .venv/bin/python bench/edvr.py --frames 6 --only ort-split-native,ort-mono-native
+    .venv/bin/python bench/edvr.py                                  # 180x320 -> 720x1280, all configs
+    .venv/bin/python bench/edvr.py --rounds 2 --only ort-split-native,ort-mono-native
 
 EDVR-M shape (num_feat 64, 5 frames, 8 deformable groups, 5 extraction / 10 reconstruction
 blocks) with random weights: the same compute as EDVR_M_x4_SR_REDS_official (no checkpoint can be
-fetched here; pass --model PATH.pth to use one). Frames are random noise. Each configuration runs
-the clip's frames in order; the first --warmup output frames (session warm-up, and the split's
-initial feature fill) are excluded from the timed part. Prints ms/frame and fps, and the ratios
-split/monolithic and native/decomposed.
+fetched here; pass --model PATH.pth to use one). Frames are random noise. Each configuration
+first renders --warmup frames (session warm-up, the split's initial feature fill), then the
+configurations take turns, one frame each per round, in frame order (so the split runs in its
+steady state: one feature extraction per output frame). Prints the median ms/frame and fps, and
+the ratios split/monolithic and native/decomposed. Single-stream backends (ORT num_streams=1; OV
+with its defaults) and frames requested one at a time: this measures per-frame latency.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -22,16 +25,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 # openvino before the VapourSynth core (see vssr/backends/ov.py)
-from vssr.backends import ov as vssr_ov  # noqa: E402
+from vssr.backends import ov as vssr_ov
 
 HAS_OV = vssr_ov.preload()
 
-import numpy as np  # noqa: E402
-import vapoursynth as vs  # noqa: E402
+import numpy as np
+import vapoursynth as vs
 
-from tests.arch.edvr_numpy import random_state  # noqa: E402
-from vssr.backends import Backend  # noqa: E402
-from vssr.filters.edvr import EDVR  # noqa: E402
+from tests.arch.edvr_numpy import random_state
+from vssr.backends import Backend
+from vssr.filters.edvr import EDVR
 
 core = vs.core
 
@@ -60,41 +63,49 @@ def source(frames: int, height: int, width: int) -> vs.VideoNode:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4, help="timed rounds; each config runs one frame per round")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed frames per config before the rounds")
     parser.add_argument("--height", type=int, default=180)
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--model", default=None, help="a BasicSR EDVR .pth (default: EDVR-M random weights)")
     parser.add_argument("--only", default="", help="comma-separated config names: " + ", ".join(CONFIGS))
     args = parser.parse_args()
     model = args.model or random_state(num_feat=64, num_frame=5, groups=8, extract=5, reconstruct=10, offset_scale=0.5)
-    clip = source(args.frames, args.height, args.width)
+    frames = args.warmup + args.rounds
+    clip = source(frames, args.height, args.width)
     wanted = [c for c in args.only.split(",") if c] or list(CONFIGS)
-    results: dict[str, float] = {}
+    clips: dict[str, vs.VideoNode] = {}
     for name in wanted:
         make_backend, split, deform = CONFIGS[name]
         if name.startswith("ov") and not HAS_OV:
             print(f"{name:24s} skipped: openvino not installed")
             continue
         t0 = time.perf_counter()
-        out = EDVR(clip, model, backend=make_backend(), split=split, deform=deform)
-        setup = time.perf_counter() - t0
-        times = []
-        for n in range(args.frames):
+        clips[name] = EDVR(clip, model, backend=make_backend(), split=split, deform=deform)
+        for n in range(args.warmup):
+            clips[name].get_frame(n)
+        print(f"{name:24s} setup + {args.warmup} warm-up frames: {time.perf_counter() - t0:.1f} s", flush=True)
+    # the configs take turns frame by frame, so that a change in machine load hits them all alike
+    times: dict[str, list[float]] = {name: [] for name in clips}
+    for n in range(args.warmup, frames):
+        for name, out in clips.items():
             t = time.perf_counter()
             out.get_frame(n)
-            times.append(time.perf_counter() - t)
-        timed = times[args.warmup:]
-        ms = 1000 * sum(timed) / len(timed)
+            times[name].append(time.perf_counter() - t)
+    results: dict[str, float] = {}
+    for name, ts in times.items():
+        ms = 1000 * statistics.median(ts)
         results[name] = ms
-        print(f"{name:24s} {ms:8.0f} ms/frame  {1000 / ms:6.3f} fps  (setup {setup:.1f} s, first frame "
-              f"{1000 * times[0]:.0f} ms, {out.width}x{out.height})", flush=True)
+        out = clips[name]
+        print(f"{name:24s} {ms:8.0f} ms/frame  {1000 / ms:6.3f} fps  median of {len(ts)} "
+              f"({', '.join(f'{1000 * t:.0f}' for t in ts)}) {clip.width}x{clip.height} -> {out.width}x{out.height}")
     for a, b, label in (
         ("ort-mono-native", "ort-split-native", "split speedup, ORT native"),
         ("ort-mono-decomposed", "ort-split-decomposed", "split speedup, ORT decomposed"),
         ("ov-mono-decomposed", "ov-split-decomposed", "split speedup, OV decomposed"),
         ("ort-mono-decomposed", "ort-mono-native", "native/decomposed speedup, ORT monolithic"),
         ("ort-split-decomposed", "ort-split-native", "native/decomposed speedup, ORT split"),
+        ("ort-split-native", "ov-split-decomposed", "OV decomposed vs ORT native, split"),
     ):
         if a in results and b in results:
             print(f"{label}: {results[a] / results[b]:.2f}x")

@@ -38,6 +38,23 @@ from vssr.types import ShapeProfile
 SIZES = {"1080p": (1920, 1080), "720p": (1280, 720), "480p": (854, 480)}
 
 
+def _random_compact(feat: int = 64, convs: int = 16, scale: int = 4) -> Network:
+    """SRVGGNetCompact at animevideov3's size with random weights (same graph, same speed)."""
+    from vssr.arch import compact
+
+    rng = np.random.default_rng(0)
+    state = {"body.0.weight": rng.normal(0, 0.1, (feat, 3, 3, 3)), "body.0.bias": np.zeros(feat)}
+    for i in range(convs + 1):
+        state[f"body.{2 * i + 1}.weight"] = np.full(feat, 0.2)
+        if i < convs:
+            state[f"body.{2 * i + 2}.weight"] = rng.normal(0, 0.05, (feat, feat, 3, 3))
+            state[f"body.{2 * i + 2}.bias"] = np.zeros(feat)
+    last = 2 * convs + 2
+    state[f"body.{last}.weight"] = rng.normal(0, 0.05, (3 * scale * scale, feat, 3, 3))
+    state[f"body.{last}.bias"] = np.zeros(3 * scale * scale)
+    return Network.load(compact.build({k: v.astype(np.float32) for k, v in state.items()}))
+
+
 def _compact() -> Network:
     try:
         from vssr import zoo
@@ -45,27 +62,36 @@ def _compact() -> Network:
         return zoo.network("realesrgan", "animevideov3", func="gpu_check")
     except Exception as err:  # noqa: BLE001 - weights absent: same graph with random weights
         print(f"(zoo Real-ESRGAN unavailable: {err}; random weights)")
-    sys.path.insert(0, str(ROOT))
-    from tests.backends.test_trt_build import _compact as build
-
-    return Network.load(build())
+    return _random_compact()
 
 
-def _from_tests(name: str) -> Callable[[], Network]:
-    def make() -> Network:
-        from tests.backends import test_trt_build as t
+def _quicksrnet() -> Network:
+    from vssr.arch import quicksrnet
 
-        builders = {"quicksrnet": t._quicksrnet, "rife": t._rife, "edvr": t._edvr("native")}
-        return Network.load(builders[name]())
+    return Network.load(quicksrnet.build(quicksrnet.random_state("small", 2)))
 
-    return make
+
+def _rife() -> Network:
+    from tests.arch import ifnet_numpy
+    from vssr.arch import ifnet
+
+    v = ifnet.VERSIONS["4.6"]
+    return Network.load(ifnet.build_flownet(ifnet_numpy.random_state(v.channels, v.encoder, v.head, v.feat), v))
+
+
+def _edvr() -> Network:
+    """EDVR-M size (64 features, 5 frames); decomposed deformable conv (TensorRT-RTX has no plugin)."""
+    from tests.arch import edvr_numpy
+    from vssr.arch import edvr
+
+    return Network.load(edvr.build(edvr_numpy.random_state(num_feat=64, num_frame=5, groups=8), deform="decomposed"))
 
 
 MODELS: dict[str, Callable[[], Network]] = {
     "compact": _compact,
-    "quicksrnet": _from_tests("quicksrnet"),
-    "rife": _from_tests("rife"),
-    "edvr": _from_tests("edvr"),
+    "quicksrnet": _quicksrnet,
+    "rife": _rife,
+    "edvr": _edvr,
 }
 
 
@@ -86,9 +112,9 @@ def padded(network: Network, width: int, height: int) -> tuple[int, int]:
     return network.size.padded(width), network.size.padded(height)
 
 
-def accuracy(backend_cls: type, network: Network, engines: str, fp16: bool) -> float:
-    w, h = padded(network, 128, 96)
-    (ort,) = ORT().load(network, ShapeProfile.static(w, h))
+def accuracy(backend_cls: type, network: Network, engines: str, fp16: bool, size: tuple[int, int] = (128, 96)) -> float:
+    w, h = padded(network, *size)
+    (ort,) = ORT(num_streams=1).load(network, ShapeProfile.static(w, h))
     (trt,) = backend_cls(engine_folder=engines, fp16=fp16).load(network, ShapeProfile.static(w, h))
     try:
         feeds = feeds_for(ort, w, h)

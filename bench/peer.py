@@ -6,6 +6,8 @@
 Paths (select with --only, comma-separated prefixes):
     vssr-ort-f32                 vssr.inference(clip, net, backend=Backend.ORT(num_streams=2))
     vssr-ov-f32 / -bf16 / -auto  vssr.inference(..., backend=Backend.OV(precision=...)); auto = defaults
+    vssr-ov-bf16-tput / -1req    layout variants: THROUGHPUT hint with 2 OpenVINO streams x 1 thread;
+                                 a single infer request (one ModifyFrame); both vs the bf16 peers
     mlrt-ort-f32                 vs-mlrt core.ort.Model (its defaults: 1 stream, CPU)
     mlrt-ov-f32 / -bf16 / -auto  vs-mlrt core.ov.Model with INFERENCE_PRECISION_HINT, or the plugin defaults
     bare-ort-f32                 onnxruntime over numpy frames: 2 threads x 1 intra-op session each
@@ -195,6 +197,9 @@ def paths(net: Network, clip: vs.VideoNode, frames: int, arrays: list[np.ndarray
         "vssr-ov-f32": vssr_path(lambda: Backend.OV(precision="f32")),
         "vssr-ov-bf16": vssr_path(lambda: Backend.OV(precision="bf16")),
         "vssr-ov-auto": vssr_path(lambda: Backend.OV()),
+        # layout variants, to confirm vssr's default on a quiet machine (compared with the bf16 peers)
+        "vssr-ov-bf16-tput": vssr_path(lambda: Backend.OV(precision="bf16", hint="THROUGHPUT", ov_streams=2)),
+        "vssr-ov-bf16-1req": vssr_path(lambda: Backend.OV(precision="bf16", num_streams=1)),
         "mlrt-ort-f32": lambda: vs_run(lambda: core.ort.Model(clip, data, path_is_serialization=True), frames),
         "mlrt-ov-f32": mlrt_ov("f32"),
         "mlrt-ov-bf16": mlrt_ov("bf16"),
@@ -205,19 +210,14 @@ def paths(net: Network, clip: vs.VideoNode, frames: int, arrays: list[np.ndarray
     }
 
 
-def measure(build: Path_, frames: int, runs: int) -> tuple[float, float]:
-    """Median fps over `runs` fresh builds, and the median CPU use (% of one core) while timed."""
-    fps, cpu = [], []
-    for _ in range(runs):
-        run = build()
-        t0, c0 = time.perf_counter(), os.times()
-        run()
-        wall = time.perf_counter() - t0
-        c1 = os.times()
-        fps.append(frames / wall)
-        cpu.append((c1.user - c0.user + c1.system - c0.system) / wall * 100)
-        del run
-    return statistics.median(fps), statistics.median(cpu)
+def measure_once(build: Path_, frames: int) -> tuple[float, float]:
+    """fps of one fresh build, and the CPU use (% of one core) while timed."""
+    run = build()
+    t0, c0 = time.perf_counter(), os.times()
+    run()
+    wall = time.perf_counter() - t0
+    c1 = os.times()
+    return frames / wall, (c1.user - c0.user + c1.system - c0.system) / wall * 100
 
 
 # --- accuracy ----------------------------------------------------------------------------------
@@ -277,14 +277,22 @@ def main(argv: list[str] | None = None) -> None:
     print(f"# {net.name}: {width}x{height} -> {width * net.scale}x{height * net.scale}, {args.frames} frames, "
           f"median of {args.runs}, {args.threads} VapourSynth threads, {os.cpu_count()} cores, "
           f"load {os.getloadavg()[0]:.1f}")
-    results: dict[str, tuple[float, float]] = {}
-    for name in chosen:
-        try:
-            results[name] = measure(table[name], args.frames, args.runs)
-        except Exception as err:  # noqa: BLE001  (one broken peer must not hide the rest)
-            print(f"# {name}: failed: {err}")
-            continue
-        print(f"# {name}: {results[name][0]:.3f} fps, cpu {results[name][1]:.0f}%", flush=True)
+    # round-robin over the paths, so a drift in machine load hits every path alike
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in chosen}
+    for run in range(args.runs):
+        for name in list(samples):
+            try:
+                fps, cpu = measure_once(table[name], args.frames)
+            except Exception as err:  # noqa: BLE001  (one broken peer must not hide the rest)
+                print(f"# {name}: failed: {err}")
+                del samples[name]
+                continue
+            samples[name].append((fps, cpu))
+            print(f"# run {run + 1} {name}: {fps:.3f} fps, cpu {cpu:.0f}%", flush=True)
+    results = {
+        name: (statistics.median(f for f, _ in runs), statistics.median(c for _, c in runs))
+        for name, runs in samples.items()
+    }
 
     print()
     print("| path | fps | cpu % | vssr / vs-mlrt | vssr / bare |")
@@ -292,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, (fps, cpu) in results.items():
         vs_mlrt = bare = ""
         if name.startswith("vssr-"):
-            kind = name.removeprefix("vssr-")
+            kind = name.removeprefix("vssr-").removesuffix("-tput").removesuffix("-1req")
             vs_mlrt = ratio(results, name, f"mlrt-{kind}")
             bare = ratio(results, name, f"bare-{kind}")
             if kind == "ov-auto":

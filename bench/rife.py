@@ -38,36 +38,42 @@ HAS_OV = vssr_ov.preload()
 
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
-import onnx.compose  # noqa: E402
 import vapoursynth as vs  # noqa: E402
 
 from tests.arch import ifnet_numpy as ref  # noqa: E402
 from tests.weights.torchsave import Tensor, save_zip  # noqa: E402
 from vssr.arch import ifnet  # noqa: E402
-from vssr.arch.ops import GraphBuilder  # noqa: E402
 from vssr.weights import rife as rife_weights  # noqa: E402
 from vssr.backends import Backend  # noqa: E402
 from vssr.filters.rife import RIFE  # noqa: E402
 
 core = vs.core
 
-BACKENDS = {"ort": lambda: Backend.ORT(), "ov": lambda: Backend.OV(precision="f32")}
+BACKENDS = {"ort": lambda n: Backend.ORT(num_streams=n), "ov": lambda n: Backend.OV(precision="f32", num_streams=n)}
 
 
 def vsmlrt_layout(flownet: onnx.ModelProto) -> bytes:
     """flownet (img0, img1, timestep[1,1,1,1]) behind vs-mlrt's 11-channel v1 input."""
-    g = GraphBuilder("vsmlrt_v1_input")
-    x = g.input("input", 11)
-    img0 = g.output(g.slice_channels(x, 0, 3), "img0", 3)
-    img1 = g.output(g.slice_channels(x, 3, 6), "img1", 3)
-    t = g.op("Slice", [x, g.const(np.array([6, 0, 0], np.int64), "s"), g.const(np.array([7, 1, 1], np.int64), "e"),
-                       g.const(np.array([1, 2, 3], np.int64), "ax")], "t")
-    g.output(t, "timestep", shape=[1, 1, 1, 1])
-    front = onnx.compose.add_prefix(g.model(), "mlrt_in/", rename_inputs=False, rename_outputs=False)
-    del front.metadata_props[:]
-    merged = onnx.compose.merge_models(front, flownet, io_map=[(img0, "img0"), (img1, "img1"),
-                                                               ("timestep", "timestep")])
-    return merged.SerializeToString()
+    model = onnx.ModelProto()
+    model.CopyFrom(flownet)
+    graph = model.graph
+
+    def i64(name: str, values: list[int]) -> str:
+        graph.initializer.append(onnx.numpy_helper.from_array(np.array(values, np.int64), f"mlrt_in/{name}"))
+        return f"mlrt_in/{name}"
+
+    def cut(out: str, start: list[int], end: list[int], axes: list[int]) -> onnx.NodeProto:
+        ins = ["input", i64(f"{out}_s", start), i64(f"{out}_e", end), i64(f"{out}_a", axes)]
+        return onnx.helper.make_node("Slice", ins, [out], name=f"mlrt_in/{out}")
+
+    front = [cut("img0", [0], [3], [1]), cut("img1", [3], [6], [1]), cut("timestep", [6, 0, 0], [7, 1, 1], [1, 2, 3])]
+    nodes = [*front, *graph.node]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.input[:]
+    graph.input.append(onnx.helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [1, 11, "H", "W"]))
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
 
 
 def vsmlrt_rife(clip: vs.VideoNode, data: bytes, runtime: str) -> vs.VideoNode:
@@ -75,19 +81,20 @@ def vsmlrt_rife(clip: vs.VideoNode, data: bytes, runtime: str) -> vs.VideoNode:
     w, h = clip.width, clip.height
     pw, ph = -(-w // 32) * 32, -(-h // 32) * 32
     padded = clip.std.AddBorders(right=pw - w, bottom=ph - h)
-    n = clip.num_frames
-    right = padded.std.DuplicateFrames(frames=n - 1).std.Trim(first=1)
+    length = clip.num_frames
+    right = padded.std.DuplicateFrames(frames=length - 1).std.Trim(first=1)
     gray = padded.std.BlankClip(format=vs.GRAYS, length=1, keep=True)
-    planes = [gray.std.BlankClip(color=0.5, length=n)]
+    planes = [gray.std.BlankClip(color=0.5, length=length)]
     ramps = [np.broadcast_to(2 * np.arange(pw) / (pw - 1) - 1, (ph, pw)),
              np.broadcast_to((2 * np.arange(ph) / (ph - 1) - 1)[:, None], (ph, pw))]
     for ramp in ramps:
-        def put(k: int, f: vs.VideoFrame, ramp: np.ndarray = ramp) -> vs.VideoFrame:
+        def put(n: int, f: vs.VideoFrame, ramp: np.ndarray = ramp) -> vs.VideoFrame:
             out = f.copy()
             np.copyto(np.asarray(out[0]), ramp)
             return out
-        planes.append(core.std.ModifyFrame(gray, gray, put).std.Loop(n))
-    planes += [gray.std.BlankClip(color=2 / (pw - 1), length=n), gray.std.BlankClip(color=2 / (ph - 1), length=n)]
+        planes.append(core.std.ModifyFrame(gray, gray, put).std.Loop(clip.num_frames))
+    planes += [gray.std.BlankClip(color=2 / (pw - 1), length=length),
+               gray.std.BlankClip(color=2 / (ph - 1), length=length)]
     clips = [padded, right, *planes]
     if runtime == "ort":
         mid = core.ort.Model(clips, data, path_is_serialization=True)
@@ -124,13 +131,14 @@ def main() -> None:
     parser.add_argument("--backends", default="ort,ov", help="ort, ov, mlrt-ort, mlrt-ov")
     parser.add_argument("--frames", type=int, default=6, help="source frames (output: 2x)")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--streams", type=int, default=1, help="vssr inference streams (frames in flight)")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--model", default=None, help="a real flownet.pkl instead of random weights")
     args = parser.parse_args()
     clip = source(args.frames, args.height, args.width)
     print(f"RIFE multi=2, {args.width}x{args.height} RGBS, {args.frames} source frames, "
-          f"{vs.core.num_threads} VapourSynth threads")
+          f"{vs.core.num_threads} VapourSynth threads, {args.streams} vssr stream(s)")
     with tempfile.TemporaryDirectory() as tmp:
         for version in args.versions.split(","):
             model = Path(args.model) if args.model else weights(version, Path(tmp))
@@ -146,14 +154,12 @@ def main() -> None:
                         continue
                     out = vsmlrt_rife(clip, vsmlrt_layout(loaded.flownet), name[5:])
                 else:
-                    out = RIFE(clip, model=model, backend=BACKENDS[name](), sc=False)  # every odd frame: one run
+                    out = RIFE(clip, model=model, backend=BACKENDS[name](args.streams), sc=False)  # odd frames: runs
                 for n in range(args.warmup):
                     out.get_frame(n)
+                timed = out[args.warmup : out.num_frames - 1]  # the last frame is a held copy
                 start = time.perf_counter()
-                count = 0
-                for n in range(args.warmup, out.num_frames - 1):  # the last frame is a held copy
-                    out.get_frame(n)
-                    count += 1
+                count = sum(1 for _ in timed.frames(prefetch=2 * args.streams + 2))
                 elapsed = time.perf_counter() - start
                 runs = sum(1 for n in range(args.warmup, out.num_frames - 1) if n % 2)
                 fps[name] = count / elapsed

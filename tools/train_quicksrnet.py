@@ -14,7 +14,7 @@ iteration count reached is logged). ``--iterations N`` instead runs a fixed, det
 of N iterations. A 0.999 moving average of the weights is kept and exported beside the raw weights.
 
 ``--qat-from CKPT`` instead fine-tunes a checkpoint with int8 fake quantization (per-channel
-symmetric weights, per-tensor activations on [0, 1]) and exports the moving average of the
+symmetric weights, uint8 activations on [0, 1] as vssr.quant makes them) and exports the moving average of the
 weights, which post-training int8 quantization then loses much less on.
 
 Outputs in --out: ``ckpt.pt`` (resumable state), ``weights.npz`` / ``weights_ema.npz`` in the
@@ -193,9 +193,8 @@ def fake_quant_weight(w: torch.Tensor) -> torch.Tensor:
 
 
 def fake_quant_act(a: torch.Tensor) -> torch.Tensor:
-    """Per-tensor symmetric int8 over [-1, 1] (activations here live in [0, 1])."""
-    scale = 1.0 / 127.0
-    q = torch.clamp(torch.round(a / scale), -127, 127) * scale
+    """uint8 over [0, 1] (vssr.quant's default for ReLU1 outputs and the input: zero point 0)."""
+    q = torch.clamp(torch.round(a * 255.0), 0, 255) / 255.0
     return a + (q - a).detach()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from .backends import Backend, BackendConfig
 from .errors import BackendError, MissingBackendError, ModelError
 from .filters.realesrgan import RealESRGAN
+from .filters.rife import RIFE
 from .glue.checks import VssrError
 from .inference import Session, inference
 from .network import Network
@@ -19,6 +20,7 @@ __all__ = [
     "MissingBackendError",
     "ModelError",
     "Network",
+    "RIFE",
     "RealESRGAN",
     "Session",
     "VssrError",

@@ -96,7 +96,7 @@ def pixel_shuffle(x: np.ndarray, r: int) -> np.ndarray:
 
 def pool(x: np.ndarray, kind: str) -> np.ndarray:
     """3x3, stride 2, pad 1; max ignores the padding, average divides by 9 (count_include_pad)."""
-    c, h, w = x.shape
+    _c, h, w = x.shape
     fill = -np.inf if kind == "max" else 0.0
     xp = np.pad(x, ((0, 0), (1, 1), (1, 1)), constant_values=fill)
     ho, wo = (h - 1) // 2 + 1, (w - 1) // 2 + 1

@@ -6,7 +6,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from tests.arch.edvr_numpy import conv2d, modulated_deform_conv as np_deform
+from tests.arch.edvr_numpy import conv2d
+from tests.arch.edvr_numpy import modulated_deform_conv as np_deform
 from vssr.arch.deform import DEFORM_MODES, deform_groups, modulated_deform_conv
 from vssr.arch.ops import GraphBuilder
 

@@ -29,11 +29,11 @@ def _frames(t: int, h: int, w: int, seed: int = 1) -> np.ndarray:
 
 
 CONFIGS = {
-    "sr_t5": dict(num_feat=16, groups=8, num_frame=5, extract=2, reconstruct=2),
-    "sr_t7_g4": dict(num_feat=8, groups=4, num_frame=7, extract=1, reconstruct=1),
-    "no_tsa_t3": dict(num_feat=8, groups=8, num_frame=3, tsa=False),
-    "predeblur_x4": dict(num_feat=16, groups=8, predeblur=True),
-    "deblur_hr_in": dict(num_feat=16, groups=8, predeblur=True, hr_in=True),
+    "sr_t5": {"num_feat": 16, "groups": 8, "num_frame": 5, "extract": 2, "reconstruct": 2},
+    "sr_t7_g4": {"num_feat": 8, "groups": 4, "num_frame": 7, "extract": 1, "reconstruct": 1},
+    "no_tsa_t3": {"num_feat": 8, "groups": 8, "num_frame": 3, "tsa": False},
+    "predeblur_x4": {"num_feat": 16, "groups": 8, "predeblur": True},
+    "deblur_hr_in": {"num_feat": 16, "groups": 8, "predeblur": True, "hr_in": True},
 }
 
 
@@ -109,4 +109,35 @@ def test_basicsr_checkpoint_round_trip(tmp_path: Path) -> None:
     frames = _frames(5, 8, 12)
     want = ref.edvr(state, frames)
     got = _session(build(loaded)).run(None, {"input": frames.reshape(1, -1, 8, 12)})[0]
+    assert np.abs(got[0] - want).max() <= TOL
+
+
+def test_decomposition_runs_on_openvino() -> None:
+    """OpenVINO's ONNX frontend has no DeformConv; the decomposed graph runs there and matches numpy."""
+    from vssr.backends import ov
+    from vssr.types import ShapeProfile
+
+    if not ov.available():
+        pytest.skip("openvino is not importable here")
+    state = ref.random_state(num_feat=8, groups=8, seed=13)
+    h, w = 12, 16
+    frames = _frames(5, h, w, seed=2)
+    want = ref.edvr(state, frames)
+    backend = ov.OV(precision="f32", num_streams=1, cache=False)
+    runner = backend.load(Network.load(build(state, deform="decomposed")), ShapeProfile.static(w, h))[0]
+    got = runner.infer({"input": frames.reshape(1, -1, h, w)})["output"]
+    runner.close()
+    assert np.abs(got[0] - want).max() <= TOL
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("deform", ["native", "decomposed"])
+def test_edvr_m_shapes_match_numpy(deform: str) -> None:
+    """The real EDVR-M configuration (64 features, 8 groups of 8 channels, 5 + 10 blocks) on a small frame."""
+    state = ref.random_state(num_feat=64, groups=8, num_frame=5, extract=5, reconstruct=10, seed=21)
+    params = EDVRParams.from_state(state)
+    assert (params.num_feat, params.extract, params.reconstruct, params.name) == (64, 5, 10, "edvr_M_x4_t5")
+    frames = _frames(5, 16, 24, seed=8)
+    want = ref.edvr(state, frames)
+    got = _session(build(state, deform=deform)).run(None, {"input": frames.reshape(1, -1, 16, 24)})[0]
     assert np.abs(got[0] - want).max() <= TOL

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -145,3 +146,27 @@ def test_gray_graph_is_rgb_net_on_replicated_grey(size: str, scale: float) -> No
     np.testing.assert_allclose(got, want, atol=TOL, rtol=0)
     with pytest.raises(ModelError, match="1 \\(grey\\) or 3"):
         quicksrnet.build(state, channels=2)
+
+
+def test_shipped_weights_reproduce_model_card(shared_data: Path) -> None:
+    """models/quicksrnet/small_x2.npz scores the Set5 PSNR its MODEL_CARD.md states, within 0.01 dB."""
+    import re
+
+    from vssr import metrics
+
+    folder = Path(__file__).resolve().parents[2] / "models" / "quicksrnet"
+    if not (folder / "small_x2.npz").is_file():
+        pytest.skip("models/quicksrnet/small_x2.npz is not present")
+    card = (folder / "MODEL_CARD.md").read_text()
+    stated = float(re.search(r"small_x2\.npz Set5 PSNR \(x2, Y\): ([\d.]+) dB", card).group(1))  # type: ignore[union-attr]
+    model = quicksrnet.build(dict(np.load(folder / "small_x2.npz")))
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+    def upscale(lr: np.ndarray) -> np.ndarray:
+        x = lr.transpose(2, 0, 1)[None].astype(np.float32) / 255.0
+        return sess.run(None, {"input": x})[0][0].transpose(1, 2, 0)
+
+    psnr = metrics.score_sr_set(upscale, metrics.load_sr_set(shared_data / "sr-bench" / "Set5", 2), 2)[0]
+    assert abs(psnr - stated) <= 0.01

@@ -7,6 +7,7 @@ the QDQ model.
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 import sys
 import threading
 import time
@@ -20,7 +21,7 @@ from tests.backends.qdq_net import SIZE, is_qdq, qdq_conv
 from vssr.backends import Backend, default_backend
 from vssr.backends import ov as ov_backend
 from vssr.errors import BackendError, MissingBackendError
-from vssr.network import Network
+from vssr.network import Network, set_metadata
 from vssr.types import ShapeProfile
 
 openvino = pytest.importorskip("openvino")
@@ -295,3 +296,86 @@ def test_other_openvino_build_is_explained(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(BackendError, match="Import vssr before the first use") as info:
         ov_backend.import_openvino()
     assert not isinstance(info.value, MissingBackendError)
+
+
+# --- fp32 islands ------------------------------------------------------------------------------
+def _runtime_precisions(runner: object, layer_type: str) -> dict[str, str]:
+    compiled = runner._compiled  # type: ignore[attr-defined]
+    result = {}
+    for op in compiled.get_runtime_model().get_ops():
+        info = op.get_rt_info()
+        if info["layerType"].astype(str) == layer_type:
+            result[op.get_friendly_name().split("/")[0]] = info["runtimePrecision"].astype(str)
+    return result
+
+
+def test_declared_fp32_nodes_stay_f32_under_bf16() -> None:
+    model = nets.conv3x3(layers=3)
+    set_metadata(model, fp32_nodes="n_conv1")
+    (runner,) = Backend.OV(precision="bf16", num_streams=1).load(Network.load(model), PROFILE)
+    precisions = _runtime_precisions(runner, "Convolution")
+    assert precisions["n_conv1"] == "f32"
+    assert {precisions["n_conv0"], precisions["n_conv2"]} == {"bf16"}
+    nets.check_runner(runner, model, rtol=3e-2, atol=3e-2)
+    # without the declaration every conv is bf16 (so the pin above did the work)
+    (plain,) = Backend.OV(precision="bf16", num_streams=1).load(Network.load(nets.conv3x3(layers=3)), PROFILE)
+    assert set(_runtime_precisions(plain, "Convolution").values()) == {"bf16"}
+
+
+def test_unavailable_device_is_a_backend_error() -> None:
+    devices = ov_backend.shared_core().available_devices
+    if "NPU" in devices:
+        pytest.skip("this machine has an NPU")
+    with pytest.raises(BackendError, match="cannot compile network .* for NPU"):
+        Backend.OV(device="NPU", num_streams=1).load(Network.load(nets.identity()), PROFILE)
+
+
+# --- through VapourSynth -----------------------------------------------------------------------
+def test_inference_on_vapoursynth_threads(core) -> None:  # type: ignore[no-untyped-def]
+    """vssr.inference with OV: N interleaved ModifyFrame instances share pooled runners (no
+    threading.local), and the frames equal ONNX Runtime's on the same arrays."""
+    import onnxruntime as ort
+    import vapoursynth as vs
+
+    import vssr
+
+    model = nets.pixel_shuffle_x2()
+    colors = [[0.1, 0.5, 0.9], [0.7, 0.2, 0.4], [0.3, 0.3, 0.8], [0.9, 0.6, 0.1]]
+    parts = [core.std.BlankClip(width=20, height=12, format=vs.RGBS, length=2, color=c) for c in colors]
+    clip = core.std.AddBorders(core.std.Splice(parts), left=2, right=2, top=2, bottom=2, color=[1.0, 0.0, 0.5])
+    out = vssr.inference(clip, model, backend=Backend.OV(precision="f32", num_streams=2))
+    assert (out.width, out.height, out.num_frames) == (48, 32, 8)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    for n, frame in enumerate(out.frames()):
+        src = clip.get_frame(n)
+        x = np.stack([np.asarray(src[p]) for p in range(3)])[None].astype(np.float32)
+        (want,) = session.run(None, {"input": x})
+        got = np.stack([np.asarray(frame[p]) for p in range(3)])
+        np.testing.assert_allclose(got, want[0], rtol=1e-5, atol=1e-5)
+
+
+# --- openvino next to vs-mlrt's ov plugin --------------------------------------------------------
+_CORE_THEN_OPENVINO = """
+import site, sys
+if len(sys.argv) > 1:
+    site.addsitedir(sys.argv[1])  # processes the .pth there, as site-packages would at start-up
+import vapoursynth as vs
+vs.core.std  # creates the core: autoloads plugins, vs-mlrt's ov among them if installed
+import openvino
+print("ok", openvino.Core().available_devices, hasattr(vs.core, "ov"))
+"""
+
+
+def _run_python(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", _CORE_THEN_OPENVINO, *args], capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def test_import_hook_lets_openvino_load_after_the_core(tmp_path: Path) -> None:
+    pth = ov_backend.install_import_hook(tmp_path)
+    assert pth.read_text() == "import _vssr_openvino_first\n"
+    hooked = _run_python(str(tmp_path))
+    assert hooked.returncode == 0 and hooked.stdout.startswith("ok"), hooked.stderr[-2000:]
+    if hooked.stdout.rstrip().endswith("True"):  # vs-mlrt's ov plugin is installed: the hook is what made it work
+        plain = _run_python()
+        assert plain.returncode != 0 and "mismatches with OpenVINO Runtime" in plain.stderr

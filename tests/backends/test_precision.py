@@ -130,3 +130,25 @@ def test_declared_node_must_exist() -> None:
         lower_precision(nets.conv3x3(), fp32_nodes=["nope"])
     with pytest.raises(ValueError, match="float16"):
         lower_precision(nets.conv3x3(), dtype="float8")
+
+
+def test_fp32_io_undoes_edge_casts_and_keeps_other_fp16_io_exact() -> None:
+    from vssr.backends.precision import fp32_io
+    from vssr.network import Network
+
+    model = nets.conv3x3()
+    edged = Network.load(model).with_io_dtype(np.float16, np.float16).model
+    plain = fp32_io(edged)
+    onnx.checker.check_model(plain, full_check=True)
+    assert [n.op_type for n in plain.graph.node] == [*(n.op_type for n in model.graph.node), "Identity"]
+    assert {v.type.tensor_type.elem_type for v in [*plain.graph.input, *plain.graph.output]} == {TensorProto.FLOAT}
+    x = np.random.default_rng(0).random((1, 3, 8, 8), dtype=np.float32)
+    np.testing.assert_array_equal(_run(plain, {"input": x})[0], _run(model, {"input": x})[0])
+    # a genuinely fp16 input (no vssr edge cast) gets an exact Cast instead
+    g = GraphBuilder("half")
+    h = g.input("input", 1, 2, 2, dtype=TensorProto.FLOAT16)
+    g.output(g.op("Mul", [h, g.const(np.float16(2), "two")], "twice"), "output", 1, dtype=TensorProto.FLOAT16)
+    half = fp32_io(g.model(scale=1))
+    onnx.checker.check_model(half, full_check=True)
+    y = np.array([[[[0.5, 1.5], [3.0, -2.0]]]], np.float32)
+    np.testing.assert_array_equal(_run(half, {"input": y})[0], 2 * y)

@@ -179,9 +179,9 @@ def _edvr(deform: str) -> Callable[[], onnx.ModelProto]:
     return make
 
 
-EDVR_XFAIL = pytest.mark.xfail(
-    reason="found here: TensorRT-RTX has no DeformConv plugin (native), and its Range takes no float limit "
-    "computed from a dynamic shape (decomposed; use an int64 Range, then Cast)",
+NO_DEFORM_PLUGIN = pytest.mark.xfail(
+    reason="TensorRT-RTX ships no DeformConv plugin: the ONNX parser refuses the native op "
+    "(edvr deform='decomposed' builds)",
     raises=BackendError,
     strict=False,
 )
@@ -190,8 +190,8 @@ SHIPPED = [
     pytest.param(_zoo_realesrgan, id="realesrgan-animevideov3-zoo"),
     pytest.param(_quicksrnet, id="quicksrnet"),
     pytest.param(_rife, id="rife-4.6", marks=pytest.mark.slow),
-    pytest.param(_edvr("native"), id="edvr-native", marks=[pytest.mark.slow, EDVR_XFAIL]),
-    pytest.param(_edvr("decomposed"), id="edvr-decomposed", marks=[pytest.mark.slow, EDVR_XFAIL]),
+    pytest.param(_edvr("native"), id="edvr-native", marks=[pytest.mark.slow, NO_DEFORM_PLUGIN]),
+    pytest.param(_edvr("decomposed"), id="edvr-decomposed", marks=pytest.mark.slow),
 ]
 
 

@@ -32,6 +32,7 @@ trt = pytest.importorskip("tensorrt_rtx")
 rt = pytest.importorskip("cuda.bindings.runtime")
 
 OK = rt.cudaError_t.cudaSuccess
+RUNTIME_CONFIG = trt.IRuntimeConfig  # kept: one test hides it to play full TensorRT
 
 
 class FakeGpu:
@@ -158,8 +159,14 @@ def fake_engine(gpu: FakeGpu, model: onnx.ModelProto, profile: ShapeProfile) -> 
             return True
 
         def out_shapes() -> dict[str, tuple[int, ...]]:
-            feeds = {i.name: np.zeros(shapes[i.name], dtypes[i.name]) for i in inputs}
-            return {n: r.shape for n, r in zip(outputs, reference.run(None, feeds), strict=True)}
+            """Output shapes by the graph's scale, read once at 16x16 (cheap at any size)."""
+            probe = {i.name: np.zeros((*shapes[i.name][:2], 16, 16) if len(shapes[i.name]) == 4
+                                      and shapes[i.name][2:] != (1, 1) else shapes[i.name], dtypes[i.name])
+                     for i in inputs}
+            image = next(i.name for i in inputs if len(shapes[i.name]) == 4 and shapes[i.name][2:] != (1, 1))
+            h, w = shapes[image][2:]
+            return {n: (*r.shape[:2], r.shape[2] * h // 16, r.shape[3] * w // 16)
+                    for n, r in zip(outputs, reference.run(None, probe), strict=True)}
 
         def get_tensor_shape(name: str) -> Any:
             return shapes[name] if name in shapes else out_shapes()[name]
@@ -188,6 +195,7 @@ def fake_engine(gpu: FakeGpu, model: onnx.ModelProto, profile: ShapeProfile) -> 
         return context
 
     engine.create_execution_context.side_effect = make_context
+    engine.create_runtime_config.return_value = mock.create_autospec(RUNTIME_CONFIG, instance=True)
     return engine
 
 
@@ -249,6 +257,8 @@ def test_dynamic_engine_sets_shapes_per_tile(gpu: FakeGpu, monkeypatch: pytest.M
 
 
 def test_cuda_graph_captured_after_warm_up(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Full TensorRT (no IRuntimeConfig): vssr captures copies + enqueue itself, after a warm-up."""
+    monkeypatch.delattr(trt, "IRuntimeConfig")
     model = nets.conv3x3()
     (runner,), _ = _load(gpu, monkeypatch, model, TRT_RTX(engine_folder=str(tmp_path), use_cuda_graph=True),
                          ShapeProfile.static(16, 16))
@@ -262,6 +272,60 @@ def test_cuda_graph_captured_after_warm_up(gpu: FakeGpu, monkeypatch: pytest.Mon
     assert gpu.module.cudaGraphLaunch.call_count == 3  # calls 2, 3, 4 replay the graph
     runner.close()
     assert gpu.module.cudaGraphExecDestroy.call_count == 1
+
+
+def test_rtx_captures_graphs_itself_and_specializes_eagerly(
+    gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """TensorRT-RTX JIT-compiles kernels: graphs and dynamic-shape kernels are asked of its runtime config."""
+    config = TRT_RTX(engine_folder=str(tmp_path), use_cuda_graph=True, static_shape=False, max_shapes=(32, 32))
+    (runner,), _ = _load(gpu, monkeypatch, nets.conv3x3(), config, ShapeProfile.static(16, 16),
+                         ShapeProfile((16, 16), (16, 16), (32, 32)))
+    runtime_config = runner.engine.create_runtime_config.return_value
+    runner.engine.create_execution_context.assert_called_once_with(runtime_config)
+    assert runtime_config.cuda_graph_strategy == trt.CudaGraphStrategy.WHOLE_GRAPH_CAPTURE
+    strategy = runtime_config.dynamic_shapes_kernel_specialization_strategy
+    assert strategy == trt.DynamicShapesKernelSpecializationStrategy.EAGER
+    for _ in range(3):
+        runner.infer({"input": np.zeros((1, 3, 16, 16), np.float32)})
+    assert gpu.module.cudaStreamBeginCapture.call_count == 0 and runner.context.execute_async_v3.call_count == 3
+
+
+def _run_built_graphs(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Make deserialized engines run the ONNX vssr built for them (recorded from BuildPlan.make)."""
+    from vssr.backends import trt as trt_backend
+
+    plans: list[Any] = []
+    make = trt_backend.BuildPlan.make.__func__  # type: ignore[attr-defined]
+
+    def recording_make(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        plans.append(make(cls, *args, **kwargs))
+        return plans[-1]
+
+    monkeypatch.setattr(trt_backend.BuildPlan, "make", classmethod(recording_make))
+    runtime = mock.create_autospec(trt.Runtime, instance=True)
+    runtime.deserialize_cuda_engine.side_effect = lambda data: fake_engine(
+        gpu, onnx.load_model_from_string(plans[-1].model_bytes), plans[-1].profile
+    )
+    monkeypatch.setattr(trt, "Runtime", mock.create_autospec(trt.Runtime, return_value=runtime))
+    return plans
+
+
+def test_session_rgbh_tiles_through_trt(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The generic Session (padding, tiles, fp16 frames) over TRT_RTX: the engine runs the graph vssr
+    actually built (fp16 I/O, fp16 compute), in true fp16 arithmetic by onnx.reference."""
+    from vssr.inference import Session
+
+    plans = _run_built_graphs(gpu, monkeypatch)
+    model = nets.pixel_shuffle_x2()
+    session = Session.create(Network.load(model), TRT_RTX(engine_folder=str(tmp_path)), width=50, height=30,
+                             tilesize=32, overlap=4, dtype=np.float16, func="test")
+    assert plans[-1].precision_label == "fp16-in16-out16" and plans[-1].profile == ShapeProfile.static(32, 30)
+    x = np.random.default_rng(7).random((1, 3, 30, 50), dtype=np.float32).astype(np.float16)
+    got = session.run({"input": x})["output"]
+    want = ReferenceEvaluator(model).run(None, {"input": x.astype(np.float32)})[0]
+    assert got.dtype == np.float16 and got.shape == (1, 3, 60, 100)
+    np.testing.assert_allclose(got.astype(np.float32), want, rtol=1e-2, atol=1e-2)
 
 
 def test_cuda_errors_are_checked(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -303,3 +367,63 @@ def test_autospec_catches_calls_the_installed_version_lacks() -> None:
     context = mock.create_autospec(trt.IExecutionContext, instance=True)
     with pytest.raises(AttributeError):
         context.enqueue_v3(0)  # not a tensorrt_rtx method
+
+
+# --- on a GPU only (skipped here) -----------------------------------------------------------------
+@pytest.mark.gpu
+@pytest.mark.parametrize("use_cuda_graph", [False, True])
+def test_gpu_streams_in_threads_and_tile_changes(use_cuda_graph: bool, tmp_path: Path) -> None:
+    """Real engine, two streams driven from two threads, dynamic tiles, optional CUDA graphs."""
+    import threading
+
+    model = nets.conv3x3(layers=3)
+    config = TRT_RTX(engine_folder=str(tmp_path), num_streams=2, static_shape=False, max_shapes=(128, 96),
+                     use_cuda_graph=use_cuda_graph)
+    runners = config.load(Network.load(model), ShapeProfile.static(64, 48))
+    reference = ReferenceEvaluator(model)
+    errors: list[BaseException] = []
+
+    def work(runner: Any, seed: int) -> None:
+        try:
+            for i, (h, w) in enumerate([(48, 64), (96, 128), (48, 64), (48, 64)] * 3):
+                x = np.random.default_rng(seed * 100 + i).random((1, 3, h, w), dtype=np.float32)
+                got = runner.infer({"input": x})["output"]
+                np.testing.assert_allclose(got, reference.run(None, {"input": x})[0], rtol=1e-3, atol=1e-4)
+        except BaseException as err:  # noqa: BLE001 - re-raised in the main thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(r, i)) for i, r in enumerate(runners)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for runner in runners:
+        runner.close()
+    if errors:
+        raise errors[0]
+
+
+def test_wrong_feeds_are_named(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (runner,), _ = _load(gpu, monkeypatch, nets.conv3x3(), TRT_RTX(engine_folder=str(tmp_path)),
+                         ShapeProfile.static(16, 16))
+    with pytest.raises(ValueError, match="float16.*takes float32"):
+        runner.infer({"input": np.zeros((1, 3, 16, 16), np.float16)})
+    with pytest.raises(BackendError, match="no optimization profile.*20x16"):
+        runner.infer({"input": np.zeros((1, 3, 16, 20), np.float32)})  # a static engine takes its tile only
+
+
+def test_gpu_check_script_runs_on_the_fake_gpu(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """bench/gpu_check.py's accuracy and timing code, on tiny shapes (its real run needs a GPU)."""
+    import sys
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "bench"))
+    import gpu_check  # type: ignore[import-not-found]
+
+    _run_built_graphs(gpu, monkeypatch)
+    network = Network.load(nets.pixel_shuffle_x2())
+    assert gpu_check.accuracy(TRT_RTX, network, str(tmp_path), fp16=False, size=(32, 24)) <= 1e-5
+    assert 1e-5 < gpu_check.accuracy(TRT_RTX, network, str(tmp_path), fp16=True, size=(32, 24)) <= 1e-2
+    for static in (True, False):
+        fps, load_s = gpu_check.speed(TRT_RTX, network, str(tmp_path), (24, 16), 2, static, True, 4)
+        assert fps > 0 and load_s >= 0
+    sys.modules.pop("gpu_check", None)

@@ -149,7 +149,7 @@ def test_argument_errors(core: vs.Core, tmp_path: Path) -> None:
 
 def test_deblur_hr_in_runs_monolithic(core: vs.Core) -> None:
     state = ref.random_state(num_feat=8, predeblur=True, hr_in=True, seed=12)
-    clip, data = _source(core, 3, 16, 20, seed=7)  # padded to 32x32 (multiple of 16), cropped back
+    clip, _data = _source(core, 3, 16, 20, seed=7)  # padded to 32x32 (multiple of 16), cropped back
     out = EDVR(clip, state, backend=Backend.ORT())
     assert (out.width, out.height) == (20, 16)
     assert np.isfinite(_array(out.get_frame(1))).all()
@@ -190,7 +190,7 @@ def test_vspipe_into_ffmpeg(tmp_path: Path) -> None:
     vspipe = subprocess.Popen([str(VSPIPE), "-c", "y4m", str(script), "-"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     ffmpeg = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", "-", "-c:v", "ffv1", str(out)],
-                            stdin=vspipe.stdout, capture_output=True)
+                            stdin=vspipe.stdout, capture_output=True, check=False)
     vspipe.stdout.close()  # type: ignore[union-attr]
     assert vspipe.wait() == 0, vspipe.stderr.read().decode()  # type: ignore[union-attr]
     assert ffmpeg.returncode == 0, ffmpeg.stderr.decode()
@@ -213,7 +213,7 @@ def test_example_script(tmp_path: Path) -> None:
     vspipe = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
     ffmpeg = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", "-", "-c:v", "ffv1", str(out)],
-                            stdin=vspipe.stdout, capture_output=True)
+                            stdin=vspipe.stdout, capture_output=True, check=False)
     vspipe.stdout.close()  # type: ignore[union-attr]
     assert vspipe.wait() == 0, vspipe.stderr.read().decode()  # type: ignore[union-attr]
     assert ffmpeg.returncode == 0, ffmpeg.stderr.decode()

@@ -69,3 +69,18 @@ def test_errors(core: vs.Core, tmp_path: Path) -> None:
     if ("large", Fraction(4)) not in shipped_weights():
         with pytest.raises(vs.Error, match="no shipped weights for size='large' scale=4; available"):
             QuickSRNet(rgb, size="large", scale=4)
+
+
+def test_int8_calibrated_on_the_clip(core: vs.Core, weights: tuple[Path, dict[str, np.ndarray]],
+                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VSSR_MODEL_DIR", str(tmp_path / "models"))
+    path, state = weights
+    data = np.random.default_rng(4).random((3, 1, 16, 16)).astype(np.float32)
+    clip = _clip(core, data, vs.GRAYS)
+    out = QuickSRNet(clip, weights=path, int8="minmax", calibration_frames=2, backend=Backend.ORT(threads=1))
+    assert len(list((tmp_path / "models" / "int8").glob("*_gray_int8u8_minmax_*.onnx"))) == 1
+    want = reference(state, np.repeat(data[2], 3, axis=0), Fraction(2)).mean(axis=0)
+    got = np.asarray(out.get_frame(2)[0])
+    assert np.abs(got - want).mean() < 0.02  # int8: close, not equal
+    with pytest.raises(vs.Error, match="int8 must be one of"):
+        QuickSRNet(clip, weights=path, int8="kl")

@@ -218,3 +218,20 @@ def test_long_clip_far_frame_first_and_variable_fps(tmp_path: Path) -> None:
     assert out.fps == 0 and out.num_frames == 4
     props = out.get_frame(1).props
     assert (props["_DurationNum"], props["_DurationDen"]) == (1, 50)
+
+
+def test_encoder_runs_once_per_source_frame(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vssr.inference import Session
+
+    calls = {"encoder": 0, "flownet": 0}
+    original = Session.run
+
+    def counting(self: Session, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        calls["encoder" if "img" in feeds else "flownet"] += 1
+        return original(self, feeds)
+
+    monkeypatch.setattr(Session, "run", counting)
+    out = RIFE(clip_of(moving(5, 32, 32)), multi=3, model=pkl(tmp_path, "4.22"), sc=False, backend=ORT1)
+    for n in range(out.num_frames):
+        out.get_frame(n)
+    assert calls == {"encoder": 5, "flownet": 8}  # 4 pairs x 2 in-between frames; 5 source frames

@@ -92,3 +92,16 @@ def test_nearest_and_errors() -> None:
     with pytest.raises(ValueError, match="no constant frame rate"):
         rate_factor(fps_in=Fraction(0), fps_out=Fraction(60))
     assert Retime(5, Fraction(2)).fps(Fraction(0)) == 0
+
+
+@given(src=st.integers(1, 30), num=st.integers(1, 9), den=st.integers(1, 9))
+def test_interpolated_numbering_is_a_bijection(src: int, num: int, den: int) -> None:
+    r = Retime(src, Fraction(num, den))
+    needing = [n for n in range(r.num_frames) if not r.position(n).exact]
+    assert r.interpolated_frames == len(needing)
+    assert [r.interpolated_frame(k) for k in range(len(needing))] == needing
+    for n in range(r.num_frames):
+        k = r.interpolated_index(n)
+        assert (k is None) == r.position(n).exact
+        if k is not None:
+            assert r.interpolated_frame(k) == n

@@ -72,5 +72,8 @@ def test_random_crops_and_digest() -> None:
     np.testing.assert_array_equal(crops[0], img[:, y : y + 8, x : x + 8])
     assert random_crops([img], 7, seed=0, multiple=2)[0].shape == (3, 6, 6)
     assert random_crops([img], None)[0].shape == (3, 20, 30)
+    small = img[:, :10, :12]
+    assert [c.shape for c in random_crops([img, small], 16)] == [(3, 10, 10)] * 2  # one size for all
+    assert [c.shape for c in random_crops([img, small], None)] == [(3, 10, 12)] * 2
     assert data_digest(crops) == data_digest([c.copy() for c in crops])
     assert data_digest(crops) != data_digest(random_crops([img, img], 8, seed=2, multiple=4))

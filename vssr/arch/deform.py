@@ -24,7 +24,7 @@ import numpy as np
 
 from .ops import GraphBuilder
 
-__all__ = ["DeformMode", "DEFORM_MODES", "modulated_deform_conv", "deform_groups"]
+__all__ = ["DEFORM_MODES", "DeformMode", "deform_groups", "modulated_deform_conv"]
 
 type DeformMode = Literal["native", "decomposed"]
 DEFORM_MODES: tuple[str, ...] = ("native", "decomposed")
@@ -88,7 +88,10 @@ def _decomposed(g: GraphBuilder, x: str, offset_feat: str, weight: np.ndarray, b
     mask = g.sigmoid(g.slice_channels(out, n_off, 3 * groups * taps))
 
     first_grid_node = len(g.nodes)
-    i64 = lambda v, hint: g.const(np.array(v, np.int64), hint)  # noqa: E731
+
+    def i64(values: int | list[int], hint: str) -> str:
+        return g.const(np.array(values, np.int64), hint)
+
     shape = g.op("Shape", [x], f"{name}.shape")
     n = g.op("Slice", [shape, i64([0], "s0"), i64([1], "s1"), i64([0], "ax0")], f"{name}.n")
     hw = g.op("Slice", [shape, i64([2], "s2"), i64([4], "s4"), i64([0], "ax0")], f"{name}.hw")
@@ -98,7 +101,7 @@ def _decomposed(g: GraphBuilder, x: str, offset_feat: str, weight: np.ndarray, b
     # base sampling positions in pixels: [9, H, W, 2] holding (x + j - 1, y + i - 1) for tap k = 3i + j
     hf = g.op("Cast", [g.op("Squeeze", [h, i64([0], "ax0")], f"{name}.h0")], f"{name}.hf", to=1)
     wf = g.op("Cast", [g.op("Squeeze", [w, i64([0], "ax0")], f"{name}.w0")], f"{name}.wf", to=1)
-    zero, one = g.const(np.float32(0), "zero"), g.const(np.float32(1), "one")
+    zero, one = g.const(0.0, "zero"), g.const(1.0, "one")
     ys = g.op("Range", [zero, hf, one], f"{name}.ys")  # [H]
     xs = g.op("Range", [zero, wf, one], f"{name}.xs")  # [W]
     tap_x = g.const((np.arange(taps) % 3 - 1).astype(np.float32).reshape(taps, 1, 1), "tap_x")
@@ -115,7 +118,7 @@ def _decomposed(g: GraphBuilder, x: str, offset_feat: str, weight: np.ndarray, b
     # pixel -> GridSample coordinates (align_corners=0): u = (2p + 1) / size - 1 = p * s + t
     size = g.concat([g.op("Unsqueeze", [wf, i64([0], "ax0")], f"{name}.wf1"),
                      g.op("Unsqueeze", [hf, i64([0], "ax0")], f"{name}.hf1")], axis=0)  # [2] = (W, H)
-    s = g.op("Div", [g.const(np.float32(2), "two"), size], f"{name}.s")
+    s = g.op("Div", [g.const(2.0, "two"), size], f"{name}.s")
     t = g.sub(g.op("Div", [one, size], f"{name}.inv"), one)
     base_n = g.add(g.mul(base, s), t)  # [9,H,W,2]
 

@@ -32,7 +32,7 @@ from ..types import StateDict
 from .deform import DeformMode, deform_groups, modulated_deform_conv
 from .ops import GraphBuilder
 
-__all__ = ["EDVRParams", "detect", "build", "build_extractor", "build_aligner", "DEFAULT_OVERLAP"]
+__all__ = ["DEFAULT_OVERLAP", "EDVRParams", "build", "build_aligner", "build_extractor", "detect"]
 
 LRELU = 0.1
 DEFAULT_OVERLAP = 64

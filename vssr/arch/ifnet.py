@@ -100,10 +100,12 @@ VERSIONS: dict[str, IFNetVersion] = {
         IFNetVersion("4.25", (192, 128, 96, 64, 32), (16, 8, 4, 2, 1), (16, 4), 13, 8, False, False),
         IFNetVersion("4.25-lite", (192, 128, 96, 64, 24), (32, 16, 8, 4, 1), (16, 4), 13, 8, False, False),
         IFNetVersion("4.26", (192, 128, 96, 64, 32), (16, 8, 4, 2, 1), (16, 4), 13, 8, False, False),
+        IFNetVersion("4.26-heavy", (192, 128, 96, 64, 32), (16, 8, 4, 2, 1), (16, 16), 13, 8, False, False),
     )
 }
 """Sources: HolyWu/vs-rife `IFNet_HDv3_v4_*.py` (see shared/research/models.md section 2.2).
-4.25 and 4.26 share one architecture; only their trained weights differ."""
+4.25 and 4.26 share one architecture; only their trained weights differ. Checkpoints of other
+versions whose shapes equal a row's (the same architecture) run correctly under that row's label."""
 
 
 def flow_scales(version: IFNetVersion, scale: float = 1.0) -> tuple[float, ...]:

@@ -15,12 +15,14 @@ current frame's compute.
 `import openvino` fails its version check when VapourSynth has already loaded vs-mlrt's ov plugin
 (it ships another build of libopenvino with the same soname). `preload()` imports openvino early
 (call it before the VapourSynth core is created); `import_openvino()` turns the failure into a
-BackendError that says so.
+BackendError that says so. Under vspipe the core exists before the script runs, so there
+`install_import_hook()` (a .pth startup hook) is the fix.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +36,16 @@ from .base import BackendConfig, Runner, cpu_count, runtime_field
 if TYPE_CHECKING:
     from ..network import Network
 
-__all__ = ["OV", "OvRunner", "available", "cache_dir_for", "default_precision", "import_openvino", "preload"]
+__all__ = [
+    "OV",
+    "OvRunner",
+    "available",
+    "cache_dir_for",
+    "default_precision",
+    "import_openvino",
+    "install_import_hook",
+    "preload",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +72,49 @@ def preload() -> bool:
         _import_error = err
         return False
     return True
+
+
+_HOOK_MODULE = "_vssr_openvino_first"
+_HOOK_SOURCE = '''"""Written by vssr: import openvino just before vapoursynth (see vssr/backends/ov.py).
+
+vs-mlrt's ov plugin ships its own libopenvino under the same soname; whichever loads first is
+used by both, and the openvino Python package refuses a library other than its own.
+"""
+
+import sys
+
+
+class _OpenVINOFirst:
+    def find_spec(self, name, path=None, target=None):
+        if name == "vapoursynth":
+            sys.meta_path.remove(self)
+            try:
+                import openvino  # noqa: F401
+            except Exception:
+                pass
+        return None
+
+
+sys.meta_path.insert(0, _OpenVINOFirst())
+'''
+
+
+def install_import_hook(site_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Make every Python of this environment import openvino right before vapoursynth.
+
+    Needed only where vs-mlrt's ov plugin is installed too, and scripts run under vspipe: vspipe
+    creates the core (loading that plugin) before the script's first line, so `preload()` in the
+    script is too late. Writes `_vssr_openvino_first.py` and a `.pth` line importing it into
+    `site_dir` (default: this environment's site-packages); processes that never import
+    vapoursynth pay nothing. Returns the .pth path.
+    """
+    import sysconfig
+
+    from ..files import atomic_write
+
+    directory = Path(site_dir) if site_dir is not None else Path(sysconfig.get_paths()["purelib"])
+    atomic_write(directory / f"{_HOOK_MODULE}.py", _HOOK_SOURCE.encode())
+    return atomic_write(directory / "vssr-openvino-first.pth", f"import {_HOOK_MODULE}\n".encode())
 
 
 def import_openvino() -> Any:
@@ -203,6 +257,10 @@ class OV(BackendConfig):
             cache_dir.mkdir(parents=True, exist_ok=True)
             config["CACHE_DIR"] = str(cache_dir)
         model = model_from_network(core, network, profile)
+        if precision != "f32" and network.fp32_nodes:
+            # only the declared nodes (RIFE's grid arithmetic...): OpenVINO's CPU plugin already keeps
+            # its own fragile ops in f32, and pinning e.g. BatchNormalization would stop conv fusion
+            model = keep_fp32(ov, core, model, set(network.fp32_nodes))
         try:
             compiled = core.compile_model(model, self.device, config)
         except Exception as err:
@@ -219,7 +277,11 @@ class OV(BackendConfig):
             precision,
             "" if self.precision is not None or self.fp16 is not None else " (chosen from the device's capabilities)",
             self.num_streams,
-            {k: compiled_property(compiled, k) for k in ("PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS")},
+            # OpenVINO may substitute the hint (f16 on a CPU without FP16 compute runs bf16): log its choice
+            {
+                k: compiled_property(compiled, k)
+                for k in ("INFERENCE_PRECISION_HINT", "PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS")
+            },
             network.name,
         )
         return runners
@@ -254,6 +316,39 @@ def model_from_network(core: Any, network: Network, profile: ShapeProfile) -> An
                     f"OpenVINO cannot reshape network {network.name!r} to {width}x{height}: {err}"
                 ) from err
     return model
+
+
+def keep_fp32(ov: Any, core: Any, model: Any, onnx_nodes: set[str]) -> Any:
+    """The model with the ops of `onnx_nodes` pinned to f32 under a bf16/f16 precision hint.
+
+    OpenVINO honours a `DisablePrecisionConversion` runtime attribute per op, but its Python API
+    cannot create one (setting the rt_info key from Python gives a string the CPU plugin rejects),
+    so the model goes through IR once: serialised, the attribute added to the matching layers,
+    read back. An ONNX node `n` becomes the op `n` and helpers named `n/...` (e.g. a Conv's
+    `n/WithoutBiases`).
+    """
+    import tempfile
+    import xml.etree.ElementTree as ET
+
+    import numpy as np
+
+    with tempfile.TemporaryDirectory(prefix="vssr-ov-") as tmp:
+        xml_path = Path(tmp) / "model.xml"
+        ov.save_model(model, str(xml_path), compress_to_fp16=False)
+        tree = ET.parse(xml_path)
+        pinned = 0
+        for layer in tree.getroot().iter("layer"):
+            if layer.get("name", "").split("/")[0] not in onnx_nodes:
+                continue
+            rt_info = layer.find("rt_info")
+            if rt_info is None:
+                rt_info = ET.SubElement(layer, "rt_info")
+            ET.SubElement(rt_info, "attribute", name="DisablePrecisionConversion", version="0", value="dynamic:dynamic")
+            pinned += 1
+        weights = np.fromfile(xml_path.with_suffix(".bin"), np.uint8)
+        text = ET.tostring(tree.getroot(), encoding="unicode")
+    logger.info("OV: %d op(s) from %d ONNX node(s) kept in f32", pinned, len(onnx_nodes))
+    return core.read_model(text, ov.Tensor(weights))
 
 
 class OvRunner:

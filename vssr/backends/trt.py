@@ -28,7 +28,7 @@ from .. import files
 from ..errors import BackendError, MissingBackendError
 from ..types import ShapeProfile, Tensors, TensorSpec
 from . import cuda, trt_cache
-from .base import BackendConfig, Runner, runtime_field
+from .base import BackendConfig, Runner, check_feeds, runtime_field
 from .precision import fp32_io, fp32_node_names, lower_precision
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ __all__ = [
     "TRT_RTX",
     "TrtRunner",
     "config_from_settings",
+    "context_from_engine",
     "engine_bytes_from_network",
     "engine_spec",
     "ensure_engine",
@@ -157,7 +158,7 @@ class _TensorRT(BackendConfig):
         runners: list[Runner] = []
         for _ in range(self.num_streams):
             runner = TrtRunner(trt, rt, engine, plan, device_id=self.device_id, use_cuda_graph=self.use_cuda_graph)
-            runner.runtime = runtime  # the engine must not outlive its runtime
+            runner.keep = (runtime, trt_logger)  # the engine must not outlive its runtime and logger
             runners.append(runner)
         return runners
 
@@ -351,13 +352,16 @@ def network_from_onnx(trt: Any, builder: Any, model_bytes: bytes, *, strong: boo
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, builder.logger)
     if not parser.parse(model_bytes):
-        problems = []
-        for i in range(parser.num_errors):
-            error = parser.get_error(i)
-            node = error.node_name() or f"#{error.node()}"
-            problems.append(f"node {node} ({error.node_operator() or '?'}): {error.desc()}")
+        problems = [_parser_error(parser.get_error(i)) for i in range(parser.num_errors)]
         raise BackendError(f"TensorRT cannot parse the ONNX model: {'; '.join(problems) or 'unknown error'}")
     return network, parser
+
+
+def _parser_error(error: Any) -> str:
+    """`node <name> (<op>): <description>`; node_name/node_operator exist from TensorRT 10 on."""
+    name = error.node_name() if hasattr(error, "node_name") else ""
+    op = error.node_operator() if hasattr(error, "node_operator") else ""
+    return f"node {name or f'#{error.node()}'} ({op or '?'}): {error.desc()}"
 
 
 def profile_from_shapes(trt: Any, builder: Any, shapes: Mapping[str, tuple[Sequence[int], ...]]) -> Any:
@@ -368,7 +372,7 @@ def profile_from_shapes(trt: Any, builder: Any, shapes: Mapping[str, tuple[Seque
     return profile
 
 
-def config_from_settings(trt: Any, builder: Any, settings: _TensorRT) -> Any:
+def config_from_settings(trt: Any, builder: Any, settings: _TensorRT, monitor: Any = None) -> Any:
     """Builder config from every engine-keyed option (precision flags: `weak_typing`)."""
     config = builder.create_builder_config()
     if settings.workspace is not None:
@@ -376,7 +380,8 @@ def config_from_settings(trt: Any, builder: Any, settings: _TensorRT) -> Any:
     config.builder_optimization_level = settings.builder_optimization_level
     if settings.max_aux_streams is not None:
         config.max_aux_streams = settings.max_aux_streams
-    config.progress_monitor = progress_monitor(trt)
+    if monitor is not None:
+        config.progress_monitor = monitor
     return config
 
 
@@ -406,10 +411,14 @@ def _save_timing_cache(config: Any, cache: Any, path: Path) -> None:
 
 def build_engine_bytes(trt: Any, settings: _TensorRT, plan: BuildPlan, device: cuda.DeviceInfo | None, folder: Path) -> bytes:
     """The whole build: parse, configure, profile, timing cache, serialize."""
-    builder = trt.Builder(make_logger(trt))
+    # the logger and the progress monitor are Python objects TensorRT calls back during the build:
+    # held here until it ends rather than trusting the bindings to keep them alive
+    trt_logger = make_logger(trt)
+    monitor = progress_monitor(trt) if hasattr(trt, "IProgressMonitor") else None  # TensorRT >= 10
+    builder = trt.Builder(trt_logger)
     strong = strongly_typed(trt)
     network, _parser = network_from_onnx(trt, builder, plan.model_bytes, strong=strong)
-    config = config_from_settings(trt, builder, settings)
+    config = config_from_settings(trt, builder, settings, monitor)
     if not strong:
         keep = set(plan.fp32_nodes) | (fp32_node_names(_load_model(plan.model_bytes)) if plan.compute != "fp32" else set())
         weak_typing(trt, network, config, plan.compute, keep)
@@ -501,7 +510,22 @@ def select_profile(profiles: Sequence[tuple[tuple[int, int], tuple[int, int], tu
     raise BackendError(f"no optimization profile of the engine accepts a {width}x{height} tile: {list(profiles)}")
 
 
-_NP = {"FLOAT": np.dtype(np.float32), "HALF": np.dtype(np.float16), "BF16": np.dtype(np.float32)}
+def context_from_engine(trt: Any, engine: Any, *, dynamic: bool, use_cuda_graph: bool) -> tuple[Any, bool]:
+    """An execution context, and whether vssr must capture CUDA graphs itself.
+
+    TensorRT-RTX JIT-compiles kernels: with dynamic shapes it specializes them lazily while
+    running unless told EAGER, and it captures CUDA graphs itself (CudaGraphStrategy) because a
+    lazy compilation inside an outside capture is illegal. Full TensorRT has neither knob: vssr
+    captures the stream's work after a warm-up run.
+    """
+    if not hasattr(trt, "IRuntimeConfig"):
+        return engine.create_execution_context(), use_cuda_graph
+    config = engine.create_runtime_config()
+    if dynamic:
+        config.dynamic_shapes_kernel_specialization_strategy = trt.DynamicShapesKernelSpecializationStrategy.EAGER
+    if use_cuda_graph:
+        config.cuda_graph_strategy = trt.CudaGraphStrategy.WHOLE_GRAPH_CAPTURE
+    return engine.create_execution_context(config), False
 
 
 class TrtRunner:
@@ -515,13 +539,14 @@ class TrtRunner:
 
     def __init__(self, trt: Any, rt: Any, engine: Any, plan: BuildPlan, *, device_id: int, use_cuda_graph: bool) -> None:
         self.trt, self.rt, self.engine = trt, rt, engine
-        self.runtime: Any = None
+        self.keep: tuple[Any, ...] = ()
         self.device_id = device_id
         self.inputs, self.outputs = plan.inputs, plan.outputs
         self.dynamic = not plan.profile.is_static
-        self.use_cuda_graph = use_cuda_graph
         self.stream = cuda.Stream(rt)
-        self.context = engine.create_execution_context()
+        self.context, self.use_cuda_graph = context_from_engine(
+            trt, engine, dynamic=self.dynamic, use_cuda_graph=use_cuda_graph
+        )
         if self.context is None:
             raise BackendError("TensorRT could not create an execution context (out of GPU memory?)")
         self.profiles = [self._profile(i) for i in range(engine.num_optimization_profiles)]
@@ -577,7 +602,8 @@ class TrtRunner:
         rt = self.rt
         cuda.call(rt, "cudaSetDevice", rt.cudaSetDevice(self.device_id))
         key = tuple(tuple(feeds[spec.name].shape) for spec in self.inputs)
-        if key != self._shape_key:
+        if key != self._shape_key:  # a new tile size (or the first call): check once, set shapes
+            check_feeds(self.inputs, feeds)
             out_shapes = self._set_shapes(key)
             self._shape_key = key
         else:
@@ -603,9 +629,9 @@ class TrtRunner:
         for graph in self._graphs.values():
             graph.close()
         self._graphs.clear()
+        self.context = None  # before the memory it was pointed at
         for device in self.device.values():
             device.close()
         for host in self.host.values():
             host.close()
         self.stream.close()
-        self.context = None

@@ -19,6 +19,7 @@ Without `split`, one monolithic network takes the T frames as 3T channels (vs-ml
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import threading
@@ -32,14 +33,14 @@ from ..arch import edvr as arch
 from ..arch.deform import DeformMode
 from ..backends import BackendConfig, default_backend
 from ..glue.checks import VssrError, check_clip, user_errors
-from ..glue.padding import PadPlan
 from ..glue.frames import dtype_of, frame_to_array, frames_to_array, write_frame
+from ..glue.padding import PadPlan
 from ..glue.streams import parallel_frames
 from ..inference import Session
 from ..network import Network
 from ..types import SizeReq, StateDict
 
-__all__ = ["EDVR", "window_indices", "EDGES"]
+__all__ = ["EDGES", "EDVR", "window_indices"]
 
 EDGES = ("mirror", "replicate")
 _DEFORMS = ("auto", "native", "decomposed")
@@ -95,7 +96,7 @@ def _load_state(model: object) -> StateDict:
     if isinstance(model, Mapping):
         state = {str(k): np.asarray(v, np.float32) for k, v in model.items()}
     elif isinstance(model, str | os.PathLike):
-        from ..weights import pth  # noqa: PLC0415
+        from ..weights import pth
 
         with user_errors(EDVR):
             state = pth.load(model)
@@ -142,11 +143,8 @@ class _FeatureCache:
 def _shifted(clip: vs.VideoNode, offset: int, num_frame: int, edge: str) -> vs.VideoNode:
     """Clip whose frame n is source frame window_indices(n)[r + offset], built from runs of Trims."""
     length, r = clip.num_frames, num_frame // 2
-    indices = [window_indices(n, length, num_frame, edge)[r + offset] for n in range(length)] if length < 64 else (
-        [window_indices(n, length, num_frame, edge)[r + offset] for n in range(r)]
-        + [n + offset for n in range(r, length - r)]
-        + [window_indices(n, length, num_frame, edge)[r + offset] for n in range(length - r, length)]
-    )
+    indices = [n + offset if r <= n < length - r else window_indices(n, length, num_frame, edge)[r + offset]
+               for n in range(length)]
     runs: list[vs.VideoNode] = []
     start = 0
     for i in range(1, length + 1):
@@ -237,10 +235,13 @@ def EDVR(
         def padded(frame: vs.VideoFrame) -> np.ndarray:
             return pad.pad(frame_to_array(frame)[None])  # type: ignore[union-attr]
 
+        def features(frame: vs.VideoFrame) -> np.ndarray:
+            return extractor.run({"input": padded(frame)})["l1"]
+
         def run(n: int, frames: list[vs.VideoFrame]) -> np.ndarray:
             indices = window_indices(n, length, t, edge)
             feeds = {
-                name: cache.get(i, lambda f=f: extractor.run({"input": padded(f)})["l1"])
+                name: cache.get(i, functools.partial(features, f))
                 for name, i, f in zip(names, indices, frames, strict=True)
             }
             feeds["center"] = padded(frames[center])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -13,24 +14,35 @@ from ..arch import quicksrnet
 from ..backends import BackendConfig
 from ..errors import ModelError
 from ..files import models_dir, project_root
-from ..glue.checks import VssrError, check_clip, user_errors
+from ..glue.checks import VssrError, check_clip, check_positive, user_errors
 from ..inference import inference
 from ..network import Network
+from ..quant import METHODS, quantize
 
 __all__ = ["QuickSRNet", "shipped_weights"]
 
 SCALES = (2, 3, 4, 1.5)
 
 
-def shipped_weights() -> dict[tuple[str, Fraction], Path]:
-    """(size, scale) -> .npz of the weights vssr ships (models/quicksrnet/<size>_x<scale>.npz)."""
-    dirs = [d / "quicksrnet" for d in (project_root() and project_root() / "models", models_dir()) if d]  # type: ignore[operator]
-    found: dict[tuple[str, Fraction], Path] = {}
+_WEIGHTS = re.compile(r"(small|medium|large)_x(\d+(?:\.\d+)?)(_qat)?")
+
+
+def shipped_weights(qat: bool = False) -> dict[tuple[str, Fraction], Path]:
+    """(size, scale) -> .npz of the weights vssr ships: models/quicksrnet/<size>_x<scale>.npz.
+
+    qat=True: the quantization-aware fine-tuned weights (<size>_x<scale>_qat.npz) where they
+    exist, else the plain ones.
+    """
+    root = project_root()
+    dirs = [d / "quicksrnet" for d in ((root / "models") if root else None, models_dir()) if d is not None]
+    plain: dict[tuple[str, Fraction], Path] = {}
+    tuned: dict[tuple[str, Fraction], Path] = {}
     for d in dirs:
-        for f in sorted(d.glob("*_x*.npz")) if d.is_dir() else ():
-            size, _, scale = f.stem.partition("_x")
-            found.setdefault((size, Fraction(scale)), f)
-    return found
+        for f in sorted(d.glob("*.npz")) if d.is_dir() else ():
+            m = _WEIGHTS.fullmatch(f.stem)
+            if m:
+                (tuned if m.group(3) else plain).setdefault((m.group(1), Fraction(m.group(2))), f)
+    return {**plain, **tuned} if qat else plain
 
 
 def QuickSRNet(
@@ -42,6 +54,9 @@ def QuickSRNet(
     backend: BackendConfig | None = None,
     tilesize: int | tuple[int, int] | None = None,
     overlap: int | tuple[int, int] | None = None,
+    int8: str | None = None,
+    calibration_frames: int = 16,
+    int8_symmetric: bool = False,
 ) -> vs.VideoNode:
     """Upscale with QuickSRNet (Berger et al. 2023): a tiny ReLU1 conv net built for int8.
 
@@ -51,12 +66,19 @@ def QuickSRNet(
             three outputs (the weights are trained on RGB; this is how the benchmarks score grey
             images).
         size: "small", "medium" or "large" (with shipped weights; see `shipped_weights()`).
+            With int8, the quantization-aware fine-tuned weights are used where they are shipped.
         scale: 2, 3, 4 or 1.5.
         weights: a .npz state dict in QuickSRNet's PyTorch keys (cnn.0.weight ... conv_last.*),
             instead of the shipped weights; size and scale are then read from it.
         backend: a vssr.Backend.* config; default: the fastest CPU backend installed.
         tilesize: tile size (int or (width, height)); None runs whole frames.
         overlap: context pixels per tile side; default the network's receptive radius.
+        int8: run an int8 model calibrated on this clip: "minmax", "entropy", "percentile" (or
+            "naive": no calibration). The calibration reads `calibration_frames` frames spread
+            over the clip when the script is evaluated; the result is cached (models/int8/).
+        calibration_frames: frames drawn from the clip for int8 calibration.
+        int8_symmetric: int8 activations with zero point 0, as TensorRT needs; the default
+            (uint8 activations) is the fast one on ONNX Runtime's CPU kernels.
 
     Raises:
         VssrError: invalid arguments, or no weights for this size and scale.
@@ -68,7 +90,7 @@ def QuickSRNet(
             raise VssrError(QuickSRNet, f"size must be one of {', '.join(map(repr, quicksrnet.SIZES))}, not {size!r}")
         if scale not in SCALES:
             raise VssrError(QuickSRNet, f"scale must be one of {', '.join(map(str, SCALES))}, not {scale!r}")
-        available = shipped_weights()
+        available = shipped_weights(qat=int8 is not None)
         path = available.get((size, Fraction(scale)))
         if path is None:
             have = ", ".join(f"{s} x{float(k):g}" for s, k in sorted(available)) or "none"
@@ -89,6 +111,16 @@ def QuickSRNet(
             raise ModelError(f"cannot read weights {os.fspath(path)!r} (a .npz of arrays): {err}") from err
         network = Network.load(quicksrnet.build(state, channels=channels))
         radius = quicksrnet.receptive_radius(state)
+    if int8 is not None:
+        if int8 not in METHODS:
+            raise VssrError(QuickSRNet, f"int8 must be one of {', '.join(map(repr, METHODS))} or None, not {int8!r}")
+        frames = check_positive(calibration_frames, QuickSRNet, "calibration_frames")
+        with user_errors(QuickSRNet):
+            try:
+                network = quantize(network, None if int8 == "naive" else clip, frames=frames, method=int8,
+                                   symmetric=bool(int8_symmetric))
+            except ValueError as err:
+                raise VssrError(QuickSRNet, f"int8: {err}") from err
     if tilesize is None:
         overlap = 0
     elif overlap is None:

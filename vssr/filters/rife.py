@@ -2,8 +2,10 @@
 
 Per output frame n (see `vssr.glue.timing`): source frames left/right and time t come from n
 alone, so any frame can be asked for first and nothing grows with the clip's length. Frames at a
-source time (t = 0, or held at the end) and frames across a scene cut are exact copies of a
-source frame; every other frame is one flownet run.
+source time (t = 0, or held at the end) are picked straight from the source by std.FrameEval; only
+the frames in between reach the inference streams, numbered k = 0, 1, ... (`Retime.
+interpolated_frame`). Of those, frames across a scene cut are exact copies of the nearest source
+frame and every other one is one flownet run.
 
 The v4.7+ encoder runs once per source frame: its features go into a small LRU cache shared by
 the streams (a source frame is the right frame of one pair and the left frame of the next, and
@@ -31,7 +33,7 @@ from ..files import models_dir
 from ..glue.checks import VssrError, check_clip, user_errors
 from ..glue.frames import dtype_of, frame_to_array, write_frame
 from ..glue.streams import parallel_frames
-from ..glue.timing import Position, Retime, rate_factor
+from ..glue.timing import Retime, rate_factor
 from ..inference import Session
 from ..network import Network
 from ..weights import rife as rife_weights
@@ -173,8 +175,13 @@ def RIFE(
         raise VssrError(func, f"multi/factor_num/factor_den/fps_num/fps_den: {err}") from err
     if scale not in ifnet.SCALES:
         raise VssrError(func, f"scale must be one of {', '.join(f'{s:g}' for s in ifnet.SCALES)}, not {scale!r}")
-    if sc_threshold is not None and not 0 < sc_threshold <= 1:
+    if sc_threshold is not None and not (isinstance(sc_threshold, int | float) and 0 < sc_threshold <= 1):
         raise VssrError(func, f"sc_threshold must be in (0, 1] or None, not {sc_threshold!r}")
+    for name, flag in (("ensemble", ensemble), ("sc", sc)):
+        if not isinstance(flag, bool):
+            raise VssrError(func, f"{name} must be True or False, not {flag!r}")
+    if version is not None and version not in ifnet.VERSIONS:
+        raise VssrError(func, f"version must be one of {', '.join(ifnet.VERSIONS)} or None, not {version!r}")
     path = _model_path(model, func)
     with user_errors(func):
         try:
@@ -191,52 +198,57 @@ def RIFE(
     if encoder is not None:
         enc_session = Session.create(encoder, session.backend, width=clip.width, height=clip.height, dtype=dtype,
                                      func=func)
-        cache = _FeatureCache(enc_session, capacity=2 * streams + 2)
+        # in-flight pairs are consecutive: `streams` pairs touch streams + 1 source frames
+        cache = _FeatureCache(enc_session, capacity=streams + 2)
 
     plan = Retime(clip.num_frames, factor)
     fps_out = plan.fps(clip.fps)
     template = clip.std.BlankClip(length=plan.num_frames, fpsnum=fps_out.numerator, fpsden=fps_out.denominator,
                                   keep=True)
-    logger.info("RIFE v%s: %d -> %d frames (x%s)", loaded.version, clip.num_frames, plan.num_frames, factor)
+    logger.info("RIFE v%s: %d -> %d frames (x%s), %d interpolated", loaded.version, clip.num_frames,
+                plan.num_frames, factor, plan.interpolated_frames)
 
-    def left_clip(n: int) -> vs.VideoNode:
-        return clip[plan.position(n).left]
-
-    def right_clip(n: int) -> vs.VideoNode:
-        p = plan.position(n)
-        return clip[p.left if p.exact else p.right]  # exact frames need no second source frame
-
-    lefts = template.std.FrameEval(left_clip)
-    rights = template.std.FrameEval(right_clip)
-    names = {s.name for s in flownet.inputs}
-    feeds_feat = encoder is not None and {"feat0", "feat1"} <= names
-    threshold = sc_threshold
-
-    def finish(frame: vs.VideoFrame, source: vs.VideoFrame) -> vs.VideoFrame:
-        props = frame.props
-        for key, value in source.props.items():
+    def process(k: int, frames: list[vs.VideoFrame], out: vs.VideoFrame) -> vs.VideoFrame:
+        left, right = frames
+        p = plan.position(plan.interpolated_frame(k))
+        if sc and _is_cut(left, right, sc_threshold):
+            return (left if p.nearest == p.left else right).copy()
+        img0, img1 = frame_to_array(left)[None], frame_to_array(right)[None]
+        feeds = {"img0": img0, "img1": img1, "timestep": np.full((1, 1, 1, 1), float(p.t), np.float32)}
+        if cache is not None:
+            feeds["feat0"] = cache.get(p.left, img0)
+            feeds["feat1"] = cache.get(p.right, img1)
+        write_frame(session.run(feeds)["output"][0], out)
+        props = out.props
+        for key, value in left.props.items():
             props[key] = value
-        if fps_out:
-            props["_DurationNum"], props["_DurationDen"] = fps_out.denominator, fps_out.numerator
-        elif "_DurationNum" in props and "_DurationDen" in props:
+        return out
+
+    # Only the frames between two source frames go to the streams, so with multi=2 and 2 streams
+    # both streams interpolate (all output frames round-robin would give one stream every copy).
+    interpolated: vs.VideoNode | None = None
+    if plan.interpolated_frames:
+        work = clip.std.BlankClip(length=plan.interpolated_frames, keep=True)
+        lefts = work.std.FrameEval(lambda n: clip[plan.position(plan.interpolated_frame(n)).left])
+        rights = work.std.FrameEval(lambda n: clip[plan.position(plan.interpolated_frame(n)).right])
+        interpolated = parallel_frames(work, [lefts, rights], process, streams)
+
+    def select(n: int) -> vs.VideoNode:
+        k = plan.interpolated_index(n)
+        if k is None or interpolated is None:
+            return clip[plan.position(n).left]  # a source time, or held at the end: an exact copy
+        return interpolated[k]
+
+    out = template.std.FrameEval(select)
+    if fps_out:
+        return out.std.AssumeFPS(fpsnum=fps_out.numerator, fpsden=fps_out.denominator)  # sets frame durations
+
+    def durations(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        frame = f.copy()
+        props = frame.props
+        if "_DurationNum" in props and "_DurationDen" in props:
             dur = Fraction(int(props["_DurationNum"]), int(props["_DurationDen"])) / factor  # type: ignore[arg-type]
             props["_DurationNum"], props["_DurationDen"] = dur.numerator, dur.denominator
         return frame
 
-    def process(n: int, frames: list[vs.VideoFrame], out: vs.VideoFrame) -> vs.VideoFrame:
-        left, right = frames
-        p: Position = plan.position(n)
-        if p.exact:
-            return finish(left.copy(), left)
-        if sc and _is_cut(left, right, threshold):
-            nearest = left if p.nearest == p.left else right
-            return finish(nearest.copy(), nearest)
-        img0, img1 = frame_to_array(left)[None], frame_to_array(right)[None]
-        feeds = {"img0": img0, "img1": img1, "timestep": np.full((1, 1, 1, 1), float(p.t), np.float32)}
-        if feeds_feat and cache is not None:
-            feeds["feat0"] = cache.get(p.left, img0)
-            feeds["feat1"] = cache.get(p.right, img1)
-        write_frame(session.run(feeds)["output"][0], out)
-        return finish(out, left)
-
-    return parallel_frames(template, [lefts, rights], process, streams)
+    return out.std.ModifyFrame(out, durations)  # variable frame rate: each frame's duration / factor

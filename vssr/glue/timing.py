@@ -103,6 +103,38 @@ class Retime:
             return Position(last, last, Fraction(0))
         return Position(left, left + 1, Fraction(rem, num))
 
+    # --- the frames that need a network run ---------------------------------------------------
+    # Output n is at a source time iff n * den is a multiple of num, i.e. (den and num coprime) iff
+    # n is a multiple of num. Frames from `held_from` on repeat the last source frame. The other
+    # frames are numbered k = 0, 1, ... in order, so a filter can give only them to its workers.
+
+    @property
+    def held_from(self) -> int:
+        """The first output frame at or after the last source frame's time."""
+        last = self.src_frames - 1
+        num, den = self.factor.numerator, self.factor.denominator
+        return min(self.num_frames, -(-(last * num) // den))  # ceil(last * num / den)
+
+    @property
+    def interpolated_frames(self) -> int:
+        """How many output frames lie strictly between two source frames."""
+        held = self.held_from
+        return held - -(-held // self.factor.numerator)  # minus the multiples of num below `held`
+
+    def interpolated_index(self, n: int) -> int | None:
+        """k for an interpolated output frame n; None for a frame at a source time or held."""
+        num = self.factor.numerator
+        if n % num == 0 or n >= self.held_from:
+            return None
+        return n - n // num - 1
+
+    def interpolated_frame(self, k: int) -> int:
+        """The output frame number of the k-th interpolated frame (inverse of interpolated_index)."""
+        if not 0 <= k < self.interpolated_frames:
+            raise IndexError(f"interpolated frame {k} is outside 0..{self.interpolated_frames - 1}")
+        num = self.factor.numerator
+        return k + k // (num - 1) + 1
+
     def timestamp(self, n: int, fps_in: Fraction) -> Fraction:
         """Presentation time of output frame n in seconds (needs a known input frame rate)."""
         if not fps_in:

@@ -33,16 +33,22 @@ def _pick(count: int, frames: int) -> list[int]:
 
 
 def random_crops(images: Sequence[np.ndarray], crop: int | None, seed: int = 0, multiple: int = 1) -> list[np.ndarray]:
-    """One random crop of crop x crop per (C, H, W) image (the whole image if crop is None or larger).
+    """One random crop per (C, H, W) image, all of the same size (ORT's histogram calibrators need that).
 
-    Sizes are rounded down to `multiple` (the network's SizeReq).
+    The size is crop x crop, shrunk to fit the smallest image (None: the smallest image's size),
+    rounded down to `multiple` (the network's SizeReq).
     """
     rng = np.random.default_rng(seed)
+    min_h = min((img.shape[1] for img in images), default=0)
+    min_w = min((img.shape[2] for img in images), default=0)
+    if crop:
+        ch = cw = min(crop, min_h, min_w)  # square crops
+    else:
+        ch, cw = min_h, min_w
+    ch, cw = ch // multiple * multiple, cw // multiple * multiple
     out = []
     for img in images:
         _, h, w = img.shape
-        ch = min(crop or h, h) // multiple * multiple
-        cw = min(crop or w, w) // multiple * multiple
         if ch == 0 or cw == 0:
             raise ValueError(f"image {w}x{h} is smaller than the network's size multiple {multiple}")
         y = int(rng.integers(0, h - ch + 1))

@@ -97,6 +97,11 @@ def quantize(
         if calibration is None:
             raise ValueError(f"method {method!r} needs calibration data (a clip or an image folder)")
         arrays = random_crops(_calibration_arrays(calibration, frames), crop, seed, net.size.multiple)
+        channels = net.inputs[0].channels
+        if channels == 1:  # a grey network (e.g. QuickSRNet on luma): grey frames, replicated by the reader
+            arrays = [a.mean(axis=0, keepdims=True) for a in arrays]
+        elif channels is not None and any(a.shape[0] != channels for a in arrays):
+            raise ValueError(f"the network takes {channels} channels; the calibration images have 3")
     return quantize_arrays(net, arrays, method=method, per_channel=per_channel, symmetric=symmetric)
 
 
@@ -171,6 +176,9 @@ def _quantize_model(
              "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}[method]
     model = onnx.ModelProto()
     model.CopyFrom(net.model)  # quantize_static moves a ModelProto's weights to external data in place
+    quiet = _DropPreprocessAdvice()
+    root = logging.getLogger()
+    root.addFilter(quiet)
     with tempfile.TemporaryDirectory(prefix="vssr-quant-") as tmp:
         out = Path(tmp) / "int8.onnx"
         try:
@@ -186,6 +194,15 @@ def _quantize_model(
             )
         except Exception as err:  # ORT raises plain Exceptions from its graph passes
             raise ModelError(f"cannot quantize {net.name}: {err}") from err
+        finally:
+            root.removeFilter(quiet)
         result = onnx.load_model(os.fspath(out))
     set_metadata(result, name=f"{net.name}_int8", quant=f"int8 {method} per_channel={per_channel} symmetric={symmetric}")
     return result
+
+
+class _DropPreprocessAdvice(logging.Filter):
+    """ORT's quantizer warns on the root logger to run its pre-processing; vssr's graphs need none."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing" not in record.getMessage()

@@ -118,22 +118,27 @@ class Session:
 
     def run(self, feeds: Tensors) -> Tensors:
         """Image inputs (1, C, H, W) at frame size; other inputs as they are. Returns cropped outputs."""
+        return self.run_with(feeds, _copies)
+
+    def run_with[T](self, feeds: Tensors, consume: Callable[[Tensors], T]) -> T:
+        """Like `run`, but hands the cropped outputs to `consume` while the runner is still held.
+
+        The outputs may be views of the runner's own buffers: `consume` copies what it keeps (the
+        frame callback writes them straight into the output frame, saving one full-frame copy).
+        """
         net = self.network
         if self.pad.needed:
             feeds = {k: self.pad.pad(v) if _is_image(v) else v for k, v in feeds.items()}
         with self.pool.borrow() as runner:
-            if self.tiles.single:
-                results = runner.infer(feeds)
-                outputs = {o.name: results[o.name] for o in net.outputs}
-                if not self.pad.needed:
-                    return {k: np.array(v, copy=True) for k, v in outputs.items()}
-                return {
-                    o.name: np.array(
-                        outputs[o.name][..., : scaled(self.pad.height, s), : scaled(self.pad.width, s)], copy=True
-                    )
-                    for o, s in zip(net.outputs, net.output_scales, strict=True)
-                }
-            return self._run_tiled(runner, feeds)
+            if not self.tiles.single:
+                return consume(self._run_tiled(runner, feeds))
+            results = runner.infer(feeds)
+            if not self.pad.needed:
+                return consume({o.name: results[o.name] for o in net.outputs})
+            return consume({
+                o.name: results[o.name][..., : scaled(self.pad.height, s), : scaled(self.pad.width, s)]
+                for o, s in zip(net.outputs, net.output_scales, strict=True)
+            })
 
     def _run_tiled(self, runner: object, feeds: Tensors) -> Tensors:
         net = self.network
@@ -157,6 +162,10 @@ class Session:
             o.name: full[o.name][..., : scaled(self.pad.height, s), : scaled(self.pad.width, s)]
             for o, s in zip(net.outputs, net.output_scales, strict=True)
         }
+
+
+def _copies(outputs: Tensors) -> Tensors:
+    return {k: np.array(v, copy=True) for k, v in outputs.items()}
 
 
 def _is_image(array: np.ndarray) -> bool:
@@ -230,8 +239,7 @@ def inference(
     in_name, out_name = spec.name, out_spec.name
 
     def process(n: int, frames: list[vs.VideoFrame], out: vs.VideoFrame) -> vs.VideoFrame:
-        result = session.run({in_name: frames_to_array(frames, dtype)})[out_name]
-        write_frame(result[0], out)
+        session.run_with({in_name: frames_to_array(frames, dtype)}, lambda r: write_frame(r[out_name][0], out))
         props = out.props
         for key, value in frames[0].props.items():
             props[key] = value

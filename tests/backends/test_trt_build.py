@@ -244,3 +244,36 @@ def test_build_ahead_of_time_and_list(tmp_path: Path) -> None:
     path.write_bytes(b"corrupt")  # no GPU to deserialize with: the sidecar digest catches it
     assert trt_cache.build_engine(network, config, ShapeProfile.static(32, 32)) == path
     assert path.stat().st_size == record.bytes
+
+
+def _qdq(tmp: Path, symmetric: bool) -> onnx.ModelProto:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    onnx.save(nets.conv3x3(layers=2), tmp / "float.onnx")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            rng = np.random.default_rng(0)
+            self.batches = iter([{"input": rng.random((1, 3, 16, 16), dtype=np.float32)} for _ in range(4)])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.batches, None)
+
+    options = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False} if symmetric else {}
+    quantize_static(
+        str(tmp / "float.onnx"), str(tmp / "qdq.onnx"), Reader(), quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8, weight_type=QuantType.QInt8,
+        extra_options=options,
+    )
+    return onnx.load(tmp / "qdq.onnx")
+
+
+@pytest.mark.parametrize("fp16", [False, True])
+def test_int8_qdq_builds_when_symmetric(fp16: bool, tmp_path: Path) -> None:
+    """TensorRT takes int8 QDQ with zero points 0 and float biases; ORT's defaults (uint8 activations,
+    int32-quantized biases) are refused, naming the node."""
+    config = TRT_RTX(engine_folder=str(tmp_path), fp16=fp16)
+    path = ensure_engine(config, Network.load(_qdq(tmp_path, symmetric=True), name="qdq"), ShapeProfile.static(16, 16))
+    assert path.stat().st_size > 1000
+    with pytest.raises(BackendError, match=r"node conv0\.bias_DequantizeLinear|zero point"):
+        ensure_engine(config, Network.load(_qdq(tmp_path, symmetric=False), name="qdq"), ShapeProfile.static(16, 16))

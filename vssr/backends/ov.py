@@ -3,14 +3,14 @@
 On CPUs with AVX-512-BF16 or AMX, OpenVINO's bf16 inference precision is several times faster than
 fp32 ONNX Runtime on the same ONNX file, so this is vssr's default CPU backend when installed.
 
-Concurrency (measured, see bench/README.md): `InferRequest.infer` and `start_async` + `wait` both
-release the GIL and compute on OpenVINO's own stream threads (the calling thread uses ~0 CPU), so
-the Python side never serialises inference. What leaves a core idle is the stream layout: with
-`THROUGHPUT` (2 OpenVINO streams x 1 thread on 2 cores) a core only works while a second frame is
-in flight, and pinned single-thread streams cannot move off a core another process is using. The
-default here is therefore one OpenVINO stream using every core for each frame, fed by
-`num_streams` (2) infer requests so that the next frame's Python/VapourSynth work overlaps the
-current frame's compute.
+Concurrency (measured on 2 cores, Real-ESRGAN animevideov3 640x360 bf16): `InferRequest.infer`
+and `start_async` + `wait` both release the GIL and compute on OpenVINO's own threads (the calling
+thread used ~2 ms of CPU for 3 frames), so Python never serialises inference. What leaves a core
+idle is the stream layout: with the THROUGHPUT hint (2 OpenVINO streams x 1 thread) and one frame
+in flight, exactly one thread ever wanted a CPU (mean 1.00 runnable threads); a second request in
+flight raised it to 1.93. One stream using every thread keeps both cores busy with a single frame
+(1.75), so that is the default here, fed by `num_streams` (2) infer requests so that one frame's
+Python/VapourSynth work overlaps the other's compute.
 
 `import openvino` fails its version check when VapourSynth has already loaded vs-mlrt's ov plugin
 (it ships another build of libopenvino with the same soname). `preload()` imports openvino early

@@ -218,7 +218,7 @@ def RIFE(
         if cache is not None:
             feeds["feat0"] = cache.get(p.left, img0)
             feeds["feat1"] = cache.get(p.right, img1)
-        write_frame(session.run(feeds)["output"][0], out)
+        session.run_with(feeds, lambda r: write_frame(r["output"][0], out))
         props = out.props
         for key, value in left.props.items():
             props[key] = value

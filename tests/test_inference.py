@@ -186,3 +186,16 @@ def test_rejects_missing_and_corrupt_model(core: vs.Core, tmp_path) -> None:  # 
     bad.write_bytes(b"\x00garbage" * 10)
     with pytest.raises(vs.Error, match="cannot read ONNX model"):
         vssr.inference(clip, bad)
+
+
+def test_io_retyping_twice_stays_valid() -> None:
+    import onnx
+
+    net = Network.load(nets.conv3x3(3))
+    twice = net.with_io_dtype(np.float16, np.float16).with_io_dtype(np.float32, np.float32).with_io_dtype(
+        np.float16, np.float32
+    )
+    onnx.checker.check_model(twice.model)
+    runner = ORT(num_streams=1, threads=1).load(twice, None)[0]  # type: ignore[arg-type]
+    out = runner.infer({"input": np.ones((1, 3, 8, 8), np.float16)})["output"]
+    assert out.dtype == np.float32 and out.shape == (1, 3, 8, 8)

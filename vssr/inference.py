@@ -116,6 +116,10 @@ class Session:
         )
         return cls(network, backend, RunnerPool(runners), pad, tiles, dtype)
 
+    def output_dtype(self, name: str) -> np.dtype:
+        """What the runners really return for an output (a backend may be told to differ)."""
+        return next(o.dtype for o in self.pool.runners[0].outputs if o.name == name)
+
     def run(self, feeds: Tensors) -> Tensors:
         """Image inputs (1, C, H, W) at frame size; other inputs as they are. Returns cropped outputs."""
         return self.run_with(feeds, _copies)
@@ -234,7 +238,8 @@ def inference(
     out_w, out_h = first.width * net.scale, first.height * net.scale
     if out_w.denominator != 1 or out_h.denominator != 1:
         raise VssrError(func, f"clip: {first.width}x{first.height} x scale {net.scale} is not a whole frame size")
-    out_format = vs.core.query_video_format(out_family, vs.FLOAT, first.format.bits_per_sample, 0, 0)  # type: ignore[union-attr]
+    out_bits = 16 if session.output_dtype(out_spec.name) == np.float16 else 32
+    out_format = vs.core.query_video_format(out_family, vs.FLOAT, out_bits, 0, 0)
     template = vs.core.std.BlankClip(first, width=int(out_w), height=int(out_h), format=out_format.id, keep=True)
     in_name, out_name = spec.name, out_spec.name
 

@@ -142,12 +142,21 @@ class Network:
         model.CopyFrom(self.model)
         graph = model.graph
         to_elem = {v: k for k, v in _DTYPES.items()}
+        taken = {o for n in graph.node for o in n.output} | {i.name for i in graph.input}
+
+        def fresh(name: str) -> str:
+            candidate, i = f"{name}__vssr_cast", 1
+            while candidate in taken:  # a network retyped before already has one
+                candidate, i = f"{name}__vssr_cast{i}", i + 1
+            taken.add(candidate)
+            return candidate
+
         casts_in: list[onnx.NodeProto] = []
         for value in graph.input:
             spec = next((s for s in self.image_inputs if s.name == value.name), None)
             if spec is None or spec.dtype == input_dtype:
                 continue
-            inner = f"{value.name}__vssr_cast"
+            inner = fresh(value.name)
             for node in graph.node:
                 node.input[:] = [inner if i == value.name else i for i in node.input]
             casts_in.append(helper.make_node("Cast", [value.name], [inner], to=to_elem[spec.dtype]))
@@ -157,7 +166,7 @@ class Network:
             spec = next(s for s in self.outputs if s.name == value.name)
             if spec.dtype == output_dtype:
                 continue
-            inner = f"{value.name}__vssr_cast"
+            inner = fresh(value.name)
             for node in graph.node:
                 node.output[:] = [inner if o == value.name else o for o in node.output]
             casts_out.append(helper.make_node("Cast", [inner], [value.name], to=to_elem[output_dtype]))

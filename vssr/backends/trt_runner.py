@@ -1,0 +1,160 @@
+"""TensorRT runtime: execution contexts with their own CUDA streams and buffers (one per stream).
+
+Split from trt.py (engine building and caching); everything here is allocated in TrtRunner's
+constructor, at filter creation, and `infer` is the per-tile hot path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import BackendError
+from ..types import Tensors
+from . import cuda
+from .base import check_feeds
+
+if TYPE_CHECKING:
+    from .trt import BuildPlan
+
+__all__ = ["TrtRunner", "context_from_engine", "select_profile"]
+
+
+def select_profile(profiles: Sequence[tuple[tuple[int, int], tuple[int, int], tuple[int, int]]], width: int, height: int) -> int:
+    """Index of the profile for a (width, height) tile: opt == tile first, else the first covering it."""
+    for i, (_, opt, _) in enumerate(profiles):
+        if opt == (width, height):
+            return i
+    for i, (low, _, high) in enumerate(profiles):
+        if low[0] <= width <= high[0] and low[1] <= height <= high[1]:
+            return i
+    raise BackendError(f"no optimization profile of the engine accepts a {width}x{height} tile: {list(profiles)}")
+
+
+def context_from_engine(trt: Any, engine: Any, *, dynamic: bool, use_cuda_graph: bool) -> tuple[Any, bool]:
+    """An execution context, and whether vssr must capture CUDA graphs itself.
+
+    TensorRT-RTX JIT-compiles kernels: with dynamic shapes it specializes them lazily while
+    running unless told EAGER, and it captures CUDA graphs itself (CudaGraphStrategy) because a
+    lazy compilation inside an outside capture is illegal. Full TensorRT has neither knob: vssr
+    captures the stream's work after a warm-up run.
+    """
+    if not hasattr(trt, "IRuntimeConfig"):
+        return engine.create_execution_context(), use_cuda_graph
+    config = engine.create_runtime_config()
+    if dynamic:
+        config.dynamic_shapes_kernel_specialization_strategy = trt.DynamicShapesKernelSpecializationStrategy.EAGER
+    if use_cuda_graph:
+        config.cuda_graph_strategy = trt.CudaGraphStrategy.WHOLE_GRAPH_CAPTURE
+    return engine.create_execution_context(config), False
+
+
+class TrtRunner:
+    """One execution context with its own stream and buffers; used by one thread at a time.
+
+    `infer` sets the device, copies inputs into pinned memory (numpy releases the GIL for large
+    copies), enqueues host-to-device copies, `execute_async_v3` and device-to-host copies, then
+    waits on the stream. TensorRT's enqueue and cuda-python's calls release the GIL, so runners on
+    other VapourSynth threads overlap.
+    """
+
+    def __init__(self, trt: Any, rt: Any, engine: Any, plan: BuildPlan, *, device_id: int, use_cuda_graph: bool) -> None:
+        self.trt, self.rt, self.engine = trt, rt, engine
+        self.keep: tuple[Any, ...] = ()
+        self.device_id = device_id
+        self.inputs, self.outputs = plan.inputs, plan.outputs
+        self.dynamic = not plan.profile.is_static
+        self.stream = cuda.Stream(rt)
+        self.context, self.use_cuda_graph = context_from_engine(
+            trt, engine, dynamic=self.dynamic, use_cuda_graph=use_cuda_graph
+        )
+        if self.context is None:
+            raise BackendError("TensorRT could not create an execution context (out of GPU memory?)")
+        self.profiles = [self._profile(i) for i in range(engine.num_optimization_profiles)]
+        self.host: dict[str, cuda.PinnedBuffer] = {}
+        self.device: dict[str, cuda.DeviceBuffer] = {}
+        self._output_shapes: dict[tuple[tuple[int, ...], ...], dict[str, tuple[int, ...]]] = {}
+        self._graphs: dict[tuple[tuple[int, ...], ...], cuda.CudaGraph] = {}
+        self._warm: set[tuple[tuple[int, ...], ...]] = set()
+        self._shape_key: tuple[tuple[int, ...], ...] | None = None
+        self._profile_index = 0
+        largest = {spec.name: plan.shapes[spec.name][2] for spec in self.inputs}
+        for spec in self.inputs:
+            self.context.set_input_shape(spec.name, largest[spec.name])
+        sizes = {**largest, **{spec.name: tuple(self.context.get_tensor_shape(spec.name)) for spec in self.outputs}}
+        for spec in (*self.inputs, *self.outputs):
+            shape = tuple(int(d) for d in sizes[spec.name])
+            self.host[spec.name] = cuda.PinnedBuffer(rt, shape, spec.dtype)
+            self.device[spec.name] = cuda.DeviceBuffer(rt, self.host[spec.name].nbytes)
+            self.context.set_tensor_address(spec.name, self.device[spec.name].ptr)
+
+    def _profile(self, index: int) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+        image = next((s for s in self.inputs if s.is_image), self.inputs[0])
+        dims = self.engine.get_tensor_profile_shape(image.name, index)
+        low, opt, high = (tuple(d) for d in dims)
+        return (low[3], low[2]), (opt[3], opt[2]), (high[3], high[2])
+
+    def _set_shapes(self, key: tuple[tuple[int, ...], ...]) -> dict[str, tuple[int, ...]]:
+        """Set input shapes for a new tile size (dynamic engines); outputs' shapes are remembered."""
+        image = next(i for i, s in enumerate(self.inputs) if s.is_image)
+        height, width = key[image][2], key[image][3]
+        index = select_profile(self.profiles, width, height)
+        if index != self._profile_index:
+            self.context.set_optimization_profile_async(index, self.stream.ptr)
+            self._profile_index = index
+        for spec, shape in zip(self.inputs, key, strict=True):
+            if not self.context.set_input_shape(spec.name, shape):
+                raise BackendError(f"TensorRT rejected input shape {shape} for {spec.name!r}")
+        if key not in self._output_shapes:
+            self._output_shapes[key] = {
+                spec.name: tuple(int(d) for d in self.context.get_tensor_shape(spec.name)) for spec in self.outputs
+            }
+        return self._output_shapes[key]
+
+    def _enqueue(self, in_bytes: list[int], out_bytes: list[int]) -> None:
+        for spec, nbytes in zip(self.inputs, in_bytes, strict=True):
+            self.device[spec.name].copy_from_host(self.host[spec.name], nbytes, self.stream)
+        if not self.context.execute_async_v3(self.stream.ptr):
+            raise BackendError("TensorRT execute_async_v3 failed (see the log)")
+        for spec, nbytes in zip(self.outputs, out_bytes, strict=True):
+            self.device[spec.name].copy_to_host(self.host[spec.name], nbytes, self.stream)
+
+    def infer(self, feeds: Tensors) -> Tensors:
+        rt = self.rt
+        cuda.call(rt, "cudaSetDevice", rt.cudaSetDevice(self.device_id))
+        key = tuple(tuple(feeds[spec.name].shape) for spec in self.inputs)
+        if key != self._shape_key:  # a new tile size (or the first call): check once, set shapes
+            check_feeds(self.inputs, feeds)
+            out_shapes = self._set_shapes(key)
+            self._shape_key = key
+        else:
+            out_shapes = self._output_shapes[key]
+        for spec in self.inputs:
+            np.copyto(self.host[spec.name].view(feeds[spec.name].shape), feeds[spec.name], casting="no")
+        in_bytes = [feeds[s.name].nbytes for s in self.inputs]
+        out_bytes = [int(np.prod(out_shapes[s.name])) * s.dtype.itemsize for s in self.outputs]
+        graph = self._graphs.get(key)
+        if graph is not None:
+            graph.launch()
+        elif self.use_cuda_graph and key in self._warm:
+            # captured after a warm-up run of this shape; replays the copies and the inference
+            self._graphs[key] = graph = cuda.CudaGraph(rt, self.stream, lambda: self._enqueue(in_bytes, out_bytes))
+            graph.launch()
+        else:
+            self._enqueue(in_bytes, out_bytes)
+            self._warm.add(key)
+        self.stream.synchronize()
+        return {spec.name: self.host[spec.name].view(out_shapes[spec.name]) for spec in self.outputs}
+
+    def close(self) -> None:
+        for graph in self._graphs.values():
+            graph.close()
+        self._graphs.clear()
+        self.context = None  # before the memory it was pointed at
+        for device in self.device.values():
+            device.close()
+        for host in self.host.values():
+            host.close()
+        self.stream.close()

@@ -23,9 +23,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vssr import metrics  # noqa: E402
-from vssr.arch import quicksrnet  # noqa: E402
-from vssr.network import Network  # noqa: E402
+from vssr import metrics
+from vssr.arch import quicksrnet
+from vssr.network import Network
 
 DATA = ROOT.parent / "shared" / "data"
 PAPER = {  # QuickSRNet paper / AIMET model zoo, x2 (the brief's Set5/Set14 small fp16 numbers)
@@ -75,17 +75,27 @@ def main() -> None:
     sets = {name: metrics.load_sr_set(DATA / "sr-bench" / name, scale) for name in args.sets}
 
     rows = [("bicubic (MATLAB imresize)", evaluate(bicubic(scale), sets, scale))]
-    rows.append((f"{params.name} fp32 ({os.path.relpath(args.weights, ROOT)})",
-                 evaluate(ort_upscaler(net, args.threads), sets, scale)))
+    rows.append(
+        (
+            f"{params.name} fp32 ({os.path.relpath(args.weights, ROOT)})",
+            evaluate(ort_upscaler(net, args.threads), sets, scale),
+        )
+    )
     for method in args.int8:
         from vssr.quant import quantize
 
         qnet = quantize(net, None if method == "naive" else args.calib, method=method, frames=32, crop=128)
-        rows.append((f"{params.name} int8 {method} (u8 act, ORT)", evaluate(ort_upscaler(qnet, args.threads), sets, scale)))
+        rows.append(
+            (f"{params.name} int8 {method} (u8 act, ORT)", evaluate(ort_upscaler(qnet, args.threads), sets, scale))
+        )
     paper = PAPER.get((params.size or "", scale), {})
     if paper:
-        rows.append(("paper (fp16; Set14 of the AIMET zoo card is fp32 32.52)",
-                     {k: (paper.get(k, float("nan")), float("nan")) for k in args.sets}))
+        rows.append(
+            (
+                "paper (fp16; Set14 of the AIMET zoo card is fp32 32.52)",
+                {k: (paper.get(k, float("nan")), float("nan")) for k in args.sets},
+            )
+        )
 
     print(f"| x{scale} | " + " | ".join(f"{s} PSNR / SSIM" for s in args.sets) + " |")
     print("|---|" + "---|" * len(args.sets))

@@ -22,6 +22,7 @@ For QuickSRNet-small x2 (models/quicksrnet/small_x2.npz) and Real-ESRGAN animevi
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -33,19 +34,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from vssr.backends import ov as _ov  # noqa: E402
+from vssr.backends import ov as _ov
 
 _ov.preload()  # before the VapourSynth core exists (vs-mlrt's ov plugin would load its own OpenVINO)
 
-from eval_sr import ort_upscaler  # noqa: E402
+from eval_sr import ort_upscaler
 
-from vssr import metrics  # noqa: E402
-from vssr.arch import quicksrnet  # noqa: E402
-from vssr.backends import Backend  # noqa: E402
-from vssr.backends.precision import lower_precision  # noqa: E402
-from vssr.network import Network  # noqa: E402
-from vssr.quant import frames_from_clip, quantize_arrays, random_crops  # noqa: E402
-from vssr.types import ShapeProfile  # noqa: E402
+from vssr import metrics
+from vssr.arch import quicksrnet
+from vssr.backends import Backend
+from vssr.backends.precision import lower_precision
+from vssr.network import Network
+from vssr.quant import frames_from_clip, quantize_arrays, random_crops
+from vssr.types import ShapeProfile
 
 DATA = ROOT.parent / "shared" / "data"
 
@@ -124,9 +125,16 @@ def main() -> None:
         backends["OV bf16"] = Backend.OV(num_streams=1, num_threads=2, precision="bf16")
 
     cols = list(backends)
-    print(f"calibration: {len(crops)} crops {args.crop}x{args.crop} of bigbuckbunny.mp4; "
-          f"speed: median of {args.runs}, ms/frame to 1920x1080", flush=True)
-    print("| model | variant | Set5 PSNR (Y) | vs fp32 (RGB) | " + " | ".join(f"{c} ms" for c in cols) + " | x fp32 (first col) |")
+    print(
+        f"calibration: {len(crops)} crops {args.crop}x{args.crop} of bigbuckbunny.mp4; "
+        f"speed: median of {args.runs}, ms/frame to 1920x1080",
+        flush=True,
+    )
+    print(
+        "| model | variant | Set5 PSNR (Y) | vs fp32 (RGB) | "
+        + " | ".join(f"{c} ms" for c in cols)
+        + " | x fp32 (first col) |"
+    )
     print("|---|---|---|---|" + "---|" * len(cols) + "---|")
     for label, (net, scale, size) in load_models(args.models, args.weights).items():
         ref_outs: list[np.ndarray] | None = None
@@ -145,13 +153,13 @@ def main() -> None:
                     continue
                 try:
                     times.append(ms_per_frame(vnet, backend, size, args.runs))
-                except Exception as err:  # report and go on: one failing runtime must not hide the rest
+                except Exception as err:  # noqa: BLE001 (report and go on: one failing runtime must not hide the rest)
                     print(f"<!-- {label} {vname} {bname}: {type(err).__name__}: {err} -->", flush=True)
                     times.append(float("nan"))
             if base_ms is None:
                 base_ms = times[0] if times else None
-            ratio = f"{base_ms / times[0]:.2f}" if times and base_ms and times[0] == times[0] else "-"
-            cells = " | ".join("-" if t != t else f"{t:.0f}" for t in times)
+            ratio = f"{base_ms / times[0]:.2f}" if times and base_ms and not math.isnan(times[0]) else "-"
+            cells = " | ".join("-" if math.isnan(t) else f"{t:.0f}" for t in times)
             print(f"| {label} | {vname} | {psnr:.2f} | {vs_fp32} | {cells} | {ratio} |", flush=True)
 
 

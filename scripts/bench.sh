@@ -4,7 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh "test,bench"
-# vs-mlrt's ov plugin ships its own libopenvino; vspipe loads it before a script's first line, so
-# make this environment import the openvino package first (see vssr/backends/ov.py)
-.venv/bin/python -c "from vssr.backends.ov import install_import_hook; install_import_hook()"
+# bench/peer.py imports openvino before the VapourSynth core exists, so vs-mlrt's ov plugin and
+# vssr share one OpenVINO build in this process (see vssr/backends/ov.py)
 exec .venv/bin/python bench/peer.py "$@"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Sequence
+
 import numpy as np
 import onnx
 
@@ -65,6 +68,15 @@ def two_input(channels: int = 3) -> onnx.ModelProto:
     return g.model(scale=1)
 
 
+SINGLE_INPUT: dict[str, Callable[[], onnx.ModelProto]] = {
+    "identity": identity,
+    "conv3x3": lambda: conv3x3(layers=2),
+    "shuffle_x2": pixel_shuffle_x2,
+    "strided_x1": strided_x1,
+}
+"""The one-input nets above by name: every backend's runners must match the reference on each."""
+
+
 def check_runner(runner: Runner, model: onnx.ModelProto, rtol: float = 1e-5, atol: float = 1e-5) -> None:
     """Run `runner` on a random input and compare with onnx.reference (independent of any runtime)."""
     from onnx.reference import ReferenceEvaluator
@@ -76,3 +88,33 @@ def check_runner(runner: Runner, model: onnx.ModelProto, rtol: float = 1e-5, ato
     (want,) = ReferenceEvaluator(model).run(None, {spec.name: x.astype(np.float32)})
     got = runner.infer({spec.name: x})[runner.outputs[0].name]
     np.testing.assert_allclose(got.astype(np.float32), want, rtol=rtol, atol=atol)
+
+
+def run_cpu(model: onnx.ModelProto, x: np.ndarray, name: str = "input") -> np.ndarray:
+    """The first output of `model` fed `x` as `name`, on a one-thread ONNX Runtime CPU session."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    out: np.ndarray = session.run(None, {name: x})[0]
+    return out
+
+
+def check_runners_from_threads(runners: Sequence[Runner], model: onnx.ModelProto, rounds: int = 5) -> None:
+    """Each runner, on its own thread at the same time, passes `check_runner` `rounds` times."""
+    errors: list[BaseException] = []
+
+    def work(runner: Runner) -> None:
+        try:
+            for _ in range(rounds):
+                check_runner(runner, model)
+        except BaseException as err:  # noqa: BLE001 - re-raised below, on the test's thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in runners]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors

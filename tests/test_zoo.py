@@ -17,6 +17,7 @@ import onnx
 import pytest
 import vapoursynth as vs
 
+from tests import nets
 from tests.arch.test_compact import random_state
 from tests.arch.test_rrdb import random_state as rrdb_state
 from tests.weights import torchsave
@@ -53,12 +54,12 @@ def test_zoo_models(model_dir: Path, name: str, scale: int) -> None:
 
 @needs_wheel
 def test_zoo_graph_matches_ncnn() -> None:
-    from tests.weights.test_ncnn import MODELS, run_ncnn, run_ort
+    from tests.weights.test_ncnn import MODELS, run_ncnn
 
     net = zoo.network("realesrgan", "animevideov3-x3", func=FUNC)
     image = np.random.default_rng(2).random((1, 3, 16, 20), dtype=np.float32)
     param = MODELS / "realesr-animevideov3-x3.param"
-    assert np.abs(run_ort(net.model, image) - run_ncnn(param, param.with_suffix(".bin"), image)).max() <= 1e-4
+    assert np.abs(nets.run_cpu(net.model, image) - run_ncnn(param, param.with_suffix(".bin"), image)).max() <= 1e-4
 
 
 def _counting_family(monkeypatch: pytest.MonkeyPatch, path: Path) -> list[int]:

@@ -117,9 +117,9 @@ def export(model: nn.Module, path: Path) -> None:
 
 # --- data ---------------------------------------------------------------------------------------
 
+
 def load_training_images(scale: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    files = sorted((DATA / "sr-train" / "T91").glob("*.bmp")) + sorted(
-        (DATA / "sr-train" / "BSD200").glob("*.png"))
+    files = sorted((DATA / "sr-train" / "T91").glob("*.bmp")) + sorted((DATA / "sr-train" / "BSD200").glob("*.png"))
     files = [f for f in files if f.name != "302003.png"]  # source of Set5 woman
     pairs = []
     for f in files:
@@ -159,6 +159,7 @@ class Sampler:
 
 # --- evaluation ---------------------------------------------------------------------------------
 
+
 def load_set(name: str, scale: int) -> list[tuple[np.ndarray, np.ndarray]]:
     out = []
     for f in sorted((DATA / "sr-bench" / name).glob("*.png")):
@@ -184,6 +185,7 @@ def evaluate(model: nn.Module, data, scale: int, **quant) -> float:
 
 # --- fake quantization (QAT) --------------------------------------------------------------------
 
+
 def fake_quant_weight(w: torch.Tensor) -> torch.Tensor:
     """Per-output-channel symmetric int8, straight-through gradient."""
     amax = w.detach().abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)
@@ -199,6 +201,7 @@ def fake_quant_act(a: torch.Tensor) -> torch.Tensor:
 
 
 # --- main ---------------------------------------------------------------------------------------
+
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -224,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
-    logf = open(args.out / "log.txt", "a")
+    logf = open(args.out / "log.txt", "a")  # noqa: SIM115 (open for the whole run)
 
     def log(msg: str) -> None:
         line = f"{time.strftime('%H:%M:%S')} {msg}"
@@ -244,8 +247,10 @@ def main(argv: list[str] | None = None) -> None:
         ck = torch.load(args.qat_from, map_location="cpu", weights_only=False)  # our own checkpoint
         model.load_state_dict(ck["ema"])  # start from the smoothed weights
         quant = {"wq": fake_quant_weight, "aq": fake_quant_act}
-        log(f"QAT from {args.qat_from}: start Set5 fp32 {evaluate(model, set5, args.scale):.3f} "
-            f"fakequant {evaluate(model, set5, args.scale, **quant):.3f}")
+        log(
+            f"QAT from {args.qat_from}: start Set5 fp32 {evaluate(model, set5, args.scale):.3f} "
+            f"fakequant {evaluate(model, set5, args.scale, **quant):.3f}"
+        )
     else:
         quant = {}
     ema = QuickSRNet(args.size, args.scale)
@@ -263,8 +268,16 @@ def main(argv: list[str] | None = None) -> None:
     loss_acc = 0.0
 
     def save(tag: str) -> None:
-        torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "it": it, "total": total,
-                    "args": {k: str(v) for k, v in vars(args).items()}}, args.out / "ckpt.tmp")
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "ema": ema.state_dict(),
+                "it": it,
+                "total": total,
+                "args": {k: str(v) for k, v in vars(args).items()},
+            },
+            args.out / "ckpt.tmp",
+        )
         (args.out / "ckpt.tmp").replace(args.out / "ckpt.pt")
         export(model, args.out / "weights.npz")
         export(ema, args.out / "weights_ema.npz")

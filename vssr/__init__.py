@@ -14,13 +14,13 @@ from .inference import Session, inference
 from .network import Network
 
 __all__ = [
+    "RIFE",
     "Backend",
     "BackendConfig",
     "BackendError",
     "MissingBackendError",
     "ModelError",
     "Network",
-    "RIFE",
     "RealESRGAN",
     "Session",
     "VssrError",

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ModelError", "BackendError", "MissingBackendError"]
+__all__ = ["BackendError", "MissingBackendError", "ModelError"]
 
 
 class ModelError(ValueError):

@@ -18,13 +18,13 @@ from typing import BinaryIO
 
 __all__ = [
     "atomic_write",
+    "cached",
+    "engines_dir",
     "file_lock",
+    "models_dir",
+    "project_root",
     "sha256_bytes",
     "sha256_file",
-    "project_root",
-    "models_dir",
-    "engines_dir",
-    "cached",
 ]
 
 type PathLike = str | os.PathLike[str]

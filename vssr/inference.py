@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 import vapoursynth as vs
 
-from .backends import BackendConfig, default_backend
+from .backends import BackendConfig, Runner, default_backend
 from .glue.checks import VssrError, check_clip, check_clips_match, check_pair, user_errors
 from .glue.frames import dtype_of, frames_to_array, write_frame
 from .glue.padding import PadPlan
@@ -144,7 +144,7 @@ class Session:
                 for o, s in zip(net.outputs, net.output_scales, strict=True)
             })
 
-    def _run_tiled(self, runner: object, feeds: Tensors) -> Tensors:
+    def _run_tiled(self, runner: Runner, feeds: Tensors) -> Tensors:
         net = self.network
         full: Tensors = {}
         for x, y in self.tiles:
@@ -152,7 +152,7 @@ class Session:
                 k: v[..., y.start : y.start + y.size, x.start : x.start + x.size] if _is_image(v) else v
                 for k, v in feeds.items()
             }
-            results = runner.infer({k: np.ascontiguousarray(v) for k, v in tile_feeds.items()})  # type: ignore[attr-defined]
+            results = runner.infer({k: np.ascontiguousarray(v) for k, v in tile_feeds.items()})
             for o, s in zip(net.outputs, net.output_scales, strict=True):
                 r = results[o.name]
                 if o.name not in full:
@@ -219,7 +219,7 @@ def inference(
         names = ", ".join(f"{s.name}{list(s.shape)}" for s in net.inputs)
         raise VssrError(func, f"network: inference() feeds one image input; {net.name!r} has {len(net.inputs)} ({names})")
     spec = net.inputs[0]
-    planes = sum(c.format.num_planes for c in clip_list)  # type: ignore[union-attr]
+    planes = sum(c.format.num_planes for c in clip_list)
     if spec.channels is not None and spec.channels != planes:
         raise VssrError(
             func,
@@ -231,7 +231,7 @@ def inference(
     if out_family is None:
         raise VssrError(func, f"network: the output has {out_spec.channels} channels; inference() makes GRAY (1) or RGB (3) clips")
     first = clip_list[0]
-    dtype = dtype_of(first.format)  # type: ignore[arg-type]
+    dtype = dtype_of(first.format)
     session = Session.create(
         net, backend, width=first.width, height=first.height, tilesize=tilesize, overlap=overlap, dtype=dtype, func=func
     )

@@ -19,8 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["imresize", "mod_crop", "rgb_to_y", "psnr", "ssim", "sr_scores", "to_uint8", "SRImage",
-           "load_sr_set", "score_sr_set"]
+__all__ = [
+    "SRImage",
+    "imresize",
+    "load_sr_set",
+    "mod_crop",
+    "psnr",
+    "rgb_to_y",
+    "score_sr_set",
+    "sr_scores",
+    "ssim",
+    "to_uint8",
+]
 
 
 def _cubic(x: np.ndarray) -> np.ndarray:
@@ -36,6 +46,7 @@ def _contributions(in_len: int, out_len: int, scale: float) -> tuple[np.ndarray,
     """Weights (out_len, P) and 0-based source indices (out_len, P) along one axis."""
     width = 4.0
     if scale < 1:  # antialiasing: stretch the kernel by 1/scale
+
         def kernel(x: np.ndarray) -> np.ndarray:
             return scale * _cubic(scale * x)
 
@@ -45,7 +56,7 @@ def _contributions(in_len: int, out_len: int, scale: float) -> tuple[np.ndarray,
     x = np.arange(1, out_len + 1, dtype=np.float64)
     u = x / scale + 0.5 * (1 - 1 / scale)  # output pixel centre in input coordinates (1-based)
     left = np.floor(u - width / 2)
-    taps = int(math.ceil(width)) + 2
+    taps = math.ceil(width) + 2
     idx = left[:, None] + np.arange(taps)[None, :]  # 1-based
     weights = kernel(u[:, None] - idx)
     weights /= weights.sum(axis=1, keepdims=True)
@@ -164,7 +175,7 @@ def sr_scores(sr: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float]
     if sr.dtype != np.uint8 or hr.dtype != np.uint8:
         raise ValueError("sr_scores takes uint8 images: round/clip the SR output first (to_uint8)")
     ys, yh = rgb_to_y(sr), rgb_to_y(hr)
-    border = int(math.ceil(scale))
+    border = math.ceil(scale)
     return psnr(ys, yh, border=border), ssim(ys, yh, border=border)
 
 
@@ -179,7 +190,7 @@ class SRImage:
 
 def load_sr_set(folder: str | os.PathLike[str], scale: int) -> list[SRImage]:
     """A benchmark folder of PNGs (Set5, Set14) as mod-cropped HR + bicubic LR pairs (needs Pillow)."""
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     out = []
     for f in sorted(Path(folder).glob("*.png")):

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -20,13 +21,16 @@ from .errors import ModelError
 from .files import sha256_bytes
 from .types import SizeReq, TensorSpec
 
-__all__ = ["Network", "OPSET", "IR_VERSION", "set_metadata", "get_metadata"]
+__all__ = ["IR_VERSION", "OPSET", "Network", "get_metadata", "set_metadata"]
 
 OPSET = 19
 """ONNX opset of every graph vssr writes: newer defaults break ORT or TensorRT (GridSample-20)."""
 IR_VERSION = 9
 
-_DTYPES = {onnx.TensorProto.FLOAT: np.dtype(np.float32), onnx.TensorProto.FLOAT16: np.dtype(np.float16)}
+_DTYPES: dict[int, np.dtype[Any]] = {
+    onnx.TensorProto.FLOAT: np.dtype(np.float32),
+    onnx.TensorProto.FLOAT16: np.dtype(np.float16),
+}
 _PROBE = 64  # spatial size used to read the scale of a graph with dynamic shapes
 
 
@@ -70,7 +74,7 @@ class Network:
     """Output size / input size of the first output, read from the graph (1.5 for QuickSRNet x1.5)."""
     output_scales: tuple[Fraction, ...] = ()
     """Output size / input size of every output (EDVR's feature pyramid has 1, 1/2, 1/4)."""
-    size: SizeReq = SizeReq()
+    size: SizeReq = SizeReq()  # noqa: RUF009 - SizeReq is a frozen dataclass: one shared default is safe
     tiling: bool = True
     """False for networks that must see whole frames (RIFE)."""
     name: str = "network"

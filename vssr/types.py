@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["StateDict", "Tensors", "TensorSpec", "SizeReq", "ShapeProfile"]
+__all__ = ["ShapeProfile", "SizeReq", "StateDict", "TensorSpec", "Tensors"]
 
 type StateDict = dict[str, np.ndarray]
 """Canonical (PyTorch) key -> float32 array."""
@@ -74,5 +74,5 @@ class ShapeProfile:
         return (self.min[0] <= width <= self.max[0]) and (self.min[1] <= height <= self.max[1])
 
 
-def as_fraction(value: int | float | Fraction) -> Fraction:
+def as_fraction(value: float | Fraction) -> Fraction:
     return value if isinstance(value, Fraction) else Fraction(value).limit_denominator(1000)

@@ -45,17 +45,17 @@ from .types import StateDict
 from .weights import ncnn, pth
 
 __all__ = [
+    "FAMILIES",
     "Entry",
     "Family",
-    "FAMILIES",
-    "register",
-    "names",
-    "network",
     "convert",
-    "from_pth",
     "from_ncnn",
-    "shipped",
+    "from_pth",
+    "names",
     "ncnn_wheel_file",
+    "network",
+    "register",
+    "shipped",
 ]
 
 logger = logging.getLogger(__name__)
@@ -255,7 +255,7 @@ def _converter_digest(converter: Converter, archs: Sequence[str]) -> str:
 def _valid_onnx(path: Path) -> bool:
     try:
         onnx.load_model(os.fspath(path), load_external_data=False)
-    except Exception:  # any parse failure means: rebuild it
+    except Exception:  # noqa: BLE001 - any parse failure means: rebuild it
         logger.warning("cached model %s is unreadable; converting again", path)
         return False
     return True
@@ -272,7 +272,8 @@ def convert(name: str, paths: Sequence[Path], converter: Converter, archs: Seque
     def produce() -> bytes:
         logger.info("converting %s -> %s", [os.fspath(p) for p in paths], target)
         model = converter(paths, archs)
-        return model.SerializeToString()
+        data: bytes = model.SerializeToString()
+        return data
 
     return files.cached(target, produce, _valid_onnx)
 
@@ -316,7 +317,7 @@ def network(family: str, model: str | os.PathLike[str], *, func: Callable[..., o
     Raises:
         VssrError: unknown name, missing package, missing/corrupt/unsupported file.
     """
-    from .glue.checks import user_errors  # noqa: PLC0415  (keeps `import vssr.zoo` free of vapoursynth)
+    from .glue.checks import user_errors  # lazy: keeps `import vssr.zoo` free of vapoursynth
 
     with user_errors(func):
         fam = _family(family)

@@ -10,11 +10,10 @@ from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
-import onnx
-import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
+from tests import nets
 from tests.arch import sr_numpy
 from tests.weights import torchsave
 from vssr.arch import compact, registry
@@ -39,13 +38,6 @@ def random_state(in_ch: int, feat: int, num_conv: int, scale: int, seed: int = 0
     return state
 
 
-def run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    return session.run(None, {"input": x})[0]
-
-
 CONFIGS = [(3, 8, 2, 4), (1, 4, 1, 2), (3, 6, 0, 3), (4, 5, 3, 1)]
 
 
@@ -58,7 +50,7 @@ def test_matches_numpy(in_ch: int, feat: int, num_conv: int, scale: int) -> None
     model = compact.build(state)
     assert model.opset_import[0].version == OPSET and model.ir_version == IR_VERSION
     x = np.random.default_rng(5).random((1, in_ch, 11, 14), dtype=np.float32)
-    got = run(model, x)
+    got = nets.run_cpu(model, x)
     ref = sr_numpy.srvgg(state, x, scale)
     assert got.shape == ref.shape == (1, in_ch, 11 * scale, 14 * scale)
     assert np.abs(got - ref).max() <= TOLERANCE
@@ -71,7 +63,7 @@ def test_out_scale_metadata_and_shape() -> None:
     state = random_state(3, 4, 1, 4)
     model = compact.build(state, out_scale=2, name="tiny-x2")
     assert Network.load(model).scale == 2 and get_metadata(model)["name"] == "tiny-x2"
-    assert run(model, np.zeros((1, 3, 6, 10), np.float32)).shape == (1, 3, 12, 20)
+    assert nets.run_cpu(model, np.zeros((1, 3, 6, 10), np.float32)).shape == (1, 3, 12, 20)
     with pytest.raises(ModelError, match="out_scale"):
         compact.build(state, out_scale=5)
 
@@ -110,5 +102,5 @@ def test_matches_torch_written_checkpoint() -> None:
     state = pth.load(data / "torch_compact_x4.pth")
     assert compact.CompactParams.from_state(state) == compact.CompactParams(3, 3, 8, 2, 4)
     expected = np.load(data / "torch_sr_outputs.npz")
-    got = run(registry.detect(state).build(state), expected["input"])
+    got = nets.run_cpu(registry.detect(state).build(state), expected["input"])
     assert np.abs(got - expected["torch_compact_x4"]).max() <= TOLERANCE

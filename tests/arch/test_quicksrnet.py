@@ -18,7 +18,7 @@ TOL = 1e-5
 
 def np_conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int = 1, pad: int = 1) -> np.ndarray:
     """x [C, H, W], w [O, C, k, k] -> [O, H', W'] (cross-correlation, zero padding), float64."""
-    c, h, wd = x.shape
+    _, h, wd = x.shape
     o, _, k, _ = w.shape
     xp = np.pad(x.astype(np.float64), ((0, 0), (pad, pad), (pad, pad)))
     ho = (h + 2 * pad - k) // stride + 1

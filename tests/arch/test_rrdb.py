@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
+from tests import nets
 from tests.arch import sr_numpy
 from tests.weights import torchsave
 from vssr.arch import registry, rrdb
@@ -46,13 +46,6 @@ def random_state(ch: int, feat: int, grow: int, blocks: int, scale: int, seed: i
     return state
 
 
-def run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    return session.run(None, {"input": x})[0]
-
-
 CONFIGS = [(3, 8, 4, 1, 4), (3, 6, 3, 2, 2), (3, 4, 2, 1, 1), (1, 5, 3, 1, 4)]
 
 
@@ -64,7 +57,7 @@ def test_matches_numpy(ch: int, feat: int, grow: int, blocks: int, scale: int) -
     assert registry.detect(state).id == "rrdb"
     model = rrdb.build(state)
     x = np.random.default_rng(3).random((1, ch, 8, 12), dtype=np.float32)
-    got = run(model, x)
+    got = nets.run_cpu(model, x)
     ref = sr_numpy.rrdbnet(state, x, scale, blocks)
     assert got.shape == ref.shape == (1, ch, 8 * scale, 12 * scale)
     assert np.abs(got - ref).max() <= TOLERANCE
@@ -147,6 +140,6 @@ def test_matches_torch_written_checkpoint(name: str, scale: int, feat: int, bloc
     state = pth.load(data / f"{name}.pth")
     assert rrdb.RRDBParams.from_state(state) == rrdb.RRDBParams(3, 3, feat, 2, blocks, scale)
     expected = np.load(data / "torch_sr_outputs.npz")
-    got = run(registry.detect(state).build(state), expected["input"])
+    got = nets.run_cpu(registry.detect(state).build(state), expected["input"])
     assert got.shape == expected[name].shape
     assert np.abs(got - expected[name]).max() <= TOLERANCE

@@ -5,7 +5,6 @@ References: onnx.reference (check_runner) and numpy.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +19,7 @@ from vssr.network import Network, set_metadata
 from vssr.types import ShapeProfile
 
 PROFILE = ShapeProfile.static(24, 24)
-TINY = {
-    "identity": nets.identity,
-    "conv3x3": lambda: nets.conv3x3(layers=2),
-    "shuffle_x2": nets.pixel_shuffle_x2,
-    "strided_x1": nets.strided_x1,
-}
+TINY = nets.SINGLE_INPUT
 
 
 @pytest.mark.parametrize("name", TINY)
@@ -78,22 +72,7 @@ def test_unloadable_model_is_a_backend_error() -> None:
 
 def test_runners_from_threads() -> None:
     model = nets.conv3x3(layers=2)
-    runners = Backend.ORT(num_streams=2).load(Network.load(model), PROFILE)
-    errors: list[BaseException] = []
-
-    def work(runner: object) -> None:
-        try:
-            for _ in range(5):
-                nets.check_runner(runner, model)  # type: ignore[arg-type]
-        except BaseException as err:  # noqa: BLE001
-            errors.append(err)
-
-    threads = [threading.Thread(target=work, args=(r,)) for r in runners]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    nets.check_runners_from_threads(Backend.ORT(num_streams=2).load(Network.load(model), PROFILE), model)
 
 
 def test_qdq_int8_model_runs(tmp_path: Path) -> None:

@@ -27,12 +27,7 @@ from vssr.types import ShapeProfile
 openvino = pytest.importorskip("openvino")
 
 PROFILE = ShapeProfile.static(24, 24)
-TINY = {
-    "identity": nets.identity,
-    "conv3x3": lambda: nets.conv3x3(layers=2),
-    "shuffle_x2": nets.pixel_shuffle_x2,
-    "strided_x1": nets.strided_x1,
-}
+TINY = nets.SINGLE_INPUT
 
 
 @pytest.fixture(autouse=True)
@@ -227,21 +222,7 @@ def test_runners_overlap_from_threads() -> None:
     """Two runners used from two threads both complete correctly (the glue's pool pattern)."""
     model = nets.conv3x3(layers=2)
     runners = Backend.OV(precision="f32", num_streams=2).load(Network.load(model), PROFILE)
-    errors: list[BaseException] = []
-
-    def work(runner: object) -> None:
-        try:
-            for _ in range(5):
-                nets.check_runner(runner, model)  # type: ignore[arg-type]
-        except BaseException as err:  # noqa: BLE001
-            errors.append(err)
-
-    threads = [threading.Thread(target=work, args=(r,)) for r in runners]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    nets.check_runners_from_threads(runners, model)
 
 
 # --- int8 QDQ ----------------------------------------------------------------------------------

@@ -37,7 +37,9 @@ def weights(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
 
 
 @pytest.mark.parametrize("tilesize", [None, 8])
-def test_rgb_matches_reference(core: vs.Core, weights: tuple[Path, dict[str, np.ndarray]], tilesize: int | None) -> None:
+def test_rgb_matches_reference(
+    core: vs.Core, weights: tuple[Path, dict[str, np.ndarray]], tilesize: int | None
+) -> None:
     path, state = weights
     data = np.random.default_rng(0).random((2, 3, 12, 16)).astype(np.float32)
     out = QuickSRNet(_clip(core, data, vs.RGBS), weights=path, backend=Backend.ORT(threads=1), tilesize=tilesize)
@@ -71,8 +73,9 @@ def test_errors(core: vs.Core, tmp_path: Path) -> None:
             QuickSRNet(rgb, size="large", scale=4)
 
 
-def test_int8_calibrated_on_the_clip(core: vs.Core, weights: tuple[Path, dict[str, np.ndarray]],
-                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_int8_calibrated_on_the_clip(
+    core: vs.Core, weights: tuple[Path, dict[str, np.ndarray]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("VSSR_MODEL_DIR", str(tmp_path / "models"))
     path, state = weights
     data = np.random.default_rng(4).random((3, 1, 16, 16)).astype(np.float32)

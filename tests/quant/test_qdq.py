@@ -111,16 +111,25 @@ def test_quantize_errors(tmp_path: Path) -> None:
 
 
 def test_shipped_model_int8_accuracy(shared_data: Path) -> None:
-    """Calibrated on 16 T91 crops; scored on held-out Set5 (disjoint from T91): within 0.15 dB of fp32."""
+    """The int8 path against the fp32 path on held-out Set5 (disjoint from the T91 calibration images).
+
+    fp32: small_x2.npz. int8: small_x2_qat.npz (quantization-aware fine-tuned) where shipped, as
+    vssr.QuickSRNet(int8=...) picks it, calibrated with minmax on 16 T91 crops. Bound: 0.15 dB
+    (the issue's target).
+    """
     if not SHIPPED.is_file():
         pytest.skip("models/quicksrnet/small_x2.npz is not present")
+    qat = SHIPPED.with_name("small_x2_qat.npz")
     net = Network.load(quicksrnet.build(dict(np.load(SHIPPED))))
-    q = quantize(net, shared_data / "sr-train" / "T91", frames=16, crop=128, method="minmax")
+    net8 = Network.load(quicksrnet.build(dict(np.load(qat if qat.is_file() else SHIPPED))))
+    q = quantize(net8, shared_data / "sr-train" / "T91", frames=16, crop=128, method="minmax")
     images = metrics.load_sr_set(shared_data / "sr-bench" / "Set5", 2)
 
     def upscaler(n: Network):  # type: ignore[no-untyped-def]
         sess = _session(n)[0]
-        return lambda lr: sess.run(None, {"input": lr.transpose(2, 0, 1)[None].astype(np.float32) / 255})[0][0].transpose(1, 2, 0)
+        return lambda lr: sess.run(None, {"input": lr.transpose(2, 0, 1)[None].astype(np.float32) / 255})[0][
+            0
+        ].transpose(1, 2, 0)
 
     fp32 = metrics.score_sr_set(upscaler(net), images, 2)[0]
     int8 = metrics.score_sr_set(upscaler(q), images, 2)[0]

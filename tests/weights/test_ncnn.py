@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 import pytest
 
+from tests import nets
 from vssr.arch import compact, registry, rrdb
 from vssr.errors import ModelError
 from vssr.weights import ncnn as ncnn_weights
@@ -45,13 +46,6 @@ def run_ncnn(param: Path, bin_path: Path, image: np.ndarray, input_blob: str = "
     result = np.array(out).copy()
     del ex, net
     return result[None]
-
-
-def run_ort(model: onnx.ModelProto, image: np.ndarray) -> np.ndarray:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    return session.run(None, {"input": image})[0]
 
 
 def build_from_ncnn(param: Path) -> onnx.ModelProto:
@@ -86,7 +80,7 @@ def test_shipped_models_match_ncnn(name: str, size: tuple[int, int]) -> None:
     assert registry.detect(state).id == arch_id
     h, w = size
     image = np.random.default_rng(7).random((1, 3, h, w), dtype=np.float32)
-    ours = run_ort(build_from_ncnn(param), image)
+    ours = nets.run_cpu(build_from_ncnn(param), image)
     ref = run_ncnn(param, param.with_suffix(".bin"), image)
     assert ours.shape == ref.shape == (1, 3, h * scale, w * scale)
     assert np.abs(ours - ref).max() <= TOLERANCE
@@ -154,7 +148,7 @@ def test_hand_written_compact(tmp_path: Path, fp16_first: bool) -> None:
         np.testing.assert_array_equal(state[key], value)
     assert compact.CompactParams.from_state(state) == compact.CompactParams(3, 3, 4, 1, 2)
     image = np.random.default_rng(1).random((1, 3, 12, 10), dtype=np.float32)
-    ours = run_ort(compact.build(state), image)
+    ours = nets.run_cpu(compact.build(state), image)
     ref = run_ncnn(param, param.with_suffix(".bin"), image)
     assert ours.shape == (1, 3, 24, 20)
     assert np.abs(ours - ref).max() <= TOLERANCE
@@ -181,3 +175,14 @@ def test_errors(tmp_path: Path) -> None:
     odd.write_text(param.read_text().replace("PixelShuffle ps 1 1 c4 ps 0=2", "Deconvolution ps 1 1 c4 ps 0=2"))
     with pytest.raises(ModelError, match="Deconvolution"):
         ncnn_weights.load(odd, param.with_suffix(".bin"))
+
+
+@pytest.mark.parametrize(("params", "match"), [("0=4 1=3 5=1", "parameter 6 is missing"),
+                                               ("0=4 1=3 5=1 -23306=1,108", "parameter 6 is an array")])
+def test_malformed_convolution_params(tmp_path: Path, params: str, match: str) -> None:
+    """A missing or array-valued scalar parameter is a ModelError (was a bare KeyError / TypeError)."""
+    param = tmp_path / "conv.param"
+    param.write_text(f"7767517\n2 2\nInput in 0 1 x\nConvolution c 1 1 x y {params}\n")
+    param.with_suffix(".bin").write_bytes(bytes(4 * 128))
+    with pytest.raises(ModelError, match=match):
+        ncnn_weights.load(param)

@@ -21,7 +21,7 @@ from ..types import StateDict
 from .ops import GraphBuilder
 from .registry import Architecture
 
-__all__ = ["CompactParams", "detect", "build", "ARCH"]
+__all__ = ["ARCH", "CompactParams", "build", "detect"]
 
 _KEY = re.compile(r"body\.(\d+)\.(weight|bias)")
 

@@ -5,10 +5,10 @@ giving offsets and mask, then the deformable 3x3 conv over `x`) in one of two fo
 
 - "native": ONNX `DeformConv` (opset 19) with a mask. onnxruntime >= 1.25 runs it on CPU;
   TensorRT >= 10.1 maps it to its ModulatedDeformConv2d plugin. OpenVINO's ONNX frontend rejects it.
-- "decomposed": standard ops every backend runs. Per deformable group and kernel tap, the input is
-  sampled at the offset-shifted positions with one `GridSample` (bilinear, zeros outside, which is
-  DCNv2's "zero outside the image" rule), multiplied by the mask, and the 9 taps are contracted by a
-  1x1 `Conv` whose weight is the 3x3 weight reshaped (an im2col matmul).
+- "decomposed": standard ops every backend runs. Per kernel tap (deformable groups in the batch
+  axis), the input is sampled at the offset-shifted positions with a `GridSample` (bilinear, zeros
+  outside, which is DCNv2's "zero outside the image" rule), multiplied by the tap's mask, and
+  contracted by a 1x1 `Conv` holding that tap's slice of the 3x3 weight; the 9 results are summed.
 
 Offset layout (ONNX = torchvision = BasicSR): channel 2*(g*K+k) is dy and 2*(g*K+k)+1 is dx for
 deformable group g and tap k = i*kw + j; mask channel g*K+k. BasicSR's chunk/cat of conv_offset's
@@ -30,6 +30,27 @@ type DeformMode = Literal["native", "decomposed"]
 DEFORM_MODES: tuple[str, ...] = ("native", "decomposed")
 
 
+class Weights:
+    """Initializers emitted once per name: a layer applied to several frames shares its weights."""
+
+    def __init__(self, g: GraphBuilder, names: dict[str, str]) -> None:
+        self.g = g
+        self.names = names
+
+    def __call__(self, array: np.ndarray, name: str) -> str:
+        if name not in self.names:
+            self.names[name] = self.g.weight(array, name)
+        return self.names[name]
+
+    def conv(self, x: str, weight: np.ndarray, bias: np.ndarray | None, name: str, stride: int = 1) -> str:
+        """Conv (square kernel, 'same' padding) with shared initializers."""
+        k = int(weight.shape[2])
+        ins = [x, self(weight, f"{name}.weight")]
+        if bias is not None:
+            ins.append(self(bias, f"{name}.bias"))
+        return self.g.op("Conv", ins, name, kernel_shape=[k, k], strides=[stride, stride], pads=[k // 2] * 4)
+
+
 def deform_groups(conv_offset_weight: np.ndarray, kernel: int = 3) -> int:
     """Deformable groups of a DCNv2Pack from its conv_offset weight [3*G*k*k, C, 3, 3]."""
     return int(conv_offset_weight.shape[0]) // (3 * kernel * kernel)
@@ -44,14 +65,17 @@ def modulated_deform_conv(
     *,
     mode: DeformMode,
     fp32_nodes: list[str] | None = None,
+    shared: dict[str, str] | None = None,
 ) -> str:
     """One DCNv2Pack (3x3, stride 1, pad 1, dilation 1): deform_conv(x, offsets from offset_feat).
 
     `weights` holds the pack's `weight [O,C,3,3]`, `bias [O]`, `conv_offset.weight [3GK,Cf,3,3]` and
     `conv_offset.bias [3GK]` (BasicSR names without the pack prefix). `x` may have any batch size.
     The decomposition appends the names of its sampling-grid nodes (pixel coordinates, normalised
-    to [-1, 1]) to `fp32_nodes`: they must stay fp32 when a backend lowers precision.
+    to [-1, 1]) to `fp32_nodes`: they must stay fp32 when a backend lowers precision. Pass the same
+    `shared` dict to every call for the same pack to emit its weights once (a pack applied per frame).
     """
+    weights_of = Weights(g, shared if shared is not None else {})
     weight, bias = weights["weight"], weights["bias"]
     off_w, off_b = weights["conv_offset.weight"], weights["conv_offset.bias"]
     kh, kw = weight.shape[2:]
@@ -60,19 +84,19 @@ def modulated_deform_conv(
     taps = kh * kw
     groups = deform_groups(off_w, kh)
     if mode == "native":
-        out = g.conv(offset_feat, off_w, off_b, f"{name}.conv_offset")
+        out = weights_of.conv(offset_feat, off_w, off_b, f"{name}.conv_offset")
         offset = g.slice_channels(out, 0, 2 * groups * taps)
         mask = g.sigmoid(g.slice_channels(out, 2 * groups * taps, 3 * groups * taps))
-        ins = [x, g.weight(weight, f"{name}.weight"), offset, g.weight(bias, f"{name}.bias"), mask]
+        ins = [x, weights_of(weight, f"{name}.weight"), offset, weights_of(bias, f"{name}.bias"), mask]
         return g.op("DeformConv", ins, name, kernel_shape=[kh, kw], pads=[1, 1, 1, 1], strides=[1, 1],
                     dilations=[1, 1], group=1, offset_group=groups)
     if mode == "decomposed":
-        return _decomposed(g, x, offset_feat, weight, bias, off_w, off_b, groups, name,
+        return _decomposed(g, weights_of, x, offset_feat, weight, bias, off_w, off_b, groups, name,
                            fp32_nodes if fp32_nodes is not None else [])
     raise ValueError(f"deform mode must be one of {DEFORM_MODES}, not {mode!r}")
 
 
-def _decomposed(g: GraphBuilder, x: str, offset_feat: str, weight: np.ndarray, bias: np.ndarray,
+def _decomposed(g: GraphBuilder, weights_of: Weights, x: str, offset_feat: str, weight: np.ndarray, bias: np.ndarray,
                 off_w: np.ndarray, off_b: np.ndarray, groups: int, name: str, fp32_nodes: list[str]) -> str:
     out_ch, in_ch = weight.shape[:2]
     taps = 9
@@ -82,7 +106,7 @@ def _decomposed(g: GraphBuilder, x: str, offset_feat: str, weight: np.ndarray, b
     # conv_offset with its offset channels reordered from (dy, dx) to (dx, dy): GridSample's order
     perm = np.arange(2 * groups * taps).reshape(groups * taps, 2)[:, ::-1].reshape(-1)
     n_off = 2 * groups * taps
-    out = g.conv(offset_feat, np.concatenate([off_w[perm], off_w[n_off:]]),
+    out = weights_of.conv(offset_feat, np.concatenate([off_w[perm], off_w[n_off:]]),
                  np.concatenate([off_b[perm], off_b[n_off:]]), f"{name}.conv_offset")
     offset = g.slice_channels(out, 0, n_off)
     mask = g.sigmoid(g.slice_channels(out, n_off, 3 * groups * taps))
@@ -125,18 +149,21 @@ def _decomposed(g: GraphBuilder, x: str, offset_feat: str, weight: np.ndarray, b
     # offsets [N, G*9*2, H, W] -> [N*G, 9, H, W, 2] (last axis dx, dy), normalised and shifted
     off5 = g.op("Reshape", [offset, g.concat([i64([-1, taps, 2], "c_92"), hw], axis=0)], f"{name}.off5")
     off5 = g.op("Transpose", [off5], f"{name}.offt", perm=[0, 1, 3, 4, 2])
-    grid = g.add(g.mul(off5, s), base_n)
-    grid = g.op("Reshape", [grid, g.concat([i64([-1], "cm1"),
-                                            g.op("Mul", [h, i64([taps], "c9")], f"{name}.h9"),
-                                            w, i64([2], "c2")], axis=0)], f"{name}.grid")  # [NG, 9H, W, 2]
+    grid = g.add(g.mul(off5, s), base_n)  # [NG, 9, H, W, 2]
+    grids = g.op_multi("Split", [grid, i64([1] * taps, "ones9")], taps, f"{name}.grids", axis=1)
     xg = g.op("Reshape", [x, g.concat([i64([-1, cg], "c_cg"), hw], axis=0)], f"{name}.xg")  # [NG, Cg, H, W]
-    sampled = g.op("GridSample", [xg, grid], f"{name}.sampled", mode="bilinear", padding_mode="zeros",
-                   align_corners=0)  # [NG, Cg, 9H, W]
-    fp32_nodes.extend(n.name for n in g.nodes[first_grid_node:])
-    # mask channel g*9 + k, rows (k, y): the same [NG, 1, 9H, W] layout, broadcast over Cg
-    mask4 = g.op("Reshape", [mask, g.concat([i64([-1, 1], "c_m1"), g.op("Mul", [h, i64([taps], "c9")], f"{name}.h9m"),
-                                             w], axis=0)], f"{name}.m4")
-    cols = g.mul(sampled, mask4)  # [NG, Cg, 9H, W] = [N, G, Cg, 9, H, W] in memory
-    cols = g.op("Reshape", [cols, g.concat([n, i64([in_ch * taps], "c_ck"), hw], axis=0)], f"{name}.cols")
-    # channel (g*Cg + c)*9 + k of cols is exactly input channel c_in*9 + k of the 3x3 weight
-    return g.conv(cols, weight.reshape(out_ch, in_ch * taps, 1, 1), bias, name)
+    sampled = [g.op("GridSample", [xg, g.op("Squeeze", [gk, i64([1], "ax1")], f"{name}.grid")], f"{name}.sampled",
+                    mode="bilinear", padding_mode="zeros", align_corners=0) for gk in grids]  # [NG, Cg, H, W]
+    fp32_nodes.extend(node.name for node in g.nodes[first_grid_node:])
+    # one tap at a time: sample (zero outside), weight by the mask, contract with that tap's 1x1 slice of
+    # the 3x3 weight, accumulate. Peak memory is one [N, C, H, W] column block, not nine.
+    mask5 = g.op("Reshape", [mask, g.concat([i64([-1, taps], "c_m9"), hw], axis=0)], f"{name}.m5")  # [NG, 9, H, W]
+    masks = g.op_multi("Split", [mask5, i64([1] * taps, "ones9")], taps, f"{name}.masks", axis=1)
+    nchw = g.concat([n, i64([in_ch], "c_c"), hw], axis=0)
+    out_sum = ""
+    for k in range(taps):
+        cols = g.op("Reshape", [g.mul(sampled[k], masks[k]), nchw], f"{name}.cols")  # [N, C, H, W]
+        w_k = weight[:, :, k // 3, k % 3].reshape(out_ch, in_ch, 1, 1)
+        y = weights_of.conv(cols, w_k, bias if k == 0 else None, f"{name}.tap{k}")
+        out_sum = y if k == 0 else g.add(out_sum, y)
+    return out_sum

@@ -37,18 +37,18 @@ from .ops import GraphBuilder
 from .registry import Architecture
 
 __all__ = [
-    "IFNetVersion",
-    "VERSIONS",
+    "ARCH",
     "SCALES",
+    "VERSIONS",
     "IFNetParams",
-    "detect",
-    "candidates",
-    "flow_scales",
-    "pad_multiple",
+    "IFNetVersion",
+    "build",
     "build_encoder",
     "build_flownet",
-    "build",
-    "ARCH",
+    "candidates",
+    "detect",
+    "flow_scales",
+    "pad_multiple",
 ]
 
 logger = logging.getLogger(__name__)
@@ -204,7 +204,10 @@ class _Warp:
     def __init__(self, g: GraphBuilder, image: str) -> None:
         self.g = g
         first = len(g.nodes)
-        i64 = lambda v: g.const(np.array(v, np.int64), "i")  # noqa: E731
+
+        def i64(v: int | list[int]) -> str:
+            return g.const(np.array(v, np.int64), "i")
+
         shape = g.op("Shape", [image], "grid_shape")
         self.ramps = []
         self.factors = []
@@ -337,7 +340,7 @@ def build_flownet(state: StateDict, version: IFNetVersion, *, scale: float = 1.0
                 flow = _average(g, flow, _swap(g, f1))
                 mask = _average(g, mask, g.op("Neg", [m1], "neg"))
         else:
-            assert mask is not None  # noqa: S101 (internal invariant, not user input)
+            assert mask is not None  # internal invariant, not user input
             after = [mask, feat] if feat else [mask]
             fd, m0, feat = block([warped[0], warped[1], *wfeats], t, after, flow, s)
             if ensemble:
@@ -355,7 +358,7 @@ def build_flownet(state: StateDict, version: IFNetVersion, *, scale: float = 1.0
             wfeats = [g.slice_channels(x, 3, 3 + version.enc) for x in w]
         else:
             warped = w
-    assert mask is not None  # noqa: S101
+    assert mask is not None
     m = g.sigmoid(mask)
     out = g.add(warped[1], g.mul(g.sub(warped[0], warped[1]), m))  # w0*m + w1*(1-m)
     g.output(out, "output", 3)

@@ -7,6 +7,7 @@ at opset 19 / IR 9 (see vssr.network.OPSET).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -35,7 +36,9 @@ class GraphBuilder:
         self._count[hint] = n + 1
         return f"{hint}_{n}" if n else hint
 
-    def const(self, value: np.ndarray | Sequence[float] | Sequence[int] | float, name: str = "const") -> str:
+    def const(
+        self, value: np.ndarray | np.generic | Sequence[float] | Sequence[int] | float, name: str = "const"
+    ) -> str:
         array = np.asarray(value)
         if array.dtype == np.float64:
             array = array.astype(np.float32)
@@ -53,12 +56,12 @@ class GraphBuilder:
         self.initializers.append(numpy_helper.from_array(np.array(array, dtype=np.float32, order="C", copy=True), tensor_name))
         return tensor_name
 
-    def op(self, op_type: str, inputs: Sequence[str], hint: str | None = None, n_out: int = 1, **attrs: object) -> str:
+    def op(self, op_type: str, inputs: Sequence[str], hint: str | None = None, n_out: int = 1, **attrs: Any) -> str:
         outs = [self.fresh(hint or op_type.lower()) for _ in range(n_out)]
         self.nodes.append(helper.make_node(op_type, list(inputs), outs, name=self.fresh(f"n_{outs[0]}"), **attrs))
         return outs[0] if n_out == 1 else ",".join(outs)
 
-    def op_multi(self, op_type: str, inputs: Sequence[str], n_out: int, hint: str | None = None, **attrs: object) -> list[str]:
+    def op_multi(self, op_type: str, inputs: Sequence[str], n_out: int, hint: str | None = None, **attrs: Any) -> list[str]:
         outs = [self.fresh(hint or op_type.lower()) for _ in range(n_out)]
         self.nodes.append(helper.make_node(op_type, list(inputs), outs, name=self.fresh(f"n_{outs[0]}"), **attrs))
         return outs

@@ -30,7 +30,7 @@ from ..types import StateDict
 from .ops import GraphBuilder
 from .registry import Architecture, has_all
 
-__all__ = ["QuickSRNetParams", "detect", "build", "random_state", "receptive_radius", "SIZES", "ARCH"]
+__all__ = ["ARCH", "SIZES", "QuickSRNetParams", "build", "detect", "random_state", "receptive_radius"]
 
 SIZES: dict[str, tuple[int, int, bool]] = {
     "small": (32, 2, False),
@@ -133,8 +133,10 @@ def build(state: StateDict, *, channels: int = 3) -> onnx.ModelProto:
     g = GraphBuilder(p.name if channels == 3 else f"{p.name}_gray")
     # Clip bounds as true scalars (the ONNX spec's min/max are 0-d tensors)
     lo, hi = "clip_lo", "clip_hi"
-    g.initializers += [numpy_helper.from_array(np.array(0, np.float32), lo),
-                       numpy_helper.from_array(np.array(1, np.float32), hi)]
+    g.initializers += [
+        numpy_helper.from_array(np.array(0, np.float32), lo),
+        numpy_helper.from_array(np.array(1, np.float32), hi),
+    ]
     x = g.input("input", channels)
     h = x
     for i in range(p.layers + 1):
@@ -176,8 +178,14 @@ def _named(g: GraphBuilder, op_type: str, inputs: list[str], name: str, **attrs:
     return name
 
 
-def random_state(size: str = "small", scale: float | Fraction = 2, *, seed: int = 0,
-                 features: int | None = None, layers: int | None = None) -> StateDict:
+def random_state(
+    size: str = "small",
+    scale: float | Fraction = 2,
+    *,
+    seed: int = 0,
+    features: int | None = None,
+    layers: int | None = None,
+) -> StateDict:
     """Random weights in the canonical layout (tests, benchmarks). Identity-initialised like the paper."""
     f, m, anchor = SIZES[size]
     f = features or f

@@ -21,7 +21,7 @@ import onnx
 from ..errors import ModelError
 from ..types import StateDict
 
-__all__ = ["Architecture", "DETECTION_ORDER", "architectures", "detect", "get", "has_all", "has_any"]
+__all__ = ["DETECTION_ORDER", "Architecture", "architectures", "detect", "get", "has_all", "has_any"]
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from ..types import StateDict
 from .ops import GraphBuilder
 from .registry import Architecture
 
-__all__ = ["RRDBParams", "detect", "build", "to_basicsr_keys", "ARCH"]
+__all__ = ["ARCH", "RRDBParams", "build", "detect", "to_basicsr_keys"]
 
 _LRELU = 0.2
 _BLOCK = re.compile(r"body\.(\d+)\.rdb1\.conv1\.weight")

@@ -12,12 +12,12 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from ..types import ShapeProfile, TensorSpec, Tensors
+from ..types import ShapeProfile, Tensors, TensorSpec
 
 if TYPE_CHECKING:
     from ..network import Network
 
-__all__ = ["Runner", "BackendConfig", "cpu_count", "check_feeds"]
+__all__ = ["BackendConfig", "Runner", "check_feeds", "cpu_count"]
 
 
 @runtime_checkable
@@ -76,7 +76,7 @@ class BackendConfig(ABC):
         return f"{self.runtime_name}({', '.join(f'{k}={v!r}' for k, v in self.build_key().items())})"
 
 
-def runtime_field(default: object, doc: str = "") -> object:
+def runtime_field[T](default: T, doc: str = "") -> T:
     """A config field that does not change a built artifact (left out of cache keys)."""
     return field(default=default, metadata={"build": False, "doc": doc})
 

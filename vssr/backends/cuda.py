@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 def import_cudart() -> Any:
     """`cuda.bindings.runtime`, or MissingBackendError saying what to install."""
     try:
-        from cuda.bindings import runtime  # type: ignore[import-untyped]
+        from cuda.bindings import runtime
     except ImportError as err:
         raise MissingBackendError('cuda-python is not installed: pip install "vssr[trt]"') from err
     return runtime

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError, MissingBackendError
-from ..types import ShapeProfile, TensorSpec, Tensors
+from ..types import ShapeProfile, Tensors, TensorSpec
 from .base import BackendConfig, Runner, cpu_count, runtime_field
 
 if TYPE_CHECKING:

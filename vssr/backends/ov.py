@@ -190,7 +190,7 @@ class OV(BackendConfig):
     hint: Literal["LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT"] | None = None
     """PERFORMANCE_HINT. None: explicit streams/threads above (vssr's measured default)."""
     # caching
-    cache: bool = runtime_field(True, "keep compiled models under engines/openvino/")  # type: ignore[assignment]
+    cache: bool = runtime_field(True, "keep compiled models under engines/openvino/")
 
     def __post_init__(self) -> None:
         if self.num_streams < 1:

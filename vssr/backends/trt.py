@@ -101,9 +101,9 @@ class _TensorRT(BackendConfig):
     max_aux_streams: int | None = None
     """Auxiliary streams TensorRT may use inside one inference; None: its heuristic."""
     # runtime
-    use_cuda_graph: bool = runtime_field(False, "replay each stream's work as a CUDA graph")  # type: ignore[assignment]
-    device_id: int = runtime_field(0, "CUDA device; the engine is keyed on its name and capability")  # type: ignore[assignment]
-    engine_folder: str | None = runtime_field(None, "where engines go; None: $VSSR_ENGINE_DIR or engines/")  # type: ignore[assignment]
+    use_cuda_graph: bool = runtime_field(False, "replay each stream's work as a CUDA graph")
+    device_id: int = runtime_field(0, "CUDA device; the engine is keyed on its name and capability")
+    engine_folder: str | None = runtime_field(None, "where engines go; None: $VSSR_ENGINE_DIR or engines/")
 
     def __post_init__(self) -> None:
         if importlib.util.find_spec(self.module) is None:

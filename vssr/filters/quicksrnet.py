@@ -117,8 +117,13 @@ def QuickSRNet(
         frames = check_positive(calibration_frames, QuickSRNet, "calibration_frames")
         with user_errors(QuickSRNet):
             try:
-                network = quantize(network, None if int8 == "naive" else clip, frames=frames, method=int8,
-                                   symmetric=bool(int8_symmetric))
+                network = quantize(
+                    network,
+                    None if int8 == "naive" else clip,
+                    frames=frames,
+                    method=int8,
+                    symmetric=bool(int8_symmetric),
+                )
             except ValueError as err:
                 raise VssrError(QuickSRNet, f"int8: {err}") from err
     if tilesize is None:

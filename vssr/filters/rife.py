@@ -61,10 +61,11 @@ def _coarse(plane: np.ndarray) -> np.ndarray:
 
 def scene_change_metric(left: vs.VideoFrame, right: vs.VideoFrame) -> float:
     """Mean absolute difference of block-averaged RGB (0 = same picture, ~0.3+ at a cut)."""
+    planes: int = left.format.num_planes
     total = 0.0
-    for p in range(left.format.num_planes):
+    for p in range(planes):
         total += float(np.abs(_coarse(np.asarray(left[p])) - _coarse(np.asarray(right[p]))).mean())
-    return total / left.format.num_planes
+    return total / planes
 
 
 def _is_cut(left: vs.VideoFrame, right: vs.VideoFrame, threshold: float | None) -> bool:
@@ -191,7 +192,7 @@ def RIFE(
         flownet = Network.load(loaded.flownet)
         encoder = Network.load(loaded.encoder) if loaded.encoder is not None else None
 
-    dtype = dtype_of(clip.format)  # type: ignore[arg-type]
+    dtype = dtype_of(clip.format)
     session = Session.create(flownet, backend, width=clip.width, height=clip.height, dtype=dtype, func=func)
     streams = session.backend.num_streams
     cache = None
@@ -247,7 +248,7 @@ def RIFE(
         frame = f.copy()
         props = frame.props
         if "_DurationNum" in props and "_DurationDen" in props:
-            dur = Fraction(int(props["_DurationNum"]), int(props["_DurationDen"])) / factor  # type: ignore[arg-type]
+            dur = Fraction(int(props["_DurationNum"]), int(props["_DurationDen"])) / factor
             props["_DurationNum"], props["_DurationDen"] = dur.numerator, dur.denominator
         return frame
 

@@ -15,12 +15,12 @@ from ..errors import BackendError, ModelError
 
 __all__ = [
     "VssrError",
-    "user_errors",
     "check_clip",
     "check_clips_match",
     "check_pair",
     "check_positive",
     "func_name",
+    "user_errors",
 ]
 
 type Func = Callable[..., object] | str
@@ -30,7 +30,7 @@ def func_name(func: Func) -> str:
     return func if isinstance(func, str) else func.__name__
 
 
-class VssrError(vs.Error):
+class VssrError(vs.Error):  # type: ignore[misc]  # vapoursynth has no py.typed, so vs.Error is Any to mypy
     """Every user mistake, raised when the script is evaluated."""
 
     def __init__(self, func: Func, message: str) -> None:
@@ -93,8 +93,8 @@ def check_clips_match(clips: Sequence[vs.VideoNode], func: Func, param: str = "c
             raise VssrError(func, f"{param}[{i}] is {clip.width}x{clip.height}; all clips must be {first.width}x{first.height}")
         if clip.num_frames != first.num_frames:
             raise VssrError(func, f"{param}[{i}] has {clip.num_frames} frames; all clips must have {first.num_frames}")
-        if clip.format.bits_per_sample != first.format.bits_per_sample:  # type: ignore[union-attr]
-            raise VssrError(func, f"{param}[{i}] is {_format_name(clip)}; all clips must be {first.format.bits_per_sample}-bit float")  # type: ignore[union-attr]
+        if clip.format.bits_per_sample != first.format.bits_per_sample:
+            raise VssrError(func, f"{param}[{i}] is {_format_name(clip)}; all clips must be {first.format.bits_per_sample}-bit float")
 
 
 def check_pair(value: object, func: Func, param: str, *, minimum: int = 0) -> tuple[int, int]:

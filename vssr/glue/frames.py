@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import vapoursynth as vs
 
-__all__ = ["frame_to_array", "frames_to_array", "write_frame", "dtype_of"]
+__all__ = ["dtype_of", "frame_to_array", "frames_to_array", "write_frame"]
 
 
 def dtype_of(fmt: vs.VideoFormat) -> np.dtype:

@@ -10,11 +10,12 @@ exactly (no blending needed, no seams).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
-__all__ = ["Span", "axis_spans", "TilePlan"]
+__all__ = ["Span", "TilePlan", "axis_spans"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +43,7 @@ def axis_spans(total: int, tile: int, overlap: int, multiple: int = 1) -> tuple[
         raise ValueError(f"tile {tile} leaves no room after an overlap of {overlap} on both sides")
     starts = list(range(0, total - tile, step)) + [total - tile]
     cuts = [0]
-    for a, b in zip(starts, starts[1:], strict=False):
+    for a, b in itertools.pairwise(starts):
         lo, hi = b + margin, a + tile - margin  # both multiples of `multiple`; lo <= hi
         cuts.append((lo + hi) // 2 // multiple * multiple if hi > lo else lo)
     cuts.append(total)

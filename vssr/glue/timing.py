@@ -62,7 +62,7 @@ def rate_factor(
         if factor <= 0:
             raise ValueError(f"the factor must be positive, not {factor}")
         return Fraction(factor)
-    assert fps_out is not None  # noqa: S101 (len(given) == 1)
+    assert fps_out is not None  # len(given) == 1
     if fps_out <= 0:
         raise ValueError(f"the target frame rate must be positive, not {fps_out}")
     if not fps_in:

@@ -18,7 +18,7 @@ import numpy as np
 if TYPE_CHECKING:
     import vapoursynth as vs
 
-__all__ = ["frames_from_clip", "images_from_folder", "random_crops", "data_digest", "IMAGE_SUFFIXES"]
+__all__ = ["IMAGE_SUFFIXES", "data_digest", "frames_from_clip", "images_from_folder", "random_crops"]
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 
@@ -59,7 +59,7 @@ def random_crops(images: Sequence[np.ndarray], crop: int | None, seed: int = 0, 
 
 def images_from_folder(folder: str | os.PathLike[str], frames: int) -> list[np.ndarray]:
     """Up to `frames` images (sorted by name, spread evenly) of a folder, as RGB (3, H, W) in [0, 1]."""
-    from PIL import Image  # noqa: PLC0415 (Pillow is needed only for folders)
+    from PIL import Image
 
     path = Path(folder)
     if not path.is_dir():
@@ -82,7 +82,7 @@ def frames_from_clip(clip: vs.VideoNode, frames: int) -> list[np.ndarray]:
     frame (BT.709 when unspecified), with the range their props say; GRAY clips are replicated to
     three channels.
     """
-    import vapoursynth as vs  # noqa: PLC0415 (lazy: only clip calibration needs VapourSynth)
+    import vapoursynth as vs
 
     fmt = clip.format
     if fmt is None:

@@ -33,7 +33,7 @@ from ..files import cached, models_dir
 from ..network import Network, get_metadata, set_metadata
 from .calibration import data_digest, frames_from_clip, images_from_folder, random_crops
 
-__all__ = ["quantize", "quantize_arrays", "METHODS"]
+__all__ = ["METHODS", "quantize", "quantize_arrays"]
 
 logger = logging.getLogger(__name__)
 
@@ -115,9 +115,9 @@ def quantize_arrays(
     if any(s.dtype != np.float32 for s in (*net.inputs, *net.outputs)):
         raise ModelError("quantize a float32 network (fp16 I/O is applied later by the backend)")
     settings = {"method": method, "per_channel": per_channel, "symmetric": symmetric, "format": "qdq", "version": 1}
-    key = hashlib.sha256(
-        json.dumps([net.digest, settings, data_digest(arrays)], sort_keys=True).encode()
-    ).hexdigest()[:20]
+    key = hashlib.sha256(json.dumps([net.digest, settings, data_digest(arrays)], sort_keys=True).encode()).hexdigest()[
+        :20
+    ]
     kind = "s8" if symmetric else "u8"
     path = models_dir() / "int8" / f"{net.name}_int8{kind}_{method}_{key}.onnx"
 
@@ -128,7 +128,7 @@ def quantize_arrays(
     def valid(p: Path) -> bool:
         try:
             onnx.load_model(os.fspath(p))
-        except Exception:  # a truncated or foreign file: rebuild it
+        except Exception:  # noqa: BLE001 (onnx raises DecodeError, OSError...: rebuild the file)
             return False
         return True
 
@@ -139,7 +139,7 @@ def quantize_arrays(
 def _quantize_model(
     net: Network, arrays: list[np.ndarray], method: str, per_channel: bool, symmetric: bool
 ) -> onnx.ModelProto:
-    from onnxruntime.quantization import (  # noqa: PLC0415 (heavy; only needed when quantizing)
+    from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
         QuantFormat,
@@ -161,7 +161,9 @@ def _quantize_model(
         m = max(net.size.multiple, 16)
         feeds = [{name: np.random.default_rng(0).random((1, c, m, m), dtype=np.float32)}]
         activations = {name} | {o for n in net.model.graph.node for o in n.output if n.name not in exclude}
-        extra["TensorQuantOverrides"] = {t: [{"rmin": np.float32(-1.0), "rmax": np.float32(1.0)}] for t in sorted(activations)}
+        extra["TensorQuantOverrides"] = {
+            t: [{"rmin": np.float32(-1.0), "rmax": np.float32(1.0)}] for t in sorted(activations)
+        }
     if method == "percentile":
         extra["CalibPercentile"] = 99.999
 
@@ -172,8 +174,12 @@ def _quantize_model(
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self._it, None)
 
-    calib = {"minmax": CalibrationMethod.MinMax, "naive": CalibrationMethod.MinMax,
-             "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}[method]
+    calib = {
+        "minmax": CalibrationMethod.MinMax,
+        "naive": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[method]
     model = onnx.ModelProto()
     model.CopyFrom(net.model)  # quantize_static moves a ModelProto's weights to external data in place
     quiet = _DropPreprocessAdvice()
@@ -183,7 +189,9 @@ def _quantize_model(
         out = Path(tmp) / "int8.onnx"
         try:
             quantize_static(
-                model, os.fspath(out), Reader(),
+                model,
+                os.fspath(out),
+                Reader(),
                 quant_format=QuantFormat.QDQ,
                 activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
@@ -197,7 +205,9 @@ def _quantize_model(
         finally:
             root.removeFilter(quiet)
         result = onnx.load_model(os.fspath(out))
-    set_metadata(result, name=f"{net.name}_int8", quant=f"int8 {method} per_channel={per_channel} symmetric={symmetric}")
+    set_metadata(
+        result, name=f"{net.name}_int8", quant=f"int8 {method} per_channel={per_channel} symmetric={symmetric}"
+    )
     return result
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import ModelError
 from ..types import StateDict
 
-__all__ = ["WRAPPER_KEYS", "PREFIXES", "state_dict", "unwrap", "strip_prefixes"]
+__all__ = ["PREFIXES", "WRAPPER_KEYS", "state_dict", "strip_prefixes", "unwrap"]
 
 logger = logging.getLogger(__name__)
 

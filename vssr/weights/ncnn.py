@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import ModelError
 from ..types import StateDict
 
-__all__ = ["Layer", "read_param", "load", "trailing_resize"]
+__all__ = ["Layer", "load", "read_param", "trailing_resize"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,14 @@ class Layer:
     outputs: list[str]
     params: dict[int, int | float | list[float]] = field(default_factory=dict)
     weights: list[np.ndarray] = field(default_factory=list)
+
+    def number(self, key: int, default: float | None = None) -> int | float:
+        """A scalar parameter; ModelError when it is missing (and has no default) or is an array."""
+        value = self.params.get(key, default)
+        if value is None or isinstance(value, list):
+            raise ModelError(f"layer {self.name}: parameter {key} is {'missing' if value is None else 'an array'}; "
+                             "expected a number")
+        return value
 
 
 def _value(text: str) -> int | float:
@@ -117,14 +125,15 @@ def _load_weights(layers: list[Layer], bin_path: Path) -> None:
         if layer.type == "Convolution":
             if p.get(19, 0) or p.get(8, 0):
                 raise ModelError(f"{source}: layer {layer.name}: dynamic or int8 convolutions are not supported")
-            out, k, kh = int(p[0]), int(p.get(1, 0)), int(p.get(11, p.get(1, 0)))
-            size = int(p[6])
-            if size % (out * k * kh):
+            out, k = int(layer.number(0)), int(layer.number(1, 0))
+            kh = int(layer.number(11, k))
+            size = int(layer.number(6))
+            if out * k * kh == 0 or size % (out * k * kh):
                 raise ModelError(f"{source}: layer {layer.name}: weight size {size} does not fit {out}x?x{kh}x{k}")
             weight = reader.tagged(size).reshape(out, size // (out * k * kh), kh, k)
             layer.weights = [weight] + ([reader.raw_fp32(out)] if p.get(5, 0) else [])
         elif layer.type == "PReLU":
-            layer.weights = [reader.raw_fp32(int(p.get(0, 1)))]
+            layer.weights = [reader.raw_fp32(int(layer.number(0, 1)))]
         elif layer.type not in ("Input", "Split", "Concat", "Eltwise", "BinaryOp", "Interp", "PixelShuffle"):
             raise ModelError(f"{source}: unsupported ncnn layer type {layer.type} ({layer.name})")
     if reader.pos != len(reader.data):
@@ -215,7 +224,7 @@ def trailing_resize(param_path: str | os.PathLike[str]) -> Fraction | None:
     last = layers[-1]
     if last.type != "Interp" or last.params.get(0) != 3:
         return None
-    h, w = last.params.get(1, 1.0), last.params.get(2, 1.0)
+    h, w = last.number(1, 1.0), last.number(2, 1.0)
     if h != w or last.params.get(6, 0) or last.params.get(3, 0) or last.params.get(4, 0):
         raise ModelError(f"{os.fspath(param_path)}: unsupported final Interp parameters {last.params}")
     return Fraction(float(h)).limit_denominator(64)

@@ -94,7 +94,8 @@ def _rebuild_tensor_v2(storage: object, storage_offset: object, size: object, st
     if not isinstance(storage_offset, int) or storage_offset < 0:
         raise ModelError("malformed tensor record in checkpoint")
     if isinstance(storage, _StorageView):
-        storage, storage_offset = storage.root, storage_offset + storage.offset
+        storage_offset += storage.offset
+        storage = storage.root
     if not isinstance(storage, _Storage):
         raise ModelError("malformed tensor record in checkpoint")
     sizes, strides = _ints(size, "size"), _ints(stride, "stride")
@@ -115,7 +116,7 @@ def _rebuild_parameter(data: object, requires_grad: object = False, backward_hoo
 def _rebuild_from_type_v2(func: object, new_type: object, args: object, state: object) -> object:
     if func not in _REBUILDERS or not isinstance(args, tuple):
         raise ModelError("malformed tensor-subclass record in checkpoint")
-    return func(*args)  # type: ignore[operator]
+    return func(*args)
 
 
 class _TypeMarker:

@@ -19,6 +19,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -31,7 +32,7 @@ from ..types import StateDict
 from . import pth
 from .canonical import unwrap
 
-__all__ = ["RifeModel", "load", "load_state", "from_vsmlrt"]
+__all__ = ["RifeModel", "from_vsmlrt", "load", "load_state"]
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ def _wrap(model: onnx.ModelProto, inp: onnx.ValueInfoProto, kind: str) -> tuple[
             inits.append(numpy_helper.from_array(value, f"vssr__{name}"))
         return f"vssr__{name}"
 
-    def node(op: str, ins: list[str], out: str, keep_fp32: bool = False, **attrs: object) -> str:
+    def node(op: str, ins: list[str], out: str, keep_fp32: bool = False, **attrs: Any) -> str:
         name = f"vssr__{out}"
         nodes.append(helper.make_node(op, ins, [name], name=f"vssr__n_{out}", **attrs))
         if keep_fp32:

@@ -11,6 +11,7 @@ import sys
 from collections import OrderedDict
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -224,13 +225,13 @@ def test_encoder_runs_once_per_source_frame(tmp_path: Path, monkeypatch: pytest.
     from vssr.inference import Session
 
     calls = {"encoder": 0, "flownet": 0}
-    original = Session.run
+    original = Session.run_with  # Session.run goes through run_with too
 
-    def counting(self: Session, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def counting(self: Session, feeds: dict[str, np.ndarray], consume: Any) -> Any:
         calls["encoder" if "img" in feeds else "flownet"] += 1
-        return original(self, feeds)
+        return original(self, feeds, consume)
 
-    monkeypatch.setattr(Session, "run", counting)
+    monkeypatch.setattr(Session, "run_with", counting)
     out = RIFE(clip_of(moving(5, 32, 32)), multi=3, model=pkl(tmp_path, "4.22"), sc=False, backend=ORT1)
     for n in range(out.num_frames):
         out.get_frame(n)

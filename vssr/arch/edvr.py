@@ -29,7 +29,7 @@ import onnx
 
 from ..errors import ModelError
 from ..types import StateDict
-from .deform import DeformMode, deform_groups, modulated_deform_conv
+from .deform import DeformMode, Weights, deform_groups, modulated_deform_conv
 from .ops import GraphBuilder
 
 __all__ = ["DEFAULT_OVERLAP", "EDVRParams", "build", "build_aligner", "build_extractor", "detect"]
@@ -119,9 +119,10 @@ class _Builder:
         self.g = GraphBuilder(name)
         self.deform = deform
         self.fp32_nodes: list[str] = []
+        self.weights = Weights(self.g, {})  # PCD runs once per frame on the same weights
 
     def conv(self, x: str, key: str, stride: int = 1) -> str:
-        return self.g.conv(x, self.state[f"{key}.weight"], self.state[f"{key}.bias"], key, stride=stride)
+        return self.weights.conv(x, self.state[f"{key}.weight"], self.state[f"{key}.bias"], key, stride)
 
     def lconv(self, x: str, key: str, stride: int = 1) -> str:
         return self.g.leaky_relu(self.conv(x, key, stride), LRELU)
@@ -176,10 +177,11 @@ class _Builder:
     # --- per-output-frame part -------------------------------------------------------------------
     def dcn(self, x: str, offset_feat: str, key: str) -> str:
         pack = {k[len(key) + 1:]: v for k, v in self.state.items() if k.startswith(f"{key}.")}
-        return modulated_deform_conv(self.g, x, offset_feat, pack, key, mode=self.deform, fp32_nodes=self.fp32_nodes)
+        return modulated_deform_conv(self.g, x, offset_feat, pack, key, mode=self.deform, fp32_nodes=self.fp32_nodes,
+                                     shared=self.weights.names)
 
     def pcd(self, nbr: list[str], ref: list[str]) -> str:
-        """nbr[level-1]: features of all T frames [T,C,..]; ref: the centre's, tiled to [T,C,..]."""
+        """nbr[level-1]: one frame's features [1,C,..] at levels 1..3; ref: the centre frame's."""
         g, p = self.g, "pcd_align"
         up_offset = up_feat = feat = ""
         for i in (3, 2, 1):
@@ -231,15 +233,15 @@ class _Builder:
         gated = g.scale(g.mul(feat, g.sigmoid(attn)), 2.0)
         return g.add(gated, attn_add)
 
-    def restore(self, l1: str, center_image: str) -> str:
-        """L1 features of the T window frames [T,C,h,w] + the centre image -> output [1,3,sH,sW]."""
+    def restore(self, l1: list[str], center_image: str) -> str:
+        """L1 features of the T window frames ([1,C,h,w] each) + the centre image -> output [1,3,sH,sW].
+
+        The pyramid and PCD run frame by frame on shared weights rather than on a batch of T: the
+        same compute with a T times smaller peak of intermediate tensors (and faster on CPU).
+        """
         g, c = self.g, self.p.center
-        l2, l3 = self.pyramid(l1)
-        levels = [l1, l2, l3]
-        repeats = self.i64([self.p.num_frame, 1, 1, 1])
-        ref = [g.op("Tile", [g.op("Slice", [lv, self.i64([c]), self.i64([c + 1]), self.i64([0])], "ref"), repeats],
-                    "ref_t") for lv in levels]
-        aligned = self.pcd(levels, ref)
+        levels = [[l1_t, *self.pyramid(l1_t)] for l1_t in l1]
+        aligned = g.concat([self.pcd(levels[t], levels[c]) for t in range(self.p.num_frame)], axis=0)  # [T,C,h,w]
         if self.p.tsa:
             feat = self.tsa(aligned)
         else:
@@ -261,7 +263,9 @@ def build(state: StateDict, *, deform: DeformMode = "native") -> onnx.ModelProto
     x = g.input("input", 3 * p.num_frame)
     frames = g.op("Reshape", [x, b.i64([p.num_frame, 3, 0, 0])], "frames")  # [T,3,H,W]
     center = g.slice_channels(x, 3 * p.center, 3 * p.center + 3)
-    g.output(b.restore(b.level1(frames), center), "output", 3)
+    l1 = b.level1(frames)  # feature extraction batched over the T frames
+    per_frame = [g.op("Slice", [l1, b.i64([t]), b.i64([t + 1]), b.i64([0])], "l1_t") for t in range(p.num_frame)]
+    g.output(b.restore(per_frame, center), "output", 3)
     return b.model(scale=p.scale, multiple=p.multiple, tiling=True, deform=deform, num_frame=p.num_frame)
 
 
@@ -281,7 +285,7 @@ def build_aligner(state: StateDict, *, deform: DeformMode = "native") -> onnx.Mo
     _check_split(p)
     feats = [g.input(f"l1_{t}", p.num_feat) for t in range(p.num_frame)]
     center = g.input("center", 3)
-    g.output(b.restore(g.concat(feats, axis=0), center), "output", 3)
+    g.output(b.restore(feats, center), "output", 3)
     return b.model(scale=p.scale, multiple=p.multiple, tiling=True, deform=deform, num_frame=p.num_frame)
 
 

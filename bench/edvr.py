@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/edvr.py                                  # 180x320 -> 720x1280, all configs
     .venv/bin/python bench/edvr.py --rounds 2 --only ort-split-native,ort-mono-native
+    .venv/bin/python bench/edvr.py --layer                          # one DCNv2Pack, native vs decomposed
 
 EDVR-M shape (num_feat 64, 5 frames, 8 deformable groups, 5 extraction / 10 reconstruction
 blocks) with random weights: the same compute as EDVR_M_x4_SR_REDS_official (no checkpoint can be
@@ -11,6 +12,8 @@ configurations take turns, one frame each per round, in frame order (so the spli
 steady state: one feature extraction per output frame). Prints the median ms/frame and fps, and
 the ratios split/monolithic and native/decomposed. Single-stream backends (ORT num_streams=1; OV
 with its defaults) and frames requested one at a time: this measures per-frame latency.
+Every selected configuration stays loaded (about 2 GB each at 320x180): select a few with --only
+on a machine with less than ~16 GB free.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ CONFIGS = {  # name: (backend factory, split, deform)
     "ort-split-decomposed": (lambda: Backend.ORT(), True, "decomposed"),
     "ov-mono-decomposed": (lambda: Backend.OV(precision="f32"), False, "decomposed"),
     "ov-split-decomposed": (lambda: Backend.OV(precision="f32"), True, "decomposed"),
+    "ov-split-decomposed-auto": (lambda: Backend.OV(), True, "decomposed"),  # OV's default precision (bf16 on AMX)
 }
 
 
@@ -61,6 +65,35 @@ def source(frames: int, height: int, width: int) -> vs.VideoNode:
     return core.std.ModifyFrame(blank, blank, fill)
 
 
+def layer_bench(height: int, width: int, rounds: int) -> None:
+    """One DCNv2Pack (64 -> 64, 8 groups, its 216-channel offset conv included) on bare ORT, 2 threads."""
+    import onnxruntime as ort
+
+    from vssr.arch.deform import DEFORM_MODES, modulated_deform_conv
+    from vssr.arch.ops import GraphBuilder
+
+    rng = np.random.default_rng(0)
+    c = 64
+    pack = {"weight": rng.normal(0, 0.05, (c, c, 3, 3)).astype(np.float32), "bias": np.zeros(c, np.float32),
+            "conv_offset.weight": rng.normal(0, 0.05, (216, c, 3, 3)).astype(np.float32),
+            "conv_offset.bias": np.zeros(216, np.float32)}
+    x = rng.normal(0, 1, (1, c, height, width)).astype(np.float32)
+    for mode in DEFORM_MODES:
+        g = GraphBuilder("dcn")
+        out = modulated_deform_conv(g, g.input("x", c), g.input("f", c), pack, "dcn", mode=mode)  # type: ignore[arg-type]
+        g.output(out, "o", c)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 2
+        session = ort.InferenceSession(g.model(scale=1).SerializeToString(), options, providers=["CPUExecutionProvider"])
+        session.run(None, {"x": x, "f": x})
+        times = []
+        for _ in range(rounds):
+            t = time.perf_counter()
+            session.run(None, {"x": x, "f": x})
+            times.append(time.perf_counter() - t)
+        print(f"DCNv2Pack {mode:10s} {1000 * statistics.median(times):6.0f} ms  ({width}x{height}, ORT, 2 threads)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=4, help="timed rounds; each config runs one frame per round")
@@ -69,7 +102,11 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--model", default=None, help="a BasicSR EDVR .pth (default: EDVR-M random weights)")
     parser.add_argument("--only", default="", help="comma-separated config names: " + ", ".join(CONFIGS))
+    parser.add_argument("--layer", action="store_true", help="time one deformable conv layer (native vs decomposed)")
     args = parser.parse_args()
+    if args.layer:
+        layer_bench(args.height, args.width, max(args.rounds, 5))
+        return
     model = args.model or random_state(num_feat=64, num_frame=5, groups=8, extract=5, reconstruct=10, offset_scale=0.5)
     frames = args.warmup + args.rounds
     clip = source(frames, args.height, args.width)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .backends import Backend, BackendConfig
 from .errors import BackendError, MissingBackendError, ModelError
+from .filters.edvr import EDVR
 from .filters.realesrgan import RealESRGAN
 from .filters.rife import RIFE
 from .glue.checks import VssrError
@@ -14,6 +15,7 @@ from .inference import Session, inference
 from .network import Network
 
 __all__ = [
+    "EDVR",
     "RIFE",
     "Backend",
     "BackendConfig",

@@ -12,7 +12,7 @@ import pytest
 
 from tests.arch import edvr_numpy as ref
 from tests.weights.torchsave import Tensor, save_zip
-from vssr.arch.edvr import EDVRParams, build, build_aligner, build_extractor, detect
+from vssr.arch.edvr import ARCH, EDVRParams, build, build_aligner, build_extractor, detect
 from vssr.errors import ModelError
 from vssr.network import Network, get_metadata
 from vssr.weights import pth
@@ -62,6 +62,7 @@ def test_params_from_state() -> None:
     deblur = EDVRParams.from_state(ref.random_state(num_feat=8, predeblur=True, hr_in=True))
     assert (deblur.predeblur, deblur.hr_in, deblur.scale, deblur.multiple, deblur.splittable) == (True, True, 1, 16, False)
     assert detect(state) and not detect({"conv_first.weight": state["conv_first.weight"]})
+    assert ARCH.id == "edvr" and ARCH.detect is detect
     with pytest.raises(ModelError, match="not an EDVR state dict"):
         EDVRParams.from_state({"conv_first.weight": state["conv_first.weight"]})
 

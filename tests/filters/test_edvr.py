@@ -72,6 +72,15 @@ def test_matches_numpy_edvr(core: vs.Core, edge: str, split: bool) -> None:
         assert frame.props["source_index"] == i and frame.props["_Matrix"] == 0
 
 
+def test_clip_shorter_than_the_window(core: vs.Core) -> None:
+    clip, data = _source(core, 2, 8, 8, seed=9)
+    out = EDVR(clip, STATE, backend=Backend.ORT())
+    assert out.num_frames == 2
+    for i in range(2):
+        want = ref.edvr(STATE, data[window_indices(i, 2, 5, "mirror")])
+        assert np.abs(_array(out.get_frame(i)) - want).max() <= 1e-4
+
+
 def test_edge_policies_differ_only_at_the_ends(core: vs.Core) -> None:
     clip, _ = _source(core, 7, 8, 12, seed=2)
     mirror = EDVR(clip, STATE, backend=Backend.ORT(), edge="mirror")
@@ -221,3 +230,13 @@ def test_example_script(tmp_path: Path) -> None:
                             "stream=width,height,nb_read_frames", "-of", "csv=p=0", str(out)],
                            capture_output=True, check=True, text=True)
     assert probe.stdout.strip() == "128,64,3"
+
+
+@pytest.mark.parametrize("depth", [pytest.param((1, 1), id="tiny"), pytest.param((5, 10), id="edvr_m_depth")])
+def test_default_overlap_covers_the_receptive_field(core: vs.Core, depth: tuple[int, int]) -> None:
+    """With the default overlap, tiles are seamless, also at EDVR-M's depth (5 + 10 residual blocks)."""
+    state = ref.random_state(num_feat=8, groups=8, extract=depth[0], reconstruct=depth[1], seed=3)
+    clip, _ = _source(core, 3, 136, 176, seed=5)
+    full = EDVR(clip, state, backend=Backend.ORT())
+    tiled = EDVR(clip, state, backend=Backend.ORT(), tilesize=144)  # 3 tiles across, each keeping 16+ columns
+    assert np.abs(_array(tiled.get_frame(1)) - _array(full.get_frame(1))).max() <= 1e-5

@@ -15,6 +15,10 @@ Three graphs from the same weights:
   L2/L3 pyramid convs (about 0.6 of one full-size conv per frame, against 1 + 2 x extract blocks for
   L1), so every input is at frame size and the generic padding/tiling path applies unchanged.
   The split is not offered with hr_in (its features are at 1/4 of the frame size).
+  What it saves is bounded: PCD alignment (two 216-channel offset convs and two deformable convs
+  per frame at full size) costs more than feature extraction, and every (neighbour, centre) pair is
+  aligned for one output frame only, so per output frame the split does about 4/5 of the
+  monolithic work (measured 1.15-1.18x faster on CPU, bench/edvr.py).
 
 Deformable convolutions are emitted natively or decomposed (see `vssr.arch.deform`).
 """
@@ -31,8 +35,9 @@ from ..errors import ModelError
 from ..types import StateDict
 from .deform import DeformMode, Weights, deform_groups, modulated_deform_conv
 from .ops import GraphBuilder
+from .registry import Architecture, has_all
 
-__all__ = ["DEFAULT_OVERLAP", "EDVRParams", "build", "build_aligner", "build_extractor", "detect"]
+__all__ = ["ARCH", "DEFAULT_OVERLAP", "EDVRParams", "build", "build_aligner", "build_extractor", "detect"]
 
 LRELU = 0.1
 DEFAULT_OVERLAP = 64
@@ -107,7 +112,7 @@ def _count(state: StateDict, prefix: str) -> int:
 
 
 def detect(state: StateDict) -> bool:
-    return "pcd_align.cas_dcnpack.weight" in state and "upconv2.weight" in state
+    return has_all(state, ("pcd_align.cas_dcnpack.weight", "pcd_align.cas_dcnpack.conv_offset.weight", "upconv2.weight"))
 
 
 class _Builder:
@@ -292,3 +297,7 @@ def build_aligner(state: StateDict, *, deform: DeformMode = "native") -> onnx.Mo
 def _check_split(params: EDVRParams) -> None:
     if not params.splittable:
         raise ModelError("the split (cached per-frame features) is not available for hr_in EDVR models")
+
+
+ARCH = Architecture("edvr", detect, build)
+"""Registry entry: `build` is the monolithic graph with native DeformConv (see build/build_aligner)."""

@@ -38,8 +38,9 @@ class Architecture:
     """Opset 19 / IR 9 graph; hyperparameters are read from tensor shapes."""
 
 
-DETECTION_ORDER: list[str] = ["compact", "rrdb", "quicksrnet"]
-"""Module names under vssr.arch, most specific first (ifnet and edvr are added when their ARCH lands)."""
+DETECTION_ORDER: list[str] = ["edvr", "compact", "rrdb", "quicksrnet"]
+"""Module names under vssr.arch, most specific first. RIFE's IFNet is detected by weights/rife.py,
+which also tells its versions apart."""
 
 
 def has_all(state: StateDict, keys: Iterable[str]) -> bool:

@@ -71,6 +71,11 @@ class BackendConfig(ABC):
         payload = json.dumps([type(self).__name__, self.build_key(), *extra], sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()
 
+    def supports_op(self, op_type: str) -> bool:
+        """Whether this runtime runs the ONNX operator `op_type` (for ops that some runtimes lack,
+        e.g. DeformConv; a model then picks an equivalent built from standard ops)."""
+        return True
+
     def describe(self) -> str:
         """One line for logs and error messages."""
         return f"{self.runtime_name}({', '.join(f'{k}={v!r}' for k, v in self.build_key().items())})"

@@ -6,6 +6,7 @@ and oversubscribe it; here intra-op threads x streams never exceeds the cores un
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,15 @@ def import_onnxruntime() -> Any:
     return onnxruntime
 
 
+def _ort_version() -> tuple[int, ...]:
+    """Installed onnxruntime version, read from package metadata (no import)."""
+    try:
+        version = importlib.metadata.version("onnxruntime")
+    except importlib.metadata.PackageNotFoundError:
+        return (0,)
+    return tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+
+
 @dataclass(frozen=True, kw_only=True)
 class ORT(BackendConfig):
     """ONNX Runtime. CPU by default; CUDA / TensorRT execution providers with onnxruntime-gpu."""
@@ -61,6 +71,11 @@ class ORT(BackendConfig):
         unknown = [p for p in self.providers if p not in _PROVIDERS]
         if unknown or not self.providers:
             raise ValueError(f"providers must be a non-empty tuple of {sorted(_PROVIDERS)}, not {self.providers!r}")
+
+    def supports_op(self, op_type: str) -> bool:
+        if op_type == "DeformConv":  # CPU kernel since onnxruntime 1.25 (1.19 listed it without one)
+            return _ort_version() >= (1, 25)
+        return True
 
     @property
     def intra_op_threads(self) -> int:

@@ -105,6 +105,11 @@ class _TensorRT(BackendConfig):
     device_id: int = runtime_field(0, "CUDA device; the engine is keyed on its name and capability")
     engine_folder: str | None = runtime_field(None, "where engines go; None: $VSSR_ENGINE_DIR or engines/")
 
+    def supports_op(self, op_type: str) -> bool:
+        # DeformConv imports as the ModulatedDeformConv2d plugin only once libnvinfer_plugin is
+        # registered, which vssr does not do yet (and TensorRT-RTX has no plugin library)
+        return op_type != "DeformConv"
+
     def __post_init__(self) -> None:
         if importlib.util.find_spec(self.module) is None:
             import_tensorrt(self.module)  # raises MissingBackendError with the pip command

@@ -20,7 +20,6 @@ Without `split`, one monolithic network takes the T frames as 3T channels (vs-ml
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import os
 import threading
 from collections import OrderedDict
@@ -57,28 +56,10 @@ def window_indices(n: int, length: int, num_frame: int, edge: str) -> list[int]:
     return out
 
 
-def _native_deform(backend: BackendConfig) -> bool:
-    """Can the backend run ONNX DeformConv? A backend may answer itself with supports_op()."""
-    supports = getattr(backend, "supports_op", None)
-    if callable(supports):
-        return bool(supports("DeformConv"))
-    name = backend.runtime_name
-    if name == "ORT":
-        try:
-            version = importlib.metadata.version("onnxruntime")
-        except importlib.metadata.PackageNotFoundError:
-            return False
-        return tuple(int(p) for p in version.split(".")[:2] if p.isdigit()) >= (1, 25)
-    # OpenVINO's ONNX frontend rejects DeformConv-19; TensorRT >= 10.1 imports it as the
-    # ModulatedDeformConv2d plugin only once libnvinfer_plugin is registered, so a TensorRT config
-    # opts in through supports_op(); TensorRT-RTX has no plugin library
-    return False
-
-
 def _resolve_deform(deform: str, backend: BackendConfig) -> DeformMode:
     if deform not in _DEFORMS:
         raise VssrError(EDVR, f"deform must be one of {', '.join(map(repr, _DEFORMS))}, not {deform!r}")
-    native = _native_deform(backend)
+    native = backend.supports_op("DeformConv")
     if deform == "native" and not native:
         raise VssrError(
             EDVR,

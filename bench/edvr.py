@@ -74,9 +74,12 @@ def layer_bench(height: int, width: int, rounds: int) -> None:
 
     rng = np.random.default_rng(0)
     c = 64
-    pack = {"weight": rng.normal(0, 0.05, (c, c, 3, 3)).astype(np.float32), "bias": np.zeros(c, np.float32),
-            "conv_offset.weight": rng.normal(0, 0.05, (216, c, 3, 3)).astype(np.float32),
-            "conv_offset.bias": np.zeros(216, np.float32)}
+    pack = {
+        "weight": rng.normal(0, 0.05, (c, c, 3, 3)).astype(np.float32),
+        "bias": np.zeros(c, np.float32),
+        "conv_offset.weight": rng.normal(0, 0.05, (216, c, 3, 3)).astype(np.float32),
+        "conv_offset.bias": np.zeros(216, np.float32),
+    }
     x = rng.normal(0, 1, (1, c, height, width)).astype(np.float32)
     for mode in DEFORM_MODES:
         g = GraphBuilder("dcn")
@@ -84,7 +87,9 @@ def layer_bench(height: int, width: int, rounds: int) -> None:
         g.output(out, "o", c)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 2
-        session = ort.InferenceSession(g.model(scale=1).SerializeToString(), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            g.model(scale=1).SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
         session.run(None, {"x": x, "f": x})
         times = []
         for _ in range(rounds):
@@ -134,8 +139,10 @@ def main() -> None:
         ms = 1000 * statistics.median(ts)
         results[name] = ms
         out = clips[name]
-        print(f"{name:24s} {ms:8.0f} ms/frame  {1000 / ms:6.3f} fps  median of {len(ts)} "
-              f"({', '.join(f'{1000 * t:.0f}' for t in ts)}) {clip.width}x{clip.height} -> {out.width}x{out.height}")
+        print(
+            f"{name:24s} {ms:8.0f} ms/frame  {1000 / ms:6.3f} fps  median of {len(ts)} "
+            f"({', '.join(f'{1000 * t:.0f}' for t in ts)}) {clip.width}x{clip.height} -> {out.width}x{out.height}"
+        )
     for a, b, label in (
         ("ort-mono-native", "ort-split-native", "split speedup, ORT native"),
         ("ort-mono-decomposed", "ort-split-decomposed", "split speedup, ORT decomposed"),

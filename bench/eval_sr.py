@@ -84,9 +84,13 @@ def main() -> None:
     for method in args.int8:
         from vssr.quant import quantize
 
-        qnet = quantize(net, None if method == "naive" else args.calib, method=method, frames=32, crop=128)
+        split = Network.load(quicksrnet.build(state, split_identity=True))
+        qnet = quantize(split, None if method == "naive" else args.calib, method=method, frames=16, crop=128)
         rows.append(
-            (f"{params.name} int8 {method} (u8 act, ORT)", evaluate(ort_upscaler(qnet, args.threads), sets, scale))
+            (
+                f"{params.name} int8 {method} (split identity, u8 act, ORT)",
+                evaluate(ort_upscaler(qnet, args.threads), sets, scale),
+            )
         )
     paper = PAPER.get((params.size or "", scale), {})
     if paper:

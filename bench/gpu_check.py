@@ -125,11 +125,24 @@ def accuracy(backend_cls: type, network: Network, engines: str, fp16: bool, size
         trt.close()
 
 
-def speed(backend_cls: type, network: Network, engines: str, size: tuple[int, int], streams: int,
-          static: bool, fp16: bool, frames: int) -> tuple[float, float]:
+def speed(
+    backend_cls: type,
+    network: Network,
+    engines: str,
+    size: tuple[int, int],
+    streams: int,
+    static: bool,
+    fp16: bool,
+    frames: int,
+) -> tuple[float, float]:
     w, h = padded(network, *size)
-    config = backend_cls(engine_folder=engines, fp16=fp16, num_streams=streams, static_shape=static,
-                         max_shapes=None if static else padded(network, 1920, 1080))
+    config = backend_cls(
+        engine_folder=engines,
+        fp16=fp16,
+        num_streams=streams,
+        static_shape=static,
+        max_shapes=None if static else padded(network, 1920, 1080),
+    )
     start = time.perf_counter()
     runners = config.load(network, ShapeProfile.static(w, h))
     load_s = time.perf_counter() - start
@@ -194,10 +207,12 @@ def main() -> int:
             for static in (True, False):
                 for streams in (1, 2):
                     try:
-                        fps, load_s = speed(backend_cls, network, engines, SIZES[size_name], streams, static,
-                                            True, args.frames)
-                        rows.append((name, size_name, "static" if static else "dynamic", streams, f"{fps:.2f}",
-                                     f"{load_s:.1f}"))
+                        fps, load_s = speed(
+                            backend_cls, network, engines, SIZES[size_name], streams, static, True, args.frames
+                        )
+                        rows.append(
+                            (name, size_name, "static" if static else "dynamic", streams, f"{fps:.2f}", f"{load_s:.1f}")
+                        )
                     except Exception as exc:  # noqa: BLE001 - a failed configuration is a row
                         rows.append((name, size_name, "static" if static else "dynamic", streams, f"ERROR {exc}", ""))
                     print(" | ".join(str(c) for c in rows[-1]), flush=True)

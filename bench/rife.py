@@ -85,22 +85,29 @@ def vsmlrt_rife(clip: vs.VideoNode, data: bytes, runtime: str) -> vs.VideoNode:
     right = padded.std.DuplicateFrames(frames=length - 1).std.Trim(first=1)
     gray = padded.std.BlankClip(format=vs.GRAYS, length=1, keep=True)
     planes = [gray.std.BlankClip(color=0.5, length=length)]
-    ramps = [np.broadcast_to(2 * np.arange(pw) / (pw - 1) - 1, (ph, pw)),
-             np.broadcast_to((2 * np.arange(ph) / (ph - 1) - 1)[:, None], (ph, pw))]
+    ramps = [
+        np.broadcast_to(2 * np.arange(pw) / (pw - 1) - 1, (ph, pw)),
+        np.broadcast_to((2 * np.arange(ph) / (ph - 1) - 1)[:, None], (ph, pw)),
+    ]
     for ramp in ramps:
+
         def put(n: int, f: vs.VideoFrame, ramp: np.ndarray = ramp) -> vs.VideoFrame:
             out = f.copy()
             np.copyto(np.asarray(out[0]), ramp)
             return out
+
         planes.append(core.std.ModifyFrame(gray, gray, put).std.Loop(clip.num_frames))
-    planes += [gray.std.BlankClip(color=2 / (pw - 1), length=length),
-               gray.std.BlankClip(color=2 / (ph - 1), length=length)]
+    planes += [
+        gray.std.BlankClip(color=2 / (pw - 1), length=length),
+        gray.std.BlankClip(color=2 / (ph - 1), length=length),
+    ]
     clips = [padded, right, *planes]
     if runtime == "ort":
         mid = core.ort.Model(clips, data, path_is_serialization=True)
     else:
-        mid = core.ov.Model(clips, data, path_is_serialization=True, device="CPU",
-                            config=lambda: {"INFERENCE_PRECISION_HINT": "f32"})
+        mid = core.ov.Model(
+            clips, data, path_is_serialization=True, device="CPU", config=lambda: {"INFERENCE_PRECISION_HINT": "f32"}
+        )
     mid = mid.std.Crop(right=pw - w, bottom=ph - h)
     return core.std.Interleave([clip, mid]).std.AssumeFPS(fpsnum=clip.fps.numerator * 2, fpsden=clip.fps.denominator)
 
@@ -121,8 +128,9 @@ def source(frames: int, height: int, width: int) -> vs.VideoNode:
 def weights(version: str, folder: Path) -> Path:
     v = ifnet.VERSIONS[version]
     state = ref.random_state(v.channels, v.encoder, v.head, v.feat)
-    return save_zip(OrderedDict((f"module.{k}", Tensor.of(a)) for k, a in state.items()),
-                    folder / f"flownet_v{version}.pkl")
+    return save_zip(
+        OrderedDict((f"module.{k}", Tensor.of(a)) for k, a in state.items()), folder / f"flownet_v{version}.pkl"
+    )
 
 
 def main() -> None:
@@ -137,8 +145,10 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="a real flownet.pkl instead of random weights")
     args = parser.parse_args()
     clip = source(args.frames, args.height, args.width)
-    print(f"RIFE multi=2, {args.width}x{args.height} RGBS, {args.frames} source frames, "
-          f"{vs.core.num_threads} VapourSynth threads, {args.streams} vssr stream(s)")
+    print(
+        f"RIFE multi=2, {args.width}x{args.height} RGBS, {args.frames} source frames, "
+        f"{vs.core.num_threads} VapourSynth threads, {args.streams} vssr stream(s)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for version in args.versions.split(","):
             model = Path(args.model) if args.model else weights(version, Path(tmp))
@@ -163,8 +173,10 @@ def main() -> None:
                 elapsed = time.perf_counter() - start
                 runs = sum(1 for n in range(args.warmup, out.num_frames - 1) if n % 2)
                 fps[name] = count / elapsed
-                print(f"v{version} {name}: {fps[name]:.2f} output fps, "
-                      f"{1000 * elapsed / max(runs, 1):.0f} ms per interpolated frame ({runs} runs)")
+                print(
+                    f"v{version} {name}: {fps[name]:.2f} output fps, "
+                    f"{1000 * elapsed / max(runs, 1):.0f} ms per interpolated frame ({runs} runs)"
+                )
             for name in ("ort", "ov"):
                 if name in fps and f"mlrt-{name}" in fps:
                     print(f"v{version} vssr/vs-mlrt ({name}): {fps[name] / fps[f'mlrt-{name}']:.2f}x")

@@ -170,3 +170,16 @@ def test_shipped_weights_reproduce_model_card(shared_data: Path) -> None:
 
     psnr = metrics.score_sr_set(upscale, metrics.load_sr_set(shared_data / "sr-bench" / "Set5", 2), 2)[0]
     assert abs(psnr - stated) <= 0.01
+
+
+@pytest.mark.parametrize(
+    ("size", "scale", "channels"), [("small", 2, 3), ("small", 3, 1), ("large", 2, 3), ("small", 1.5, 3)]
+)
+def test_split_identity_is_the_same_function(size: str, scale: float, channels: int) -> None:
+    state = quicksrnet.random_state(size, scale, seed=9, features=8, layers=2)
+    state["cnn.2.weight"][5, 5, 1, 1] = 0.2  # a channel whose identity tap faded: not split
+    x = np.random.default_rng(3).random((channels, 8, 10)).astype(np.float32)
+    plain = run(quicksrnet.build(state, channels=channels), x)
+    model = quicksrnet.build(state, channels=channels, split_identity=True)
+    np.testing.assert_allclose(run(model, x), plain, atol=TOL, rtol=0)
+    assert any(n.op_type == "Add" for n in model.graph.node)

@@ -114,13 +114,19 @@ def detect(state: StateDict) -> bool:
     return has_all(state, ("cnn.0.weight", "conv_last.weight")) and all(_KEY.fullmatch(k) for k in state)
 
 
-def build(state: StateDict, *, channels: int = 3) -> onnx.ModelProto:
+def build(state: StateDict, *, channels: int = 3, split_identity: bool = False) -> onnx.ModelProto:
     """The ONNX graph (opset 19): input ``input`` [1, C, H, W] -> ``output`` [1, C, sH, sW], in [0, 1].
 
     channels=3: RGB. channels=1 (luma-only or grey use): the RGB network run on the grey image as
     three equal channels, and the mean of its three output channels, which is what the paper
     evaluation does for grey images. The replication is folded into the first conv (its weights
     summed over input channels: exact); the mean is a float ReduceMean after depth-to-space.
+
+    split_identity=True builds the same function for int8: the identity initialisation leaves
+    centre taps near 1.0 in most output channels, so a per-channel int8 scale (~1/127) is far too
+    coarse for the other taps (~0.007) and post-training int8 loses over 1 dB. Here every tap
+    above 0.5 on the identity positions is taken out of the 3x3 kernel (minus 1.0) and added back
+    through an exact path (the input itself, a 0/1 mask, or a 0/1 1x1 conv, all exact in int8).
     """
     if channels not in (1, 3):
         raise ModelError(f"QuickSRNet graphs have 1 (grey) or 3 (RGB) channels, not {channels}")
@@ -141,7 +147,14 @@ def build(state: StateDict, *, channels: int = 3) -> onnx.ModelProto:
     h = x
     for i in range(p.layers + 1):
         key = f"cnn.{2 * i}"
-        h = g.op("Clip", [g.conv(h, state[f"{key}.weight"], state.get(f"{key}.bias"), key), lo, hi], "relu1")
+        w = state[f"{key}.weight"]
+        if split_identity:
+            ins = w.shape[1]
+            pairs = [(c, c if ins > 1 else 0) for c in range(min(w.shape[0], 3 if i == 0 else w.shape[0]))]
+            y = _conv_split(g, h, w, state.get(f"{key}.bias"), key, pairs)
+        else:
+            y = g.conv(h, w, state.get(f"{key}.bias"), key)
+        h = g.op("Clip", [y, lo, hi], "relu1")
     if p.scale == Fraction(3, 2):
         # PyTorch pixel_unshuffle puts pixel (i, j) of channel c at c*4 + i*2 + j; SpaceToDepth at
         # (i*2 + j)*f + c. A static SpaceToDepth with conv_last's input channels permuted to match
@@ -154,7 +167,13 @@ def build(state: StateDict, *, channels: int = 3) -> onnx.ModelProto:
             a = g.conv(x, state["anchor.net.weight"], state.get("anchor.net.bias"), "anchor", stride=2, pad=1)
             y = g.add(y, a)
     else:
-        y = g.conv(h, state["conv_last.weight"], state.get("conv_last.bias"), "conv_last")
+        w, s2 = state["conv_last.weight"], p.shuffle * p.shuffle
+        if split_identity:
+            y = _conv_split(
+                g, h, w, state.get("conv_last.bias"), "conv_last", [(o, o // s2) for o in range(w.shape[0])]
+            )
+        else:
+            y = g.conv(h, w, state.get("conv_last.bias"), "conv_last")
         if p.anchor:
             y = g.add(y, g.conv(x, state["anchor.net.weight"], state.get("anchor.net.bias"), "anchor", pad=0))
     y = _named(g, "Clip", [y, lo, hi], FINAL_CLIP)
@@ -170,6 +189,28 @@ def build(state: StateDict, *, channels: int = 3) -> onnx.ModelProto:
         tiling=True,
         quant_exclude=",".join(exclude),
     )
+
+
+def _conv_split(
+    g: GraphBuilder, h: str, w: np.ndarray, b: np.ndarray | None, key: str, pairs: list[tuple[int, int]]
+) -> str:
+    """conv(h, w) as conv(h, w - E) + E*h, E the 0/1 identity taps (> 0.5) at (out, in) `pairs`."""
+    w = w.copy()
+    e = np.zeros((w.shape[0], w.shape[1], 1, 1), np.float32)
+    c = w.shape[2] // 2
+    for o, i in pairs:
+        if w[o, i, c, c] > 0.5:
+            w[o, i, c, c] -= 1.0
+            e[o, i, 0, 0] = 1.0
+    y = g.conv(h, w, b, key)
+    if not e.any():
+        return y
+    if w.shape[0] == w.shape[1] and all(o == i for o, i in pairs) and len(pairs) == w.shape[0]:
+        diag = e[:, :, 0, 0].diagonal()
+        residual = h if diag.all() else g.mul(h, g.const(diag.reshape(1, -1, 1, 1), f"{key}.identity_mask"))
+    else:
+        residual = g.conv(h, e, None, f"{key}.identity", pad=0)
+    return g.add(y, residual)
 
 
 def _named(g: GraphBuilder, op_type: str, inputs: list[str], name: str, **attrs: object) -> str:

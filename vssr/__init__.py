@@ -8,11 +8,13 @@ from __future__ import annotations
 from .backends import Backend, BackendConfig
 from .errors import BackendError, MissingBackendError, ModelError
 from .filters.edvr import EDVR
+from .filters.quicksrnet import QuickSRNet
 from .filters.realesrgan import RealESRGAN
 from .filters.rife import RIFE
 from .glue.checks import VssrError
 from .inference import Session, inference
 from .network import Network
+from .quant import quantize
 
 __all__ = [
     "EDVR",
@@ -23,10 +25,12 @@ __all__ = [
     "MissingBackendError",
     "ModelError",
     "Network",
+    "QuickSRNet",
     "RealESRGAN",
     "Session",
     "VssrError",
     "inference",
+    "quantize",
 ]
 
 __version__ = "0.1.0"

@@ -124,7 +124,7 @@ def test_detect_and_errors() -> None:
     state = random_state(3, 4, 2, 1, 4)
     with pytest.raises(ModelError, match="missing"):
         rrdb.RRDBParams.from_state({k: v for k, v in state.items() if not k.startswith("conv_hr")})
-    with pytest.raises(ModelError, match=r"tried compact, rrdb"):
+    with pytest.raises(ModelError, match=r"tried edvr, compact, rrdb"):
         registry.detect({"foo.weight": np.zeros((1, 1, 3, 3), np.float32)})
     gap = dict(state)
     for key in [k for k in state if k.startswith("body.0.")]:

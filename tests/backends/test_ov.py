@@ -125,8 +125,9 @@ def test_invalid_settings(kwargs: dict[str, object]) -> None:
 
 def test_compile_config_defaults_use_every_core() -> None:
     config = Backend.OV().compile_config("bf16")
-    assert config["PERFORMANCE_HINT"] == "LATENCY"
-    assert config["NUM_STREAMS"] == 1
+    assert config["PERFORMANCE_HINT"] == "THROUGHPUT"
+    assert config["NUM_STREAMS"] == 2  # one OpenVINO stream per frame in flight
+    assert Backend.OV(num_streams=3).compile_config("bf16")["NUM_STREAMS"] == 3
     assert config["INFERENCE_NUM_THREADS"] == ov_backend.cpu_count()
     assert "ENABLE_CPU_PINNING" not in config
     tput = Backend.OV(hint="THROUGHPUT", cpu_pinning=False).compile_config("f32")

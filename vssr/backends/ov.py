@@ -181,8 +181,8 @@ class OV(BackendConfig):
     `fp16=True` means "f16", `fp16=False` means "f32"."""
     # threading
     ov_streams: int | None = None
-    """OpenVINO CPU streams (NUM_STREAMS): frames computed at once. None: 1 unless `hint` is set
-    (one stream with every thread per frame was fastest here, and needs no second frame in flight)."""
+    """OpenVINO CPU streams (NUM_STREAMS): frames computed at once. None: `num_streams` (one per
+    infer request; measured fastest here), or OpenVINO's choice when `hint` is set."""
     num_threads: int | None = None
     """CPU threads in all (INFERENCE_NUM_THREADS). None: every core this process may use."""
     cpu_pinning: bool | None = None
@@ -231,8 +231,12 @@ class OV(BackendConfig):
             config["PERFORMANCE_HINT"] = self.hint
         if self.is_cpu:
             if self.hint is None:
-                config["PERFORMANCE_HINT"] = "LATENCY"
-                config["NUM_STREAMS"] = self.ov_streams or 1
+                # one OpenVINO stream per vssr stream, each with its own threads. Measured on 2
+                # vCPUs (bench/peer.py, animevideov3 640x360): LATENCY with 1 stream x 2 threads
+                # and 2 requests ran at 99-150 % CPU (OpenVINO sizes LATENCY by physical cores),
+                # THROUGHPUT with 2 streams x 1 thread at 197 %, 1.40 vs 1.00 fps in bf16.
+                config["PERFORMANCE_HINT"] = "THROUGHPUT"
+                config["NUM_STREAMS"] = self.ov_streams or self.num_streams
                 config["INFERENCE_NUM_THREADS"] = self.num_threads or cpu_count()
             else:
                 if self.ov_streams is not None:

@@ -85,6 +85,9 @@ def QuickSRNet(
     """
     check_clip(clip, QuickSRNet)
     channels = 1 if clip.format.color_family == vs.GRAY else 3  # type: ignore[union-attr]
+    if int8 is not None and int8 not in METHODS:
+        raise VssrError(QuickSRNet, f"int8 must be one of {', '.join(map(repr, METHODS))} or None, not {int8!r}")
+    frames = check_positive(calibration_frames, QuickSRNet, "calibration_frames")
     if weights is None:
         if size not in quicksrnet.SIZES:
             raise VssrError(QuickSRNet, f"size must be one of {', '.join(map(repr, quicksrnet.SIZES))}, not {size!r}")
@@ -109,13 +112,12 @@ def QuickSRNet(
                 state = {k: np.asarray(data[k], np.float32) for k in data.files}
         except (OSError, ValueError) as err:
             raise ModelError(f"cannot read weights {os.fspath(path)!r} (a .npz of arrays): {err}") from err
-        # for int8, the identity taps move to exact residual paths (see quicksrnet.build)
-        network = Network.load(quicksrnet.build(state, channels=channels, split_identity=int8 is not None))
+        # int8: quantization-aware weights (<size>_x<scale>_qat.npz) quantize well as they are;
+        # other weights get their identity taps moved to exact residual paths (quicksrnet.build)
+        split = int8 is not None and not path.stem.endswith("_qat")
+        network = Network.load(quicksrnet.build(state, channels=channels, split_identity=split))
         radius = quicksrnet.receptive_radius(state)
     if int8 is not None:
-        if int8 not in METHODS:
-            raise VssrError(QuickSRNet, f"int8 must be one of {', '.join(map(repr, METHODS))} or None, not {int8!r}")
-        frames = check_positive(calibration_frames, QuickSRNet, "calibration_frames")
         with user_errors(QuickSRNet):
             try:
                 network = quantize(

@@ -114,7 +114,7 @@ def quantize_arrays(
         raise ModelError("int8 quantization supports networks with a single image input")
     if any(s.dtype != np.float32 for s in (*net.inputs, *net.outputs)):
         raise ModelError("quantize a float32 network (fp16 I/O is applied later by the backend)")
-    settings = {"method": method, "per_channel": per_channel, "symmetric": symmetric, "format": "qdq", "version": 1}
+    settings = {"method": method, "per_channel": per_channel, "symmetric": symmetric, "format": "qdq", "version": 2}
     key = hashlib.sha256(json.dumps([net.digest, settings, data_digest(arrays)], sort_keys=True).encode()).hexdigest()[
         :20
     ]
@@ -164,6 +164,9 @@ def _quantize_model(
         extra["TensorQuantOverrides"] = {
             t: [{"rmin": np.float32(-1.0), "rmax": np.float32(1.0)}] for t in sorted(activations)
         }
+        # keep ReLU1 clips: ORT drops a Clip whose range it takes as implied by the quantization,
+        # which with the overridden [-1, 1] range would let negative values through
+        extra["QDQKeepRemovableActivations"] = True
     if method == "percentile":
         extra["CalibPercentile"] = 99.999
 

@@ -21,7 +21,7 @@ import vapoursynth as vs
 
 from .backends import BackendConfig, Runner, default_backend
 from .glue.checks import VssrError, check_clip, check_clips_match, check_pair, user_errors
-from .glue.frames import dtype_of, frames_to_array, write_frame
+from .glue.frames import copy_props, dtype_of, frames_to_array, write_frame
 from .glue.padding import PadPlan
 from .glue.streams import RunnerPool, parallel_frames
 from .glue.tiling import TilePlan, scaled
@@ -245,9 +245,6 @@ def inference(
 
     def process(n: int, frames: list[vs.VideoFrame], out: vs.VideoFrame) -> vs.VideoFrame:
         session.run_with({in_name: frames_to_array(frames, dtype)}, lambda r: write_frame(r[out_name][0], out))
-        props = out.props
-        for key, value in frames[0].props.items():
-            props[key] = value
-        return out
+        return copy_props(frames[0], out)
 
     return parallel_frames(template, clip_list, process, session.backend.num_streams)

@@ -32,7 +32,7 @@ from ..arch import edvr as arch
 from ..arch.deform import DeformMode
 from ..backends import BackendConfig, default_backend
 from ..glue.checks import VssrError, check_clip, user_errors
-from ..glue.frames import dtype_of, frame_to_array, frames_to_array, write_frame
+from ..glue.frames import copy_props, dtype_of, frame_to_array, frames_to_array, write_frame
 from ..glue.padding import PadPlan
 from ..glue.streams import parallel_frames
 from ..inference import Session
@@ -235,9 +235,6 @@ def EDVR(
 
     def process(n: int, frames: list[vs.VideoFrame], out: vs.VideoFrame) -> vs.VideoFrame:
         write_frame(run(n, frames)[0], out)
-        props = out.props
-        for key, value in frames[center].props.items():
-            props[key] = value
-        return out
+        return copy_props(frames[center], out)
 
     return parallel_frames(template, window, process, backend.num_streams)

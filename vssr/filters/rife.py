@@ -31,7 +31,7 @@ from ..arch import ifnet
 from ..backends import BackendConfig
 from ..files import models_dir
 from ..glue.checks import VssrError, check_clip, user_errors
-from ..glue.frames import dtype_of, frame_to_array, write_frame
+from ..glue.frames import copy_props, dtype_of, frame_to_array, write_frame
 from ..glue.streams import parallel_frames
 from ..glue.timing import Retime, rate_factor
 from ..inference import Session
@@ -220,10 +220,7 @@ def RIFE(
             feeds["feat0"] = cache.get(p.left, img0)
             feeds["feat1"] = cache.get(p.right, img1)
         session.run_with(feeds, lambda r: write_frame(r["output"][0], out))
-        props = out.props
-        for key, value in left.props.items():
-            props[key] = value
-        return out
+        return copy_props(left, out)
 
     # Only the frames between two source frames go to the streams, so with multi=2 and 2 streams
     # both streams interpolate (all output frames round-robin would give one stream every copy).

@@ -39,3 +39,11 @@ def write_frame(array: np.ndarray, frame: vs.VideoFrame) -> vs.VideoFrame:
     for p in range(frame.format.num_planes):
         np.copyto(np.asarray(frame[p]), array[p], casting="same_kind")
     return frame
+
+
+def copy_props(source: vs.VideoFrame, out: vs.VideoFrame) -> vs.VideoFrame:
+    """Carry the frame properties of `source` over to the writable frame `out`."""
+    props = out.props
+    for key, value in source.props.items():
+        props[key] = value
+    return out

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
 import shutil
-import subprocess
-import sys
 from collections import OrderedDict
 from pathlib import Path
 
@@ -17,12 +14,11 @@ import vapoursynth as vs
 
 import vssr
 from tests.arch import edvr_numpy as ref
+from tests.pipeline import ROOT, encode
 from tests.weights.torchsave import Tensor, save_zip
 from vssr.backends import Backend
 from vssr.filters.edvr import EDVR, _FeatureCache, window_indices
 
-ROOT = Path(__file__).resolve().parents[2]
-VSPIPE = Path(sys.executable).with_name("vspipe")
 STATE = ref.random_state(num_feat=8, groups=8, seed=11)
 
 
@@ -195,18 +191,8 @@ def test_vspipe_into_ffmpeg(tmp_path: Path) -> None:
         f"clip = EDVR(clip, model={str(weights)!r}, backend=Backend.ORT())\n"
         "core.resize.Bicubic(clip, format=vs.YUV420P8, matrix_s='709').set_output()\n"
     )
-    out = tmp_path / "out.mkv"
-    vspipe = subprocess.Popen([str(VSPIPE), "-c", "y4m", str(script), "-"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    ffmpeg = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", "-", "-c:v", "ffv1", str(out)],
-                            stdin=vspipe.stdout, capture_output=True, check=False)
-    vspipe.stdout.close()  # type: ignore[union-attr]
-    assert vspipe.wait() == 0, vspipe.stderr.read().decode()  # type: ignore[union-attr]
-    assert ffmpeg.returncode == 0, ffmpeg.stderr.decode()
-    probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
-                            "stream=width,height,nb_read_frames", "-of", "csv=p=0", str(out)],
-                           capture_output=True, check=True, text=True)
-    assert probe.stdout.strip() == "96,64,6"
+    info = encode(script, tmp_path / "out.mkv")
+    assert (info["width"], info["height"], int(info["nb_read_frames"])) == (96, 64, 6)  # type: ignore[call-overload]
 
 
 @pytest.mark.skipif(not hasattr(vssr, "EDVR"), reason="vssr/__init__.py does not export EDVR yet")
@@ -216,20 +202,8 @@ def test_example_script(tmp_path: Path) -> None:
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg is not installed")
     weights = save_zip({"params": OrderedDict((k, Tensor.of(v)) for k, v in STATE.items())}, tmp_path / "tiny.pth")
-    out = tmp_path / "out.mkv"
-    cmd = [str(VSPIPE), "-c", "y4m", "-a", f"model={weights}", "-a", "frames=3", "-a", "width=32",
-           str(ROOT / "examples" / "edvr.vpy"), "-"]
-    vspipe = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
-    ffmpeg = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", "-", "-c:v", "ffv1", str(out)],
-                            stdin=vspipe.stdout, capture_output=True, check=False)
-    vspipe.stdout.close()  # type: ignore[union-attr]
-    assert vspipe.wait() == 0, vspipe.stderr.read().decode()  # type: ignore[union-attr]
-    assert ffmpeg.returncode == 0, ffmpeg.stderr.decode()
-    probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
-                            "stream=width,height,nb_read_frames", "-of", "csv=p=0", str(out)],
-                           capture_output=True, check=True, text=True)
-    assert probe.stdout.strip() == "128,64,3"
+    info = encode(ROOT / "examples" / "edvr.vpy", tmp_path / "out.mkv", model=weights, frames=3, width=32)
+    assert (info["width"], info["height"], int(info["nb_read_frames"])) == (128, 64, 3)  # type: ignore[call-overload]
 
 
 @pytest.mark.parametrize("depth", [pytest.param((1, 1), id="tiny"), pytest.param((5, 10), id="edvr_m_depth")])

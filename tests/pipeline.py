@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 VSPIPE = Path(sys.executable).with_name("vspipe")
+TIMEOUT = 300  # seconds for one small encode; far above the few seconds it takes
 
 
 def encode(script: Path, out: Path, **args: object) -> dict[str, object]:
@@ -24,15 +26,24 @@ def encode(script: Path, out: Path, **args: object) -> dict[str, object]:
     for k, v in args.items():
         cmd += ["-a", f"{k}={v}"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    vspipe = subprocess.Popen([*cmd, str(script), "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
-                              env=env)
-    ffmpeg = subprocess.run(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", "-", "-c:v", "ffv1", str(out)],
-        stdin=vspipe.stdout, capture_output=True, check=False,
-    )
-    vspipe.stdout.close()  # type: ignore[union-attr]
-    err = vspipe.stderr.read().decode()  # type: ignore[union-attr]
-    assert vspipe.wait() == 0, err
+    # vspipe's log goes to a file, not a pipe nobody reads while ffmpeg runs (a full pipe would
+    # block vspipe and with it ffmpeg); timeouts turn any hang into a failure with the log
+    with tempfile.TemporaryFile() as log:
+        vspipe = subprocess.Popen([*cmd, str(script), "-"], stdout=subprocess.PIPE, stderr=log, cwd=ROOT, env=env)
+        try:
+            ffmpeg = subprocess.run(
+                ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", "-", "-c:v", "ffv1", str(out)],
+                stdin=vspipe.stdout, capture_output=True, check=False, timeout=TIMEOUT,
+            )
+            vspipe.stdout.close()  # type: ignore[union-attr]
+            code = vspipe.wait(timeout=TIMEOUT)
+        finally:
+            if vspipe.poll() is None:
+                vspipe.kill()
+                vspipe.wait()
+            log.seek(0)
+            err = log.read().decode(errors="replace")
+        assert code == 0, err
     assert ffmpeg.returncode == 0, ffmpeg.stderr.decode()
     probe = subprocess.run(
         ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",

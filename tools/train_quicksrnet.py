@@ -13,6 +13,9 @@ fraction of the budget used, so it runs to completion however busy the shared CP
 iteration count reached is logged). ``--iterations N`` instead runs a fixed, deterministic schedule
 of N iterations. A 0.999 moving average of the weights is kept and exported beside the raw weights.
 
+``--init-from CKPT`` continues fp32 training from a checkpoint's moving average with a new
+schedule (a warm restart, usually with a lower ``--lr``).
+
 ``--qat-from CKPT`` instead fine-tunes a checkpoint with int8 fake quantization (per-channel
 symmetric weights, uint8 activations on [0, 1] as vssr.quant makes them) and exports the moving average of the
 weights, which post-training int8 quantization then loses much less on.
@@ -219,6 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--eval-every", type=float, default=10.0, help="minutes between Set5 checks")
     ap.add_argument("--save-every", type=float, default=3.0, help="minutes between checkpoints")
     ap.add_argument("--qat-from", type=Path, help="fine-tune this ckpt.pt with int8 fake quantization")
+    ap.add_argument("--init-from", type=Path, help="continue fp32 training from this ckpt.pt's moving average (a warm restart)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
 
@@ -253,6 +257,10 @@ def main(argv: list[str] | None = None) -> None:
         )
     else:
         quant = {}
+        if args.init_from is not None:
+            ck = torch.load(args.init_from, map_location="cpu", weights_only=False)  # our own checkpoint
+            model.load_state_dict(ck["ema"])
+            log(f"warm restart from {args.init_from} (it {ck['it']}): Set5 {evaluate(model, set5, args.scale):.3f}")
     ema = QuickSRNet(args.size, args.scale)
     ema.load_state_dict(model.state_dict())
     for p in ema.parameters():
@@ -301,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
         loss.backward()
         opt.step()
         with torch.no_grad():
-            d = args.ema if it > 100 or qat else 0.0
+            d = args.ema if it > 100 or qat or args.init_from else 0.0
             for pe, pm in zip(ema.parameters(), model.parameters()):
                 pe.mul_(d).add_(pm.detach(), alpha=1 - d)
         it += 1

@@ -277,3 +277,57 @@ def test_int8_qdq_builds_when_symmetric(fp16: bool, tmp_path: Path) -> None:
     assert path.stat().st_size > 1000
     with pytest.raises(BackendError, match=r"node conv0\.bias_DequantizeLinear|zero point"):
         ensure_engine(config, Network.load(_qdq(tmp_path, symmetric=False), name="qdq"), ShapeProfile.static(16, 16))
+
+
+# --- plugins: DeformConv ------------------------------------------------------------------------
+def _dcn_pack_network(mode: str) -> Network:
+    """One EDVR DCNv2 pack (8 channels, 1 deformable group) as its own network."""
+    from vssr.arch.deform import modulated_deform_conv
+    from vssr.arch.ops import GraphBuilder
+
+    rng = np.random.default_rng(0)
+    c = 8
+    pack = {
+        "weight": rng.normal(0, 0.3, (c, c, 3, 3)).astype(np.float32),
+        "bias": rng.normal(0, 0.1, c).astype(np.float32),
+        "conv_offset.weight": rng.normal(0, 0.1, (27, c, 3, 3)).astype(np.float32),
+        "conv_offset.bias": rng.normal(0, 0.5, 27).astype(np.float32),
+    }
+    g = GraphBuilder(f"dcn_{mode}")
+    x = g.input("input", c)
+    fp32_nodes: list[str] = []
+    g.output(modulated_deform_conv(g, x, x, pack, "dcn", mode=mode, fp32_nodes=fp32_nodes), "output", c)  # type: ignore[arg-type]
+    return Network.load(g.model(scale=1, **({"fp32_nodes": ",".join(fp32_nodes)} if fp32_nodes else {})))
+
+
+def test_plugin_registry_is_read_from_the_real_module() -> None:
+    """tensorrt_rtx 1.7 registers two plugins and not DeformConv's: EDVR decomposes on TRT_RTX."""
+    from vssr.backends.trt import DEFORM_CONV_PLUGIN, has_plugin
+
+    assert has_plugin(trt, "ROIAlign_TRT")  # proves the registry walk works on the real bindings
+    assert not has_plugin(trt, DEFORM_CONV_PLUGIN)
+    assert not TRT_RTX().supports_op("DeformConv") and TRT_RTX().supports_op("GridSample")
+
+
+def test_deform_conv_follows_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Full TensorRT's plugin library has ModulatedDeformConv2d: then DeformConv counts as supported
+    and EDVR's deform='auto' takes the native op (registry faked: full TensorRT is not installable here)."""
+    from vssr.backends import trt as trt_backend
+    from vssr.filters.edvr import _resolve_deform
+
+    creator = SimpleNamespace(name=trt_backend.DEFORM_CONV_PLUGIN, plugin_version="1")
+    monkeypatch.setattr(trt, "get_plugin_registry", lambda: SimpleNamespace(all_creators=[creator]))
+    config = TRT_RTX()
+    assert config.supports_op("DeformConv")
+    assert _resolve_deform("auto", config) == "native"
+    monkeypatch.setattr(trt, "get_plugin_registry", lambda: SimpleNamespace(all_creators=[]))
+    assert _resolve_deform("auto", config) == "decomposed"
+
+
+def test_native_deform_conv_fails_with_a_way_out_and_the_decomposition_builds(tmp_path: Path) -> None:
+    config = TRT_RTX(engine_folder=str(tmp_path), fp16=True)
+    with pytest.raises(BackendError, match=r"node n_dcn \(DeformConv\).*deform='decomposed'"):
+        ensure_engine(config, _dcn_pack_network("native"), ShapeProfile.static(32, 32))
+    path = ensure_engine(config, _dcn_pack_network("decomposed"), ShapeProfile.static(32, 32))
+    assert path.stat().st_size > 1000
+    assert not list(tmp_path.glob("dcn_native*.engine"))  # the failed build left nothing

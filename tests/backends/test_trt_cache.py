@@ -40,7 +40,8 @@ BUILD_CHANGES: dict[str, object] = {
     "builder_optimization_level": 5,
     "max_aux_streams": 2,
 }
-RUNTIME_CHANGES: dict[str, object] = {"num_streams": 3, "use_cuda_graph": True, "device_id": 1, "engine_folder": "/x"}
+RUNTIME_CHANGES: dict[str, object] = {"num_streams": 3, "use_cuda_graph": True, "device_id": 1, "engine_folder": "/x",
+                                   "runtime_cache": False}
 
 
 def _digest(config: TRT_RTX, network: Network | None = None, device: DeviceInfo | None = GPU, module: Any = trt) -> str:
@@ -239,13 +240,18 @@ def test_two_processes_build_once(tmp_path: Path) -> None:
 def test_list_and_prune(tmp_path: Path) -> None:
     _, a = trt_cache.load_or_build(tmp_path, _spec("a"), lambda: b"ENGINE-a", _strict_load)
     _, b = trt_cache.load_or_build(tmp_path, _spec("b"), lambda: b"ENGINE-b", _strict_load)
+    kernels_a = trt_cache.kernel_cache_path(a)
+    kernels_a.write_bytes(b"JIT kernels of a")  # TensorRT-RTX's runtime cache goes with its engine
+    orphan = tmp_path / "gone.1x1.fp32-in32-out32.0123456789abcdef.engine.rtxcache"
+    orphan.write_bytes(b"JIT kernels of an engine deleted by hand")
     old = time.time() - 40 * 86400
     os.utime(a, (old, old))
-    assert [r.path for r in trt_cache.list_engines(tmp_path)] == [b, a]
-    assert trt_cache.prune_engines(tmp_path, unused_days=30, dry_run=True) == [a]
-    assert a.exists()
+    assert [r.path for r in trt_cache.list_engines(tmp_path)] == [b, a]  # kernel caches are not engines
+    assert trt_cache.prune_engines(tmp_path, unused_days=30, dry_run=True) == [a, orphan]
+    assert a.exists() and orphan.exists()
     removed = trt_cache.prune_engines(tmp_path, unused_days=30)
     assert a in removed and not a.exists() and b.exists()
+    assert kernels_a in removed and not kernels_a.exists() and orphan in removed and not orphan.exists()
     removed = trt_cache.prune_engines(tmp_path, keep=lambda r: r.info.get("model") != "b")
     assert b in removed and not list(tmp_path.glob("*.engine*"))
 

@@ -11,6 +11,7 @@ end, including CUDA-graph capture and replay.
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,6 +23,7 @@ import pytest
 from onnx.reference import ReferenceEvaluator
 
 from tests import nets
+from tests.backends.pybind_signatures import check_calls, signatures
 from vssr.backends import cuda
 from vssr.backends.trt import TRT_RTX
 from vssr.errors import BackendError
@@ -33,6 +35,7 @@ rt = pytest.importorskip("cuda.bindings.runtime")
 
 OK = rt.cudaError_t.cudaSuccess
 RUNTIME_CONFIG = trt.IRuntimeConfig  # kept: one test hides it to play full TensorRT
+RUNTIME = trt.Runtime  # kept: _load replaces it, maybe twice in a test
 
 
 class FakeGpu:
@@ -51,6 +54,11 @@ class FakeGpu:
         self.capturing: list[Any] | None = None
         self.graphs: dict[int, list[Any]] = {}
         self.fail: dict[str, Any] = {}
+        self.accept_kernel_cache = True
+        """Whether runtime caches deserialize (TensorRT-RTX validates a blob against GPU/driver/version)."""
+        self.kernel_caches: list[Any] = []
+        self.trt_mocks: list[tuple[Any, type, bool]] = []
+        """(autospec, real tensorrt_rtx class, is the class itself): calls checked after each test."""
         self.module = SimpleNamespace(
             cudaError_t=rt.cudaError_t,
             cudaStreamNonBlocking=rt.cudaStreamNonBlocking,
@@ -145,12 +153,17 @@ def fake_engine(gpu: FakeGpu, model: onnx.ModelProto, profile: ShapeProfile) -> 
     dtypes = {v.name: onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type)
               for v in [*model.graph.input, *model.graph.output]}
     engine = mock.create_autospec(trt.ICudaEngine, instance=True)
+    gpu.trt_mocks.append((engine, trt.ICudaEngine, False))
     engine.num_optimization_profiles = 1
     c = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim][1]
     engine.get_tensor_profile_shape.return_value = [(1, c, h, w) for w, h in (profile.min, profile.opt, profile.max)]
 
     def make_context(*args: Any) -> Any:
         context = mock.create_autospec(trt.IExecutionContext, instance=True)
+        gpu.trt_mocks.append((context, trt.IExecutionContext, False))
+        runtime_config = args[0] if args else None
+        kernels = (runtime_config.set_runtime_cache.call_args.args[0]
+                   if runtime_config is not None and runtime_config.set_runtime_cache.called else None)
         shapes: dict[str, tuple[int, ...]] = {}
         addresses: dict[str, int] = {}
 
@@ -185,6 +198,8 @@ def fake_engine(gpu: FakeGpu, model: onnx.ModelProto, profile: ShapeProfile) -> 
                 ctypes.memmove(addresses[name], data, len(data))
 
         def execute_async_v3(stream: int) -> bool:
+            if kernels is not None:  # the JIT: kernels for this shape, compiled once, kept in the cache
+                kernels.kernels.add("x".join(map(str, shapes[inputs[0].name])))
             gpu.capturing.append(run) if gpu.capturing is not None else run()
             return True
 
@@ -195,23 +210,56 @@ def fake_engine(gpu: FakeGpu, model: onnx.ModelProto, profile: ShapeProfile) -> 
         return context
 
     engine.create_execution_context.side_effect = make_context
-    engine.create_runtime_config.return_value = mock.create_autospec(RUNTIME_CONFIG, instance=True)
+    runtime_config = mock.create_autospec(RUNTIME_CONFIG, instance=True)
+    gpu.trt_mocks.append((runtime_config, RUNTIME_CONFIG, False))
+    runtime_config.create_runtime_cache.side_effect = lambda: fake_kernel_cache(gpu)
+    runtime_config.set_runtime_cache.return_value = True
+    engine.create_runtime_config.return_value = runtime_config
     return engine
 
 
+def fake_kernel_cache(gpu: FakeGpu) -> Any:
+    """An autospec IRuntimeCache holding kernel names; (de)serializes them as text."""
+    cache = mock.create_autospec(trt.IRuntimeCache, instance=True)
+    gpu.trt_mocks.append((cache, trt.IRuntimeCache, False))
+    cache.kernels = set()
+
+    def deserialize(blob: Any) -> bool:
+        if not gpu.accept_kernel_cache:
+            return False
+        cache.kernels |= set(bytes(blob).decode().split())
+        return True
+
+    cache.deserialize.side_effect = deserialize
+    cache.serialize.side_effect = lambda: " ".join(sorted(cache.kernels)).encode()
+    gpu.kernel_caches.append(cache)
+    return cache
+
+
+def fake_runtime(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, deserialize: Any) -> Any:
+    """trt.Runtime replaced by an autospec whose instance deserializes with `deserialize(data)`."""
+    runtime = mock.create_autospec(RUNTIME, instance=True)
+    runtime.deserialize_cuda_engine.side_effect = deserialize
+    runtime_class = mock.create_autospec(RUNTIME, return_value=runtime)
+    monkeypatch.setattr(trt, "Runtime", runtime_class)
+    gpu.trt_mocks += [(runtime, RUNTIME, False), (runtime_class, RUNTIME, True)]
+    return runtime
+
+
 @pytest.fixture
-def gpu(monkeypatch: pytest.MonkeyPatch) -> FakeGpu:
+def gpu(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGpu]:
+    """The fake GPU; afterwards every call made on a TensorRT mock must fit a real pybind signature."""
     fake = FakeGpu()
     monkeypatch.setattr(cuda, "import_cudart", lambda: fake.module)
-    return fake
+    yield fake
+    checked = sum(check_calls(recorded, cls, constructor=constructor) for recorded, cls, constructor in fake.trt_mocks)
+    assert checked or not fake.trt_mocks
 
 
 def _load(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, model: onnx.ModelProto, config: TRT_RTX,
           tile: ShapeProfile, engine_profile: ShapeProfile | None = None) -> tuple[list[Any], Any]:
     """config.load with a real engine build and a mocked trt.Runtime returning `fake_engine`."""
-    runtime = mock.create_autospec(trt.Runtime, instance=True)
-    runtime.deserialize_cuda_engine.side_effect = lambda data: fake_engine(gpu, model, engine_profile or tile)
-    monkeypatch.setattr(trt, "Runtime", mock.create_autospec(trt.Runtime, return_value=runtime))
+    runtime = fake_runtime(gpu, monkeypatch, lambda data: fake_engine(gpu, model, engine_profile or tile))
     return config.load(Network.load(model), tile), runtime
 
 
@@ -291,6 +339,86 @@ def test_rtx_captures_graphs_itself_and_specializes_eagerly(
     assert gpu.module.cudaStreamBeginCapture.call_count == 0 and runner.context.execute_async_v3.call_count == 3
 
 
+def test_full_tensorrt_runtime_config_is_not_taken_for_rtx(
+    gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """TensorRT >= 10.11 has an IRuntimeConfig too, holding only the allocation strategy: a plain
+    context, and vssr captures CUDA graphs itself (the JIT knobs would be AttributeErrors there)."""
+    monkeypatch.delattr(trt, "CudaGraphStrategy")
+    monkeypatch.delattr(trt, "DynamicShapesKernelSpecializationStrategy")
+    config = TRT_RTX(engine_folder=str(tmp_path), use_cuda_graph=True, static_shape=False, max_shapes=(32, 32))
+    (runner,), _ = _load(gpu, monkeypatch, nets.conv3x3(), config, ShapeProfile.static(16, 16),
+                         ShapeProfile((16, 16), (16, 16), (32, 32)))
+    runner.engine.create_runtime_config.assert_not_called()
+    runner.engine.create_execution_context.assert_called_once_with()
+    for _ in range(3):
+        runner.infer({"input": np.zeros((1, 3, 16, 16), np.float32)})
+    assert gpu.module.cudaStreamBeginCapture.call_count == 1 and not gpu.kernel_caches
+
+
+def _engine_and_kernels(tmp_path: Path) -> tuple[Path, Path]:
+    (engine,) = tmp_path.glob("*.engine")
+    return engine, engine.with_name(engine.name + ".rtxcache")
+
+
+def test_rtx_kernels_persist_between_processes(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """One runtime cache shared by an engine's contexts, written beside the engine when the last
+    runner closes, read back by the next load; rewritten only when it learnt new kernels."""
+    model = nets.conv3x3()
+    config = TRT_RTX(engine_folder=str(tmp_path), num_streams=2, static_shape=False, max_shapes=(32, 32))
+    tile, engine_profile = ShapeProfile.static(16, 16), ShapeProfile((16, 16), (16, 16), (32, 32))
+    runners, _ = _load(gpu, monkeypatch, model, config, tile, engine_profile)
+    (cache,) = gpu.kernel_caches  # one cache for both contexts
+    runtime_config = runners[0].engine.create_runtime_config.return_value
+    assert runtime_config.set_runtime_cache.call_args_list == [mock.call(cache)] * 2
+    cache.deserialize.assert_not_called()  # nothing on disk yet
+    runners[0].infer({"input": np.zeros((1, 3, 16, 16), np.float32)})
+    runners[1].infer({"input": np.zeros((1, 3, 32, 32), np.float32)})
+    engine, kernels = _engine_and_kernels(tmp_path)
+    runners[0].close()
+    assert not kernels.exists()  # the other context still uses (and may add to) the cache
+    runners[1].close()
+    assert kernels.read_bytes() == b"1x3x16x16 1x3x32x32"
+    # the next process: reads the kernels, compiles nothing new, leaves the file alone
+    runners, _ = _load(gpu, monkeypatch, model, config, tile, engine_profile)
+    gpu.kernel_caches[-1].deserialize.assert_called_once_with(b"1x3x16x16 1x3x32x32")
+    mtime = kernels.stat().st_mtime_ns
+    runners[0].infer({"input": np.zeros((1, 3, 16, 16), np.float32)})
+    for runner in runners:
+        runner.close()
+    assert kernels.stat().st_mtime_ns == mtime and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_rtx_kernel_cache_rejected_or_left_to_the_garbage_collector(
+    gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A cache from another GPU/driver is replaced, not an error; runners VapourSynth frees without
+    close() still save it (the script's nodes are freed when vspipe or an editor is done)."""
+    import gc
+
+    model = nets.conv3x3()
+    config = TRT_RTX(engine_folder=str(tmp_path))
+    runners, _ = _load(gpu, monkeypatch, model, config, ShapeProfile.static(16, 16))
+    engine, kernels = _engine_and_kernels(tmp_path)
+    kernels.write_bytes(b"kernels-of-another-gpu")
+    gpu.accept_kernel_cache = False
+    runners[0].close()
+    runners, _ = _load(gpu, monkeypatch, model, config, ShapeProfile.static(16, 16))
+    runners[0].infer({"input": np.zeros((1, 3, 16, 16), np.float32)})
+    del runners
+    gc.collect()
+    assert kernels.read_bytes() == b"1x3x16x16"
+
+
+def test_rtx_runtime_cache_can_be_turned_off(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = TRT_RTX(engine_folder=str(tmp_path), runtime_cache=False)
+    (runner,), _ = _load(gpu, monkeypatch, nets.conv3x3(), config, ShapeProfile.static(16, 16))
+    runner.infer({"input": np.zeros((1, 3, 16, 16), np.float32)})
+    runner.close()
+    runner.engine.create_runtime_config.return_value.set_runtime_cache.assert_not_called()
+    assert not gpu.kernel_caches and not list(tmp_path.glob("*.rtxcache"))
+
+
 def _run_built_graphs(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Make deserialized engines run the ONNX vssr built for them (recorded from BuildPlan.make)."""
     from vssr.backends import trt as trt_backend
@@ -303,11 +431,9 @@ def _run_built_graphs(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch) -> list[Any
         return plans[-1]
 
     monkeypatch.setattr(trt_backend.BuildPlan, "make", classmethod(recording_make))
-    runtime = mock.create_autospec(trt.Runtime, instance=True)
-    runtime.deserialize_cuda_engine.side_effect = lambda data: fake_engine(
+    fake_runtime(gpu, monkeypatch, lambda data: fake_engine(
         gpu, onnx.load_model_from_string(plans[-1].model_bytes), plans[-1].profile
-    )
-    monkeypatch.setattr(trt, "Runtime", mock.create_autospec(trt.Runtime, return_value=runtime))
+    ))
     return plans
 
 
@@ -367,6 +493,16 @@ def test_autospec_catches_calls_the_installed_version_lacks() -> None:
     context = mock.create_autospec(trt.IExecutionContext, instance=True)
     with pytest.raises(AttributeError):
         context.enqueue_v3(0)  # not a tensorrt_rtx method
+    # autospec lets a pybind method take any arguments; the docstring signatures do not
+    context.set_tensor_address("input", 1234)
+    context.execute_async_v3(stream_handle=0)
+    assert check_calls(context, trt.IExecutionContext) == 2
+    context.set_tensor_address("input")  # the device address forgotten
+    with pytest.raises(AssertionError, match=r"set_tensor_address\('input',\).*fits no signature"):
+        check_calls(context, trt.IExecutionContext)
+    engine = trt.ICudaEngine.create_execution_context
+    assert [list(sig.parameters) for sig in signatures(engine, "create_execution_context")] == [
+        ["self", "strategy"], ["self", "runtime_config"]]  # both overloads read
 
 
 # --- on a GPU only (skipped here) -----------------------------------------------------------------

@@ -46,9 +46,11 @@ __all__ = [
     "engine_bytes_from_network",
     "engine_spec",
     "ensure_engine",
+    "has_plugin",
     "import_tensorrt",
     "network_from_onnx",
     "profile_from_shapes",
+    "register_plugins",
     "resolve_profile",
     "select_profile",
     "strongly_typed",
@@ -56,6 +58,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+DEFORM_CONV_PLUGIN = "ModulatedDeformConv2d"
+"""What TensorRT's ONNX parser turns DeformConv into (onnx-tensorrt, TensorRT >= 10.1)."""
 
 DEFAULT_MIN_SIDE = 64
 """Dynamic profiles start here unless the tile is smaller: a 0x0 minimum slows and breaks builds."""
@@ -70,6 +75,33 @@ def import_tensorrt(module: str) -> Any:
         raise MissingBackendError(
             f"{module} is not installed (or its libraries are missing: {err}): pip install \"vssr[{extra}]\""
         ) from err
+
+
+_plugin_loggers: dict[str, Any] = {}
+
+
+def register_plugins(trt: Any) -> None:
+    """Load TensorRT's plugin library into the registry, once per process and module.
+
+    The ONNX parser finds plugins (DeformConv's) there, and deserializing an engine that contains
+    plugin layers needs them registered too. The logger must outlive the registry: kept here.
+    """
+    if trt.__name__ in _plugin_loggers or not hasattr(trt, "init_libnvinfer_plugins"):
+        return
+    plugin_logger = make_logger(trt)
+    if not trt.init_libnvinfer_plugins(plugin_logger, ""):
+        logger.warning("%s: init_libnvinfer_plugins failed; models needing plugins will not build", trt.__name__)
+    _plugin_loggers[trt.__name__] = plugin_logger
+
+
+def has_plugin(trt: Any, name: str) -> bool:
+    """Whether the plugin registry (after `register_plugins`) has a creator called `name`."""
+    register_plugins(trt)
+    registry = trt.get_plugin_registry()
+    creators = getattr(registry, "all_creators", None)
+    if creators is None:  # before TensorRT 10
+        creators = registry.plugin_creator_list
+    return any(creator.name == name for creator in creators)
 
 
 # --- the configs -------------------------------------------------------------------------------
@@ -106,9 +138,11 @@ class _TensorRT(BackendConfig):
     engine_folder: str | None = runtime_field(None, "where engines go; None: $VSSR_ENGINE_DIR or engines/")
 
     def supports_op(self, op_type: str) -> bool:
-        # DeformConv imports as the ModulatedDeformConv2d plugin only once libnvinfer_plugin is
-        # registered, which vssr does not do yet (and TensorRT-RTX has no plugin library)
-        return op_type != "DeformConv"
+        # the ONNX parser maps DeformConv to the ModulatedDeformConv2d plugin (TensorRT >= 10.1),
+        # which only full TensorRT's plugin library has (TensorRT-RTX 1.7 registers two others)
+        if op_type != "DeformConv":
+            return True
+        return has_plugin(import_tensorrt(self.module), DEFORM_CONV_PLUGIN)
 
     def __post_init__(self) -> None:
         if importlib.util.find_spec(self.module) is None:
@@ -146,6 +180,7 @@ class _TensorRT(BackendConfig):
         cuda.call(rt, "cudaSetDevice", rt.cudaSetDevice(self.device_id))
         device = cuda.device_info(rt, self.device_id)
         plan = BuildPlan.make(self, network, profile, trt)
+        register_plugins(trt)
         trt_logger = make_logger(trt)
         runtime = trt.Runtime(trt_logger)
 
@@ -161,12 +196,19 @@ class _TensorRT(BackendConfig):
             folder, spec, lambda: build_engine_bytes(trt, self, plan, device, folder), deserialize
         )
         logger.info("%s: engine %s, %d stream(s)", self.runtime_name, path.name, self.num_streams)
+        kernels = self.kernel_cache(path)
         runners: list[Runner] = []
         for _ in range(self.num_streams):
-            runner = TrtRunner(trt, rt, engine, plan, device_id=self.device_id, use_cuda_graph=self.use_cuda_graph)
+            runner = TrtRunner(
+                trt, rt, engine, plan, device_id=self.device_id, use_cuda_graph=self.use_cuda_graph, kernels=kernels
+            )
             runner.keep = (runtime, trt_logger)  # the engine must not outlive its runtime and logger
             runners.append(runner)
         return runners
+
+    def kernel_cache(self, engine: Path) -> trt_cache.KernelCache | None:
+        """Where JIT-compiled kernels persist between processes (TensorRT-RTX only)."""
+        return None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,6 +223,11 @@ class TRT_RTX(_TensorRT):
     """TensorRT for RTX (`pip install "vssr[trt-rtx]"`): strongly typed, engines JIT-compiled per GPU."""
 
     module: ClassVar[str] = "tensorrt_rtx"
+
+    runtime_cache: bool = runtime_field(True, "keep JIT-compiled kernels in <engine>.rtxcache for the next run")
+
+    def kernel_cache(self, engine: Path) -> trt_cache.KernelCache | None:
+        return trt_cache.KernelCache(trt_cache.kernel_cache_path(engine)) if self.runtime_cache else None
 
 
 # --- what to build ----------------------------------------------------------------------------
@@ -354,12 +401,17 @@ def progress_monitor(trt: Any) -> Any:
 
 def network_from_onnx(trt: Any, builder: Any, model_bytes: bytes, *, strong: bool) -> tuple[Any, Any]:
     """Parse ONNX bytes into a network; parser errors name the failing node and operator."""
-    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strong else 0
+    # where strong typing is the only mode the flag may be gone: the default is then strongly typed
+    flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    flags = 1 << int(flag) if strong and flag is not None else 0
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, builder.logger)
     if not parser.parse(model_bytes):
-        problems = [_parser_error(parser.get_error(i)) for i in range(parser.num_errors)]
-        raise BackendError(f"TensorRT cannot parse the ONNX model: {'; '.join(problems) or 'unknown error'}")
+        errors = [parser.get_error(i) for i in range(parser.num_errors)]
+        problems = "; ".join(_parser_error(e) for e in errors) or "unknown error"
+        if any("DeformConv" in _parser_error(e) for e in errors):
+            problems += " (EDVR: deform='decomposed' builds from standard operators)"
+        raise BackendError(f"TensorRT cannot parse the ONNX model: {problems}")
     return network, parser
 
 
@@ -421,6 +473,7 @@ def build_engine_bytes(trt: Any, settings: _TensorRT, plan: BuildPlan, device: c
     # held here until it ends rather than trusting the bindings to keep them alive
     trt_logger = make_logger(trt)
     monitor = progress_monitor(trt) if hasattr(trt, "IProgressMonitor") else None  # TensorRT >= 10
+    register_plugins(trt)
     builder = trt.Builder(trt_logger)
     strong = strongly_typed(trt)
     network, _parser = network_from_onnx(trt, builder, plan.model_bytes, strong=strong)

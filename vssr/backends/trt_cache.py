@@ -18,7 +18,9 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +36,10 @@ if TYPE_CHECKING:
 __all__ = [
     "EngineRecord",
     "EngineSpec",
+    "KernelCache",
     "build_engine",
     "engine_folder",
+    "kernel_cache_path",
     "list_engines",
     "load_or_build",
     "prune_engines",
@@ -47,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 SUFFIX = ".engine"
 SIDECAR = ".json"
+KERNELS = ".rtxcache"
+"""TensorRT-RTX's runtime (JIT kernel) cache of an engine: `<engine>.rtxcache` beside it."""
 
 
 def shape_label(profile: ShapeProfile) -> str:
@@ -183,7 +189,7 @@ def prune_engines(
 ) -> list[Path]:
     """Delete engines not used for `unused_days` or rejected by `keep`, and leftovers.
 
-    Leftovers are sidecars without an engine and temporary files of interrupted writes older than
+    Leftovers are sidecars and kernel caches without an engine and temporary files of interrupted writes older than
     a day. Each engine is deleted under its lock, so a process building or loading it is not cut
     short. Returns the deleted (or, with `dry_run`, the would-be deleted) paths.
     """
@@ -200,22 +206,85 @@ def prune_engines(
             removed.append(path)
             continue
         with files.file_lock(path):
-            for victim in (path, _sidecar(path)):
+            for victim in (path, _sidecar(path), kernel_cache_path(path)):
                 if victim.exists():
                     victim.unlink()
                     removed.append(victim)
         Path(f"{path}.lock").unlink(missing_ok=True)
-    for sidecar in root.glob(f"*{SUFFIX}{SIDECAR}"):
-        if not sidecar.with_name(sidecar.name[: -len(SIDECAR)]).exists():
-            removed.append(sidecar)
-            if not dry_run:
-                sidecar.unlink(missing_ok=True)
+    for extra in (SIDECAR, KERNELS):
+        for orphan in root.glob(f"*{SUFFIX}{extra}"):
+            if not orphan.with_name(orphan.name[: -len(extra)]).exists():
+                removed.append(orphan)
+                if not dry_run:
+                    orphan.unlink(missing_ok=True)
     for tmp in root.glob(".*.tmp"):
         if now - tmp.stat().st_mtime > 86400:
             removed.append(tmp)
             if not dry_run:
                 tmp.unlink(missing_ok=True)
     return removed
+
+
+def kernel_cache_path(engine: Path) -> Path:
+    return engine.with_name(engine.name + KERNELS)
+
+
+class KernelCache:
+    """TensorRT-RTX's runtime cache for one engine, kept on disk beside it.
+
+    TensorRT-RTX compiles its kernels for the GPU at run time (JIT), which costs seconds to
+    minutes at every start; its `IRuntimeCache` keeps them for the next process. One cache object
+    is shared by all the contexts of an engine (kernels one stream compiled serve the others, the
+    way NVIDIA's TensorRT-Edge-LLM shares it). It is read when the first context is created and
+    written back (atomically, under the file's lock, only when it grew new kernels) when the last
+    runner using it is closed or garbage-collected: VapourSynth never closes filters explicitly,
+    but it frees the script's nodes (and so the runners) when vspipe or an editor is done with
+    it, which runs the `weakref.finalize` here. A cache TensorRT-RTX rejects (another GPU,
+    driver or version: it validates the blob) is replaced, never an error.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.cache: Any = None
+        self._users = 0
+        self._lock = threading.Lock()
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+
+    def attach(self, runtime_config: Any) -> None:
+        """Give `runtime_config` (an `IRuntimeConfig`) the shared cache, creating it on first use."""
+        with self._lock:
+            if self.cache is None:
+                self.cache = runtime_config.create_runtime_cache()
+                try:
+                    loaded = self.path.read_bytes()
+                except FileNotFoundError:
+                    loaded = b""
+                if loaded and not self.cache.deserialize(loaded):
+                    logger.info("runtime cache %s does not fit this GPU/driver/TensorRT-RTX; starting empty", self.path)
+                    loaded = b""
+                self._finalizer = weakref.finalize(self, _write_kernel_cache, self.path, self.cache, loaded)
+            if not runtime_config.set_runtime_cache(self.cache):
+                logger.warning("TensorRT-RTX refused the runtime cache; kernels will be compiled at every start")
+            self._users += 1
+
+    def release(self) -> None:
+        """One user (runner) is done; the last one writes the cache to disk."""
+        with self._lock:
+            self._users -= 1
+            if self._users <= 0 and self._finalizer is not None:
+                self._finalizer()  # runs once: a later garbage collection does nothing
+
+
+def _write_kernel_cache(path: Path, cache: Any, loaded: bytes) -> None:
+    """Serialize `cache` to `path` if it holds more than what was loaded (never raises: a finalizer)."""
+    try:
+        data = bytes(cache.serialize())
+        if data and data != loaded:
+            with files.file_lock(path):
+                files.atomic_write(path, data)
+            logger.info("runtime cache %s saved (%d bytes)", path.name, len(data))
+    except Exception as err:  # noqa: BLE001 - the cache only saves start-up time
+        logger.warning("cannot save the runtime cache %s: %s", path, err)
 
 
 def build_engine(network: Network, backend: _TensorRT, profile: ShapeProfile) -> Path:

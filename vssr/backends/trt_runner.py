@@ -18,8 +18,9 @@ from .base import check_feeds
 
 if TYPE_CHECKING:
     from .trt import BuildPlan
+    from .trt_cache import KernelCache
 
-__all__ = ["TrtRunner", "context_from_engine", "select_profile"]
+__all__ = ["TrtRunner", "context_from_engine", "jit_runtime", "select_profile"]
 
 
 def select_profile(profiles: Sequence[tuple[tuple[int, int], tuple[int, int], tuple[int, int]]], width: int, height: int) -> int:
@@ -33,22 +34,35 @@ def select_profile(profiles: Sequence[tuple[tuple[int, int], tuple[int, int], tu
     raise BackendError(f"no optimization profile of the engine accepts a {width}x{height} tile: {list(profiles)}")
 
 
-def context_from_engine(trt: Any, engine: Any, *, dynamic: bool, use_cuda_graph: bool) -> tuple[Any, bool]:
-    """An execution context, and whether vssr must capture CUDA graphs itself.
+def jit_runtime(trt: Any) -> bool:
+    """True for TensorRT-RTX, whose runtime config has the JIT knobs (CUDA-graph strategy, kernel
+    specialization, runtime cache). Full TensorRT >= 10.11 has an IRuntimeConfig too, with only
+    the allocation strategy: the class alone does not tell them apart."""
+    return hasattr(trt, "CudaGraphStrategy") and hasattr(trt, "IRuntimeConfig")
+
+
+def context_from_engine(
+    trt: Any, engine: Any, *, dynamic: bool, use_cuda_graph: bool, kernels: KernelCache | None = None
+) -> tuple[Any, bool, Any]:
+    """(execution context, whether vssr must capture CUDA graphs itself, its runtime config or None).
 
     TensorRT-RTX JIT-compiles kernels: with dynamic shapes it specializes them lazily while
     running unless told EAGER, and it captures CUDA graphs itself (CudaGraphStrategy) because a
-    lazy compilation inside an outside capture is illegal. Full TensorRT has neither knob: vssr
-    captures the stream's work after a warm-up run.
+    lazy compilation inside an outside capture is illegal; `kernels` keeps what it compiles for
+    the next process. Full TensorRT has none of these knobs: vssr captures the stream's work after
+    a warm-up run. The runtime config is returned so the runner keeps it (and the cache it points
+    at) alive as long as the context.
     """
-    if not hasattr(trt, "IRuntimeConfig"):
-        return engine.create_execution_context(), use_cuda_graph
+    if not jit_runtime(trt):
+        return engine.create_execution_context(), use_cuda_graph, None
     config = engine.create_runtime_config()
     if dynamic:
         config.dynamic_shapes_kernel_specialization_strategy = trt.DynamicShapesKernelSpecializationStrategy.EAGER
     if use_cuda_graph:
         config.cuda_graph_strategy = trt.CudaGraphStrategy.WHOLE_GRAPH_CAPTURE
-    return engine.create_execution_context(config), False
+    if kernels is not None:
+        kernels.attach(config)
+    return engine.create_execution_context(config), False, config
 
 
 class TrtRunner:
@@ -60,16 +74,29 @@ class TrtRunner:
     other VapourSynth threads overlap.
     """
 
-    def __init__(self, trt: Any, rt: Any, engine: Any, plan: BuildPlan, *, device_id: int, use_cuda_graph: bool) -> None:
+    def __init__(
+        self,
+        trt: Any,
+        rt: Any,
+        engine: Any,
+        plan: BuildPlan,
+        *,
+        device_id: int,
+        use_cuda_graph: bool,
+        kernels: KernelCache | None = None,
+    ) -> None:
         self.trt, self.rt, self.engine = trt, rt, engine
         self.keep: tuple[Any, ...] = ()
         self.device_id = device_id
         self.inputs, self.outputs = plan.inputs, plan.outputs
         self.dynamic = not plan.profile.is_static
         self.stream = cuda.Stream(rt)
-        self.context, self.use_cuda_graph = context_from_engine(
-            trt, engine, dynamic=self.dynamic, use_cuda_graph=use_cuda_graph
+        self.context, self.use_cuda_graph, runtime_config = context_from_engine(
+            trt, engine, dynamic=self.dynamic, use_cuda_graph=use_cuda_graph, kernels=kernels
         )
+        self.kernels = kernels
+        # attributes are released in the order they were set: these outlive the context
+        self.keep_after_context = (runtime_config, kernels)
         if self.context is None:
             raise BackendError("TensorRT could not create an execution context (out of GPU memory?)")
         self.profiles = [self._profile(i) for i in range(engine.num_optimization_profiles)]
@@ -152,7 +179,10 @@ class TrtRunner:
         for graph in self._graphs.values():
             graph.close()
         self._graphs.clear()
-        self.context = None  # before the memory it was pointed at
+        self.context = None  # before the memory it was pointed at, and before the runtime cache
+        if self.kernels is not None:
+            self.kernels.release()
+            self.kernels = None
         for device in self.device.values():
             device.close()
         for host in self.host.values():

@@ -5,6 +5,8 @@ The public API is this file: every name a script needs is re-exported here.
 
 from __future__ import annotations
 
+import logging
+
 from .backends import Backend, BackendConfig
 from .errors import BackendError, MissingBackendError, ModelError
 from .filters.edvr import EDVR
@@ -34,3 +36,9 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# VSScript hosts (vspipe, vspreview) bridge Python logging into VapourSynth's message log, which
+# vspipe prints ("Information: ...") and editors show; a TensorRT build's progress and the
+# backends' choices are logged at INFO, below Python's default WARNING: let them through
+if logging.getLogger(__name__).level == logging.NOTSET:
+    logging.getLogger(__name__).setLevel(logging.INFO)

@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     engines.add_argument("--dry-run", action="store_true", help="prune: only print what would go")
     engines.set_defaults(run=_engines)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    level = logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(message)s")
+    logging.getLogger("vssr").setLevel(level)  # `import vssr` lets INFO through for VapourSynth's log
     return int(args.run(args))
 
 

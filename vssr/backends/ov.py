@@ -45,6 +45,7 @@ __all__ = [
     "import_openvino",
     "install_import_hook",
     "preload",
+    "warm_up_bindings",
 ]
 
 logger = logging.getLogger(__name__)
@@ -275,6 +276,7 @@ class OV(BackendConfig):
             raise BackendError(
                 f"OpenVINO cannot compile network {network.name!r} for {self.device}: {err}"
             ) from err
+        warm_up_bindings()  # before VapourSynth's threads make their first calls at once
         runners: list[Runner] = [
             OvRunner(compiled, compiled.create_infer_request(), network.inputs, network.outputs)
             for _ in range(self.num_streams)
@@ -357,6 +359,33 @@ def keep_fp32(ov: Any, core: Any, model: Any, onnx_nodes: set[str]) -> Any:
         text = ET.tostring(tree.getroot(), encoding="unicode")
     logger.info("OV: %d op(s) from %d ONNX node(s) kept in f32", pinned, len(onnx_nodes))
     return core.read_model(text, ov.Tensor(weights))
+
+
+_bindings_warm = threading.Lock()
+_bindings_ready = False
+
+
+def warm_up_bindings() -> None:
+    """Make the first numpy <-> OpenVINO conversion of the process, on this thread, once.
+
+    OpenVINO's Python bindings initialise their numpy interop lazily, in a C++ function-local
+    static whose initialiser runs Python code. When two VapourSynth threads make their first
+    inference call at once, one holds the static's guard and waits for the GIL, the other holds
+    the GIL and waits for the guard: vspipe hangs for good (seen here: 5 of 20 fresh processes
+    whose two threads start together; gdb showed one thread in __cxa_guard_acquire, the other in
+    PyEval_AcquireThread, both inside _pyopenvino). Doing one conversion at filter creation, before
+    any frame is requested, initialises the static with no one to race.
+    """
+    global _bindings_ready
+    with _bindings_warm:
+        if _bindings_ready:
+            return
+        ov = import_openvino()
+        import numpy as np
+
+        probe = ov.Tensor(np.zeros((1, 1), np.float32))  # numpy -> Tensor
+        np.asarray(probe.data)  # Tensor -> numpy
+        _bindings_ready = True
 
 
 class OvRunner:

@@ -18,6 +18,7 @@ import dataclasses
 import importlib
 import importlib.util
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -378,23 +379,30 @@ def make_logger(trt: Any) -> Any:
 
 
 def progress_monitor(trt: Any) -> Any:
-    """A trt.IProgressMonitor logging each build phase (builds take minutes)."""
+    """A trt.IProgressMonitor logging the build (it takes minutes): the top two levels of phases
+    and each step of the outermost at INFO (what a user watching vspipe sees), the rest at DEBUG."""
 
     class _Progress(trt.IProgressMonitor):  # type: ignore[misc]
         def __init__(self) -> None:
             trt.IProgressMonitor.__init__(self)
             self.steps: dict[str, int] = {}
+            self.depth: dict[str, int] = {}
+            self.start = time.monotonic()
 
         def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
-            self.steps[phase_name] = num_steps
-            logger.info("TensorRT build: %s (%d steps)", phase_name, num_steps)
+            depth = 0 if parent_phase is None else self.depth.get(parent_phase, 0) + 1
+            self.steps[phase_name], self.depth[phase_name] = num_steps, depth
+            logger.log(logging.INFO if depth <= 1 else logging.DEBUG, "TensorRT build: %s%s (%d steps, %.0f s)",
+                       "  " * depth, phase_name, num_steps, time.monotonic() - self.start)
 
         def step_complete(self, phase_name: str, step: int) -> bool:
-            logger.debug("TensorRT build: %s %d/%d", phase_name, step + 1, self.steps.get(phase_name, 0))
+            level = logging.INFO if self.depth.get(phase_name) == 0 else logging.DEBUG
+            logger.log(level, "TensorRT build: %s %d/%d (%.0f s)", phase_name, step + 1,
+                       self.steps.get(phase_name, 0), time.monotonic() - self.start)
             return True
 
         def phase_finish(self, phase_name: str) -> None:
-            logger.debug("TensorRT build: %s done", phase_name)
+            logger.debug("TensorRT build: %s done (%.0f s)", phase_name, time.monotonic() - self.start)
 
     return _Progress()
 

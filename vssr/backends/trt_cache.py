@@ -143,7 +143,7 @@ def load_or_build[T](
     with files.file_lock(path):
         if (result := try_load()) is not None:  # another process built it while we waited
             return result, path
-        logger.info("building TensorRT engine %s", path.name)
+        logger.info("building TensorRT engine %s (minutes for a large model; done once, then cached)", path.name)
         start = time.monotonic()
         data = build()
         _write(path, spec, data, time.monotonic() - start)

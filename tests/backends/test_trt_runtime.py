@@ -374,7 +374,7 @@ def test_rtx_kernels_persist_between_processes(gpu: FakeGpu, monkeypatch: pytest
     cache.deserialize.assert_not_called()  # nothing on disk yet
     runners[0].infer({"input": np.zeros((1, 3, 16, 16), np.float32)})
     runners[1].infer({"input": np.zeros((1, 3, 32, 32), np.float32)})
-    engine, kernels = _engine_and_kernels(tmp_path)
+    _, kernels = _engine_and_kernels(tmp_path)
     runners[0].close()
     assert not kernels.exists()  # the other context still uses (and may add to) the cache
     runners[1].close()
@@ -399,7 +399,7 @@ def test_rtx_kernel_cache_rejected_or_left_to_the_garbage_collector(
     model = nets.conv3x3()
     config = TRT_RTX(engine_folder=str(tmp_path))
     runners, _ = _load(gpu, monkeypatch, model, config, ShapeProfile.static(16, 16))
-    engine, kernels = _engine_and_kernels(tmp_path)
+    _, kernels = _engine_and_kernels(tmp_path)
     kernels.write_bytes(b"kernels-of-another-gpu")
     gpu.accept_kernel_cache = False
     runners[0].close()

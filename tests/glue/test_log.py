@@ -47,7 +47,7 @@ def test_tensorrt_build_progress_shows_in_vspipe(tmp_path: Path) -> None:
         "vs.core.std.BlankClip(format=vs.GRAY8, width=16, height=16, length=1).set_output()\n"
     )
     vspipe = Path(sys.executable).with_name("vspipe")
-    run = subprocess.run([str(vspipe), str(script), "--info"], capture_output=True, text=True, timeout=300,
+    run = subprocess.run([str(vspipe), str(script), "--info"], capture_output=True, text=True, timeout=300, check=False,
                          cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())})
     assert run.returncode == 0, run.stderr
     lines = run.stderr.splitlines()

@@ -315,9 +315,9 @@ def test_cuda_graph_captured_after_warm_up(gpu: FakeGpu, monkeypatch: pytest.Mon
         x = np.random.default_rng(seed).random((1, 3, 16, 16), dtype=np.float32)
         np.testing.assert_allclose(runner.infer({"input": x})["output"], reference.run(None, {"input": x})[0],
                                    rtol=1e-5, atol=1e-5)
-    assert runner.context.execute_async_v3.call_count == 2  # warm-up, then once inside the capture
+    assert runner.context.execute_async_v3.call_count == 2  # warm-up at load, then once inside the capture
     assert gpu.module.cudaStreamBeginCapture.call_count == 1
-    assert gpu.module.cudaGraphLaunch.call_count == 3  # calls 2, 3, 4 replay the graph
+    assert gpu.module.cudaGraphLaunch.call_count == 4  # every call of the filter replays the graph
     runner.close()
     assert gpu.module.cudaGraphExecDestroy.call_count == 1
 
@@ -336,7 +336,8 @@ def test_rtx_captures_graphs_itself_and_specializes_eagerly(
     assert strategy == trt.DynamicShapesKernelSpecializationStrategy.EAGER
     for _ in range(3):
         runner.infer({"input": np.zeros((1, 3, 16, 16), np.float32)})
-    assert gpu.module.cudaStreamBeginCapture.call_count == 0 and runner.context.execute_async_v3.call_count == 3
+    # TensorRT-RTX captures inside execute_async_v3: once at load (warm-up), then per call
+    assert gpu.module.cudaStreamBeginCapture.call_count == 0 and runner.context.execute_async_v3.call_count == 4
 
 
 def test_full_tensorrt_runtime_config_is_not_taken_for_rtx(
@@ -452,6 +453,32 @@ def test_session_rgbh_tiles_through_trt(gpu: FakeGpu, monkeypatch: pytest.Monkey
     want = ReferenceEvaluator(model).run(None, {"input": x.astype(np.float32)})[0]
     assert got.dtype == np.float16 and got.shape == (1, 3, 60, 100)
     np.testing.assert_allclose(got.astype(np.float32), want, rtol=1e-2, atol=1e-2)
+
+
+def test_each_context_runs_once_at_load(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A warm-up inference per context while the filter is created: first-run work is done before
+    frame 0, and an engine that cannot run fails the script's evaluation, not its first frame."""
+    model = nets.conv3x3()
+    config = TRT_RTX(engine_folder=str(tmp_path), num_streams=2, static_shape=False, max_shapes=(48, 40))
+    runners, _ = _load(gpu, monkeypatch, model, config, ShapeProfile.static(32, 24),
+                       ShapeProfile((32, 24), (32, 24), (48, 40)))
+    for runner in runners:
+        runner.context.execute_async_v3.assert_called_once()
+        assert runner.context.set_input_shape.call_args_list[-1] == mock.call("input", (1, 3, 24, 32))  # opt
+    with pytest.raises(ValueError, match="float16.*takes float32"):  # the caller's feeds still checked
+        runners[0].infer({"input": np.zeros((1, 3, 24, 32), np.float16)})
+    broken = fake_engine(gpu, model, ShapeProfile.static(16, 16))
+    make_context = broken.create_execution_context.side_effect
+
+    def failing_context(*args: Any) -> Any:
+        context = make_context(*args)
+        context.execute_async_v3.side_effect = lambda stream: False
+        return context
+
+    broken.create_execution_context.side_effect = failing_context
+    fake_runtime(gpu, monkeypatch, lambda data: broken)
+    with pytest.raises(BackendError, match="execute_async_v3 failed"):
+        TRT_RTX(engine_folder=str(tmp_path)).load(Network.load(model), ShapeProfile.static(16, 16))
 
 
 def test_cuda_errors_are_checked(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -204,6 +204,7 @@ class _TensorRT(BackendConfig):
                 trt, rt, engine, plan, device_id=self.device_id, use_cuda_graph=self.use_cuda_graph, kernels=kernels
             )
             runner.keep = (runtime, trt_logger)  # the engine must not outlive its runtime and logger
+            runner.warm_up()  # on this thread, one runner at a time (see TrtRunner.warm_up)
             runners.append(runner)
         return runners
 

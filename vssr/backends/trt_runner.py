@@ -106,8 +106,10 @@ class TrtRunner:
         self._graphs: dict[tuple[tuple[int, ...], ...], cuda.CudaGraph] = {}
         self._warm: set[tuple[tuple[int, ...], ...]] = set()
         self._shape_key: tuple[tuple[int, ...], ...] | None = None
+        self._checked: set[tuple[tuple[int, ...], ...]] = set()
         self._profile_index = 0
         largest = {spec.name: plan.shapes[spec.name][2] for spec in self.inputs}
+        self.opt_shapes = {spec.name: plan.shapes[spec.name][1] for spec in self.inputs}
         for spec in self.inputs:
             self.context.set_input_shape(spec.name, largest[spec.name])
         sizes = {**largest, **{spec.name: tuple(self.context.get_tensor_shape(spec.name)) for spec in self.outputs}}
@@ -116,6 +118,17 @@ class TrtRunner:
             self.host[spec.name] = cuda.PinnedBuffer(rt, shape, spec.dtype)
             self.device[spec.name] = cuda.DeviceBuffer(rt, self.host[spec.name].nbytes)
             self.context.set_tensor_address(spec.name, self.device[spec.name].ptr)
+
+    def warm_up(self) -> None:
+        """One inference of zeros at the profile's opt shape, at filter creation.
+
+        It makes TensorRT do its lazy first-run work (allocations, TensorRT-RTX's JIT) before the
+        first frame, is the warm-up run CUDA-graph capture needs, keeps first calls of the bindings
+        from racing between VapourSynth threads, and turns an engine that cannot run into an
+        error while the script is evaluated rather than on its first frame.
+        """
+        self.infer({spec.name: np.zeros(self.opt_shapes[spec.name], spec.dtype) for spec in self.inputs})
+        self._checked.clear()  # the caller's own feeds are checked on their first call
 
     def _profile(self, index: int) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
         image = next((s for s in self.inputs if s.is_image), self.inputs[0])
@@ -152,8 +165,10 @@ class TrtRunner:
         rt = self.rt
         cuda.call(rt, "cudaSetDevice", rt.cudaSetDevice(self.device_id))
         key = tuple(tuple(feeds[spec.name].shape) for spec in self.inputs)
-        if key != self._shape_key:  # a new tile size (or the first call): check once, set shapes
+        if key not in self._checked:  # the caller's first feed of this size: names, dtypes, ranks
             check_feeds(self.inputs, feeds)
+            self._checked.add(key)
+        if key != self._shape_key:  # a new tile size (or the first call): set shapes
             out_shapes = self._set_shapes(key)
             self._shape_key = key
         else:

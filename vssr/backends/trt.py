@@ -545,6 +545,7 @@ def ensure_engine(settings: _TensorRT, network: Network, profile: ShapeProfile) 
     folder = trt_cache.engine_folder(settings.engine_folder)
     spec = engine_spec(settings, trt, plan, device)
     if device is not None:
+        register_plugins(trt)  # an engine with plugin layers deserializes only with them registered
         runtime = trt.Runtime(make_logger(trt))
 
         def check(data: bytes) -> bool:

@@ -148,18 +148,26 @@ def test_gray_graph_is_rgb_net_on_replicated_grey(size: str, scale: float) -> No
         quicksrnet.build(state, channels=2)
 
 
-def test_shipped_weights_reproduce_model_card(shared_data: Path) -> None:
-    """models/quicksrnet/small_x2.npz scores the Set5 PSNR its MODEL_CARD.md states, within 0.01 dB."""
+def _card_claims() -> list[tuple[str, int, float]]:
+    """(file, scale, Set5 PSNR) for each `<file>.npz Set5 PSNR (xN, Y): P dB` line of MODEL_CARD.md."""
     import re
 
+    card = Path(__file__).resolve().parents[2] / "models" / "quicksrnet" / "MODEL_CARD.md"
+    if not card.is_file():
+        return []
+    pattern = r"(\w+\.npz) Set5 PSNR \(x(\d), Y\): ([\d.]+) dB"
+    return [(f, int(s), float(p)) for f, s, p in re.findall(pattern, card.read_text())]
+
+
+@pytest.mark.parametrize(("name", "scale", "stated"), _card_claims())
+def test_shipped_weights_reproduce_model_card(shared_data: Path, name: str, scale: int, stated: float) -> None:
+    """Each shipped weights file scores the Set5 PSNR its MODEL_CARD.md states, within 0.01 dB."""
     from vssr import metrics
 
-    folder = Path(__file__).resolve().parents[2] / "models" / "quicksrnet"
-    if not (folder / "small_x2.npz").is_file():
-        pytest.skip("models/quicksrnet/small_x2.npz is not present")
-    card = (folder / "MODEL_CARD.md").read_text()
-    stated = float(re.search(r"small_x2\.npz Set5 PSNR \(x2, Y\): ([\d.]+) dB", card).group(1))  # type: ignore[union-attr]
-    model = quicksrnet.build(dict(np.load(folder / "small_x2.npz")))
+    path = Path(__file__).resolve().parents[2] / "models" / "quicksrnet" / name
+    if not path.is_file():
+        pytest.skip(f"models/quicksrnet/{name} is not present")
+    model = quicksrnet.build(dict(np.load(path)))
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 2
     sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
@@ -168,7 +176,7 @@ def test_shipped_weights_reproduce_model_card(shared_data: Path) -> None:
         x = lr.transpose(2, 0, 1)[None].astype(np.float32) / 255.0
         return sess.run(None, {"input": x})[0][0].transpose(1, 2, 0)
 
-    psnr = metrics.score_sr_set(upscale, metrics.load_sr_set(shared_data / "sr-bench" / "Set5", 2), 2)[0]
+    psnr = metrics.score_sr_set(upscale, metrics.load_sr_set(shared_data / "sr-bench" / "Set5", scale), scale)[0]
     assert abs(psnr - stated) <= 0.01
 
 

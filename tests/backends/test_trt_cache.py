@@ -296,3 +296,35 @@ def test_timing_cache_is_shared_and_merged_under_its_lock(tmp_path: Path) -> Non
     _save_timing_cache(second, b, path)
     assert path.read_bytes() == b"conv-tactic-1 deconv-tactic-7"  # merged, not overwritten
     assert _attach_timing_cache(Config(), path).entries == {"conv-tactic-1", "deconv-tactic-7"}
+
+
+def test_kernel_cache_is_saved_when_vspipe_frees_the_script(tmp_path: Path) -> None:
+    """VapourSynth never closes a filter; the runtime cache is written by the finalizer that runs
+    when vspipe frees the script's nodes (the runners, held by a ModifyFrame callback)."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "model.engine.rtxcache"
+    script = tmp_path / "kernels.vpy"
+    script.write_text(
+        "import vapoursynth as vs\n"
+        "from vssr.backends.trt_cache import KernelCache\n"
+        "class Cache:  # stands in for TensorRT-RTX's IRuntimeCache: compiled kernels as bytes\n"
+        "    def serialize(self): return b'kernels compiled while the script ran'\n"
+        "    def deserialize(self, blob): return True\n"
+        "class RuntimeConfig:\n"
+        "    def create_runtime_cache(self): return Cache()\n"
+        "    def set_runtime_cache(self, cache): return True\n"
+        f"kernels = KernelCache(__import__('pathlib').Path({str(target)!r}))\n"
+        "kernels.attach(RuntimeConfig())\n"
+        "def frame(n, f, kernels=kernels): return f  # the callback holds it, as runners are held\n"
+        "clip = vs.core.std.BlankClip(format=vs.GRAY8, width=16, height=16, length=2)\n"
+        "vs.core.std.ModifyFrame(clip, clip, frame).set_output()\n"
+        "del kernels\n"
+    )
+    vspipe = Path(sys.executable).with_name("vspipe")
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run([str(vspipe), "-c", "y4m", str(script), "-"], capture_output=True, timeout=120,
+                         cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, check=False)
+    assert run.returncode == 0, run.stderr.decode()
+    assert target.read_bytes() == b"kernels compiled while the script ran"

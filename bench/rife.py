@@ -32,20 +32,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 # openvino before the VapourSynth core (see vssr/backends/ov.py)
-from vssr.backends import ov as vssr_ov  # noqa: E402
+from vssr.backends import ov as vssr_ov
 
 HAS_OV = vssr_ov.preload()
 
-import numpy as np  # noqa: E402
-import onnx  # noqa: E402
-import vapoursynth as vs  # noqa: E402
+import numpy as np
+import onnx
+import vapoursynth as vs
 
-from tests.arch import ifnet_numpy as ref  # noqa: E402
-from tests.weights.torchsave import Tensor, save_zip  # noqa: E402
-from vssr.arch import ifnet  # noqa: E402
-from vssr.weights import rife as rife_weights  # noqa: E402
-from vssr.backends import Backend  # noqa: E402
-from vssr.filters.rife import RIFE  # noqa: E402
+from tests.arch import ifnet_numpy as ref
+from tests.weights.torchsave import Tensor, save_zip
+from vssr.arch import ifnet
+from vssr.backends import Backend
+from vssr.filters.rife import RIFE
+from vssr.weights import rife as rife_weights
 
 core = vs.core
 

@@ -136,7 +136,7 @@ def ifnet(state: State, img0: np.ndarray, img1: np.ndarray, t: float, *, scales:
     else:
         f0 = f1 = np.zeros((0, h, w))
         feat_ch = 0
-    swap = lambda f: np.concatenate([f[2:4], f[0:2]])  # noqa: E731
+    swap = lambda f: np.concatenate([f[2:4], f[0:2]])
     flow = mask = feat = None
     w0, w1 = img0, img1
     for i, s in enumerate(scales):

@@ -103,28 +103,82 @@ def test_strong_typing_is_detected_from_the_flags() -> None:
     assert not strongly_typed(SimpleNamespace(BuilderFlag=SimpleNamespace(FP16=1, BF16=2)))
 
 
+class _Tensor(SimpleNamespace):
+    dtype: str
+    is_shape_tensor: bool
+
+
+class _Layer:
+    """What weak_typing reads and writes of a TensorRT 10 ILayer."""
+
+    def __init__(self, name: str, node: str | None, *dtypes: str, shape: bool = False) -> None:
+        self.name, self.precision, self.types = name, None, {}
+        self.metadata = f"[ONNX Layer: {node}]" if node else ""
+        self.outputs = [_Tensor(dtype=d, is_shape_tensor=shape) for d in dtypes]
+        self.num_outputs = len(self.outputs)
+
+    def get_output(self, index: int) -> _Tensor:
+        return self.outputs[index]
+
+    def set_output_type(self, index: int, dtype: Any) -> None:
+        self.types[index] = dtype
+
+
 def test_weak_typing_sets_flags_and_pins_islands() -> None:
     flags = SimpleNamespace(FP16="FP16", BF16="BF16", OBEY_PRECISION_CONSTRAINTS="OBEY")
-    fake = SimpleNamespace(BuilderFlag=flags, float32="fp32")
-
-    class Layer:
-        def __init__(self, name: str) -> None:
-            self.name, self.num_outputs, self.precision, self.types = name, 2, None, {}
-
-        def set_output_type(self, index: int, dtype: Any) -> None:
-            self.types[index] = dtype
-
-    layers = [Layer("grid"), Layer("grid_1"), Layer("conv"), Layer("gridsample")]
+    fake = SimpleNamespace(BuilderFlag=flags, float32="fp32", float16="fp16", bfloat16="bf16")
+    layers = [
+        _Layer("grid", "grid", "fp32", "fp32"),
+        _Layer("grid_0", "grid", "fp32"),  # a second layer of node "grid"
+        _Layer("grid_1", "grid_1", "fp32"),  # another node, whose name only looks like one
+        _Layer("grid_shape", "grid", "int64", shape=True),  # shape arithmetic of a kept node
+        _Layer("ONNXTRT_castHelper", None, "fp32"),
+        _Layer("conv", "conv", "fp32"),
+    ]
     network = SimpleNamespace(num_layers=len(layers), get_layer=layers.__getitem__)
     set_flags: list[str] = []
     config = SimpleNamespace(set_flag=set_flags.append)
     assert weak_typing(fake, network, config, "fp32", {"grid"}) == 0 and not set_flags
     assert weak_typing(fake, network, config, "fp16", {"grid"}) == 2
     assert set_flags == ["FP16", "OBEY"]
-    assert [layer.precision for layer in layers] == ["fp32", "fp32", None, None]
-    assert layers[1].types == {0: "fp32", 1: "fp32"} and layers[3].types == {}
+    assert [layer.precision for layer in layers] == ["fp32", "fp32", None, None, None, None]
+    assert layers[0].types == {0: "fp32", 1: "fp32"} and layers[3].types == {}
     set_flags.clear()
     assert weak_typing(fake, network, config, "bf16", set()) == 0 and set_flags == ["BF16"]
+    set_flags.clear()
+    assert weak_typing(fake, network, config, "fp16", {"absent"}) == 0 and set_flags == ["FP16"]
+
+
+def test_islands_are_found_in_a_really_parsed_rife_network() -> None:
+    """The real ONNX parser's layers for RIFE's declared fp32 nodes: every GridSample and the
+    float grid arithmetic are pinned; none of the integer shape layers, and no layer of another node."""
+    from tests.arch import ifnet_numpy
+    from vssr.arch import ifnet
+    from vssr.backends.precision import fp32_node_names
+    from vssr.backends.trt import layers_to_pin, onnx_nodes_of
+
+    version = ifnet.VERSIONS["4.22-lite"]
+    model = ifnet.build_flownet(
+        ifnet_numpy.random_state(version.channels, version.encoder, version.head, version.feat), version
+    )
+    keep = set(Network.load(model).fp32_nodes) | fp32_node_names(model)
+    builder = trt.Builder(trt.Logger(trt.Logger.ERROR))
+    network, _parser = network_from_onnx(trt, builder, model.SerializeToString(), strong=True)
+    layers = [network.get_layer(i) for i in range(network.num_layers)]
+    pinned = layers_to_pin(trt, network, keep)
+    names = {layer.name for layer in pinned}
+    grids = [layer for layer in layers if layer.type == trt.LayerType.GRID_SAMPLE]
+    assert grids and all(layer.name in names for layer in grids)
+    assert sum(n.op_type == "GridSample" for n in model.graph.node) == len(grids)
+    for layer in pinned:
+        assert onnx_nodes_of(layer) <= keep
+        outputs = [layer.get_output(j) for j in range(layer.num_outputs)]
+        assert all(o.dtype == trt.float32 and not o.is_shape_tensor for o in outputs), layer.name
+    integer_layers = [
+        layer for layer in layers
+        if onnx_nodes_of(layer) & keep and any(layer.get_output(j).dtype != trt.float32 for j in range(layer.num_outputs))
+    ]
+    assert integer_layers and not names & {layer.name for layer in integer_layers}  # Shape/Gather/Range are left alone
 
 
 # --- shipped models, as their builders land ------------------------------------------------------

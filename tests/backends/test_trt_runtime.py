@@ -55,6 +55,9 @@ class FakeGpu:
         self.graphs: dict[int, list[Any]] = {}
         self.fail: dict[str, Any] = {}
         self.accept_kernel_cache = True
+        self.capturable = True
+        """False: TensorRT's enqueue is never capturable (as if it allocated inside the capture)."""
+        self.capture_invalidated = False
         """Whether runtime caches deserialize (TensorRT-RTX validates a blob against GPU/driver/version)."""
         self.kernel_caches: list[Any] = []
         self.trt_mocks: list[tuple[Any, type, bool]] = []
@@ -122,11 +125,13 @@ class FakeGpu:
         return (OK,)
 
     def cudaStreamBeginCapture(self, stream: Any, mode: Any) -> Any:
-        self.capturing = []
+        self.capturing, self.capture_invalidated = [], False
         return (OK,)
 
     def cudaStreamEndCapture(self, stream: Any) -> Any:
         ops, self.capturing = self.capturing, None
+        if self.capture_invalidated:
+            return rt.cudaError_t.cudaErrorStreamCaptureInvalidated, None
         self.graphs[id(ops)] = ops  # type: ignore[arg-type]
         return OK, id(ops)
 
@@ -155,6 +160,10 @@ def fake_engine(gpu: FakeGpu, model: onnx.ModelProto, profile: ShapeProfile) -> 
     engine = mock.create_autospec(trt.ICudaEngine, instance=True)
     gpu.trt_mocks.append((engine, trt.ICudaEngine, False))
     engine.num_optimization_profiles = 1
+    modes = {**{i.name: trt.TensorIOMode.INPUT for i in inputs}, **{n: trt.TensorIOMode.OUTPUT for n in outputs}}
+    trt_types = {np.dtype(np.float32): trt.float32, np.dtype(np.float16): trt.float16}
+    engine.get_tensor_mode.side_effect = lambda name: modes.get(name, trt.TensorIOMode.NONE)
+    engine.get_tensor_dtype.side_effect = lambda name: trt_types[np.dtype(dtypes[name])]
     c = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim][1]
     engine.get_tensor_profile_shape.return_value = [(1, c, h, w) for w, h in (profile.min, profile.opt, profile.max)]
 
@@ -166,9 +175,11 @@ def fake_engine(gpu: FakeGpu, model: onnx.ModelProto, profile: ShapeProfile) -> 
                    if runtime_config is not None and runtime_config.set_runtime_cache.called else None)
         shapes: dict[str, tuple[int, ...]] = {}
         addresses: dict[str, int] = {}
+        state = {"updated": False}  # TensorRT's: the first enqueue after a shape change updates it
 
         def set_input_shape(name: str, shape: Any) -> bool:
             shapes[name] = tuple(shape)
+            state["updated"] = False
             return True
 
         def out_shapes() -> dict[str, tuple[int, ...]]:
@@ -200,6 +211,10 @@ def fake_engine(gpu: FakeGpu, model: onnx.ModelProto, profile: ShapeProfile) -> 
         def execute_async_v3(stream: int) -> bool:
             if kernels is not None:  # the JIT: kernels for this shape, compiled once, kept in the cache
                 kernels.kernels.add("x".join(map(str, shapes[inputs[0].name])))
+            if gpu.capturing is not None and not (state["updated"] and gpu.capturable):
+                gpu.capture_invalidated = True  # TensorRT's state update cannot be captured
+                return False
+            state["updated"] = True
             gpu.capturing.append(run) if gpu.capturing is not None else run()
             return True
 
@@ -320,6 +335,62 @@ def test_cuda_graph_captured_after_warm_up(gpu: FakeGpu, monkeypatch: pytest.Mon
     assert gpu.module.cudaGraphLaunch.call_count == 4  # every call of the filter replays the graph
     runner.close()
     assert gpu.module.cudaGraphExecDestroy.call_count == 1
+
+
+def _full_tensorrt_dynamic(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    monkeypatch.delattr(trt, "IRuntimeConfig")
+    config = TRT_RTX(engine_folder=str(tmp_path), use_cuda_graph=True, static_shape=False, max_shapes=(32, 32))
+    (runner,), _ = _load(gpu, monkeypatch, nets.conv3x3(), config, ShapeProfile.static(16, 16),
+                         ShapeProfile((16, 16), (16, 16), (32, 32)))
+    return runner
+
+
+def test_cuda_graph_capture_waits_for_an_enqueue_after_each_shape_change(
+    gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """TensorRT's first enqueue after set_input_shape updates its state and cannot be captured (the
+    fake invalidates such a capture): a shape seen before but not run last is run once first."""
+    runner = _full_tensorrt_dynamic(gpu, monkeypatch, tmp_path)  # warm-up ran 16x16
+    reference = ReferenceEvaluator(nets.conv3x3())
+    sizes = [32, 16, 16, 16, 32, 32, 32]
+    for i, size in enumerate(sizes):
+        x = np.random.default_rng(i).random((1, 3, size, size), dtype=np.float32)
+        np.testing.assert_allclose(runner.infer({"input": x})["output"], reference.run(None, {"input": x})[0],
+                                   rtol=1e-5, atol=1e-5)
+    assert not any("capture failed" in r.getMessage() for r in caplog.records)
+    assert gpu.module.cudaStreamBeginCapture.call_count == 2 and len(runner._graphs) == 2
+    # warm-up 16, plain 32, plain 16, capture 16, (replay 16), plain 32, capture 32, (replay 32)
+    assert runner.context.execute_async_v3.call_count == 6
+    assert gpu.module.cudaGraphLaunch.call_count == 4
+
+
+def test_failed_capture_falls_back_to_plain_enqueues(
+    gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A TensorRT whose enqueue cannot be captured: one warning, the stream usable, right output, no retries."""
+    gpu.capturable = False
+    runner = _full_tensorrt_dynamic(gpu, monkeypatch, tmp_path)
+    reference = ReferenceEvaluator(nets.conv3x3())
+    for i in range(4):
+        x = np.random.default_rng(i).random((1, 3, 16, 16), dtype=np.float32)
+        np.testing.assert_allclose(runner.infer({"input": x})["output"], reference.run(None, {"input": x})[0],
+                                   rtol=1e-5, atol=1e-5)
+    warnings = [r.getMessage() for r in caplog.records if "capture failed" in r.getMessage()]
+    assert len(warnings) == 1 and "execute_async_v3 failed" in warnings[0], warnings
+    assert gpu.module.cudaStreamBeginCapture.call_count == gpu.module.cudaStreamEndCapture.call_count == 1
+    assert gpu.capturing is None and not runner._graphs and gpu.module.cudaGraphLaunch.call_count == 0
+
+
+def test_engine_io_must_match_the_plan(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An engine whose tensors differ from the build plan (types, directions) is refused at load."""
+    def fp16_output(data: Any) -> Any:
+        engine = fake_engine(gpu, nets.conv3x3(), ShapeProfile.static(16, 16))
+        engine.get_tensor_dtype.side_effect = lambda name: trt.float16 if name == "output" else trt.float32
+        return engine
+
+    fake_runtime(gpu, monkeypatch, fp16_output)
+    with pytest.raises(BackendError, match="output 'output' is TensorIOMode.OUTPUT float16, expected output float32"):
+        TRT_RTX(engine_folder=str(tmp_path)).load(Network.load(nets.conv3x3()), ShapeProfile.static(16, 16))
 
 
 def test_rtx_captures_graphs_itself_and_specializes_eagerly(
@@ -508,8 +579,25 @@ def test_no_gpu_is_said_plainly() -> None:
     err, count = rt.cudaGetDeviceCount()
     if err == OK and count > 0:  # pragma: no cover - a GPU machine
         pytest.skip("this machine has a GPU")
-    with pytest.raises(BackendError, match=r"needs an NVIDIA GPU.*cudaGetDeviceCount: cudaError"):
+    with pytest.raises(BackendError, match=r"needs an NVIDIA GPU.*cudaGetDeviceCount: cudaError.*no NVIDIA driver is loaded"):
         TRT_RTX().load(Network.load(nets.conv3x3()), ShapeProfile.static(16, 16))
+
+
+@pytest.mark.parametrize(("driver", "advice"), [
+    (0, "no NVIDIA driver is loaded"),
+    (12080, r'driver supports CUDA 12.8 but cuda-python is built for CUDA 13.4: update the driver, or pip install "cuda-python<13"'),
+])
+def test_old_driver_is_told_apart_from_no_gpu(driver: int, advice: str) -> None:
+    """cuda-python 13 on a CUDA 12 driver reports cudaErrorInsufficientDriver like a machine without a GPU."""
+    fake = SimpleNamespace(
+        cudaError_t=rt.cudaError_t,
+        cudaGetDeviceCount=mock.create_autospec(rt.cudaGetDeviceCount, return_value=(rt.cudaError_t.cudaErrorInsufficientDriver, None)),
+        cudaGetErrorName=rt.cudaGetErrorName,
+        cudaRuntimeGetVersion=mock.create_autospec(rt.cudaRuntimeGetVersion, return_value=(OK, 13040)),
+        cudaDriverGetVersion=mock.create_autospec(rt.cudaDriverGetVersion, return_value=(OK, driver)),
+    )
+    with pytest.raises(BackendError, match=advice):
+        cuda.require_gpu(fake, 0)
 
 
 def test_autospec_catches_calls_the_installed_version_lacks() -> None:

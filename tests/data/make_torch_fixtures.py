@@ -13,8 +13,8 @@ import collections
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 torch.manual_seed(0)
 base = torch.randn(4, 6)

@@ -29,6 +29,7 @@ __all__ = [
     "call",
     "device_count",
     "device_info",
+    "driver_advice",
     "import_cudart",
     "require_gpu",
 ]
@@ -70,14 +71,39 @@ def device_count(rt: Any) -> tuple[int, str | None]:
     return int(count), None
 
 
+def _cuda_version(value: int) -> str:
+    return f"{value // 1000}.{value % 1000 // 10}"
+
+
+def driver_advice(rt: Any) -> str:
+    """Why cuda-python finds no usable driver, from the versions it reports without one.
+
+    cuda-python 13 is built on the CUDA 13 runtime, which needs driver >= 580; pip picks it for
+    `cuda-python>=12.6` on any machine, so an older driver looks like "no GPU" unless we say so.
+    """
+    runtime_version = call(rt, "cudaRuntimeGetVersion", rt.cudaRuntimeGetVersion())
+    driver_version = call(rt, "cudaDriverGetVersion", rt.cudaDriverGetVersion())
+    if not driver_version:
+        return "no NVIDIA driver is loaded"
+    if driver_version < runtime_version:
+        major = runtime_version // 1000
+        return (
+            f"the NVIDIA driver supports CUDA {_cuda_version(driver_version)} but cuda-python is built for CUDA "
+            f"{_cuda_version(runtime_version)}: update the driver, or pip install \"cuda-python<{major}\" "
+            f"with a TensorRT for CUDA {major - 1} (pip install \"vssr[trt-cu{major - 1}]\")"
+        )
+    return ""
+
+
 def require_gpu(rt: Any, device_id: int) -> None:
-    """Raise BackendError saying plainly that there is no NVIDIA GPU (or not this one)."""
+    """Raise BackendError saying plainly that there is no NVIDIA GPU (or not this one), and why."""
     count, error = device_count(rt)
     if count == 0:
         reason = f" (cudaGetDeviceCount: {error})" if error else ""
+        advice = driver_advice(rt) if error == "cudaErrorInsufficientDriver" else ""
         raise BackendError(
-            f"TensorRT needs an NVIDIA GPU with a working driver and none was found{reason}; "
-            "use Backend.ORT() or Backend.OV() on this machine"
+            f"TensorRT needs an NVIDIA GPU with a working driver and none was found{reason}"
+            f"{'; ' + advice if advice else ''}; use Backend.ORT() or Backend.OV() on this machine"
         )
     if not 0 <= device_id < count:
         raise BackendError(f"device_id={device_id} does not exist: this machine has {count} CUDA device(s)")
@@ -173,14 +199,23 @@ class CudaGraph:
     def __init__(self, rt: Any, stream: Stream, enqueue: Any) -> None:
         self.rt = rt
         self.stream = stream
+        self.exec = None
         mode = rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
         call(rt, "cudaStreamBeginCapture", rt.cudaStreamBeginCapture(stream.handle, mode))
         try:
             enqueue()
-        finally:
-            graph = call(rt, "cudaStreamEndCapture", rt.cudaStreamEndCapture(stream.handle))
-        self.graph = graph
-        self.exec = call(rt, "cudaGraphInstantiate", rt.cudaGraphInstantiate(graph, 0))
+        except BaseException:
+            # end the capture so the stream is usable again; the enqueue's error is the one to report
+            err, *graph = rt.cudaStreamEndCapture(stream.handle)
+            if err == rt.cudaError_t.cudaSuccess and graph and graph[0] is not None:
+                rt.cudaGraphDestroy(graph[0])
+            raise
+        self.graph = call(rt, "cudaStreamEndCapture", rt.cudaStreamEndCapture(stream.handle))
+        try:
+            self.exec = call(rt, "cudaGraphInstantiate", rt.cudaGraphInstantiate(self.graph, 0))
+        except BackendError:
+            rt.cudaGraphDestroy(self.graph)
+            raise
 
     def launch(self) -> None:
         call(self.rt, "cudaGraphLaunch", self.rt.cudaGraphLaunch(self.exec, self.stream.handle))

@@ -18,6 +18,7 @@ import dataclasses
 import importlib
 import importlib.util
 import logging
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -49,7 +50,9 @@ __all__ = [
     "ensure_engine",
     "has_plugin",
     "import_tensorrt",
+    "layers_to_pin",
     "network_from_onnx",
+    "onnx_nodes_of",
     "profile_from_shapes",
     "register_plugins",
     "resolve_profile",
@@ -335,27 +338,56 @@ def strongly_typed(trt: Any) -> bool:
     return not hasattr(trt.BuilderFlag, "FP16")
 
 
-def weak_typing(trt: Any, network: Any, config: Any, compute: str, keep: set[str]) -> int:
-    """TensorRT 10.x only: set the FP16/BF16 flag and pin the layers of fp32 nodes to fp32.
+_ONNX_LAYER = re.compile(r"\[ONNX Layer: ([^\]]*)\]")
 
-    The ONNX parser names each layer after its node (several layers of one node get suffixes).
+
+def onnx_nodes_of(layer: Any) -> set[str]:
+    """The ONNX nodes a parsed layer came from.
+
+    The parser writes `[ONNX Layer: <node>]` into each layer's metadata (TensorRT >= 10); its
+    layer *names* cannot be trusted for this: extra layers of node `a` get names like `a_0`, which
+    another node may also be called, and helper layers are named `ONNXTRT_*`. Without metadata
+    (older parsers) only an exact name match counts.
+    """
+    found = set(_ONNX_LAYER.findall(getattr(layer, "metadata", "") or ""))
+    return found or {layer.name}
+
+
+def layers_to_pin(trt: Any, network: Any, keep: set[str]) -> list[Any]:
+    """Layers of the `keep` nodes whose outputs are floating-point execution tensors.
+
+    Shape arithmetic (Shape, Gather of a shape, Range, their casts) computes in integers and
+    TensorRT rejects a float32 output type there: under OBEY_PRECISION_CONSTRAINTS the build would
+    fail, and the integers need no protection from fp16 anyway.
+    """
+    floating = {trt.float32, trt.float16, getattr(trt, "bfloat16", trt.float32)}
+    chosen = []
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        if not onnx_nodes_of(layer) & keep:
+            continue
+        outputs = [layer.get_output(j) for j in range(layer.num_outputs)]
+        if outputs and all(o.dtype in floating and not o.is_shape_tensor for o in outputs):
+            chosen.append(layer)
+    return chosen
+
+
+def weak_typing(trt: Any, network: Any, config: Any, compute: str, keep: set[str]) -> int:
+    """TensorRT 10.x only: set the FP16/BF16 flag and pin the floating layers of fp32 nodes to fp32.
+
     Returns the number of layers pinned.
     """
     if compute == "fp32":
         return 0
     config.set_flag(trt.BuilderFlag.FP16 if compute == "fp16" else trt.BuilderFlag.BF16)
-    if not keep:
-        return 0
-    config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
-    pinned = 0
-    for i in range(network.num_layers):
-        layer = network.get_layer(i)
-        if layer.name in keep or any(layer.name.startswith(f"{name}_") for name in keep):
-            layer.precision = trt.float32
-            for j in range(layer.num_outputs):
-                layer.set_output_type(j, trt.float32)
-            pinned += 1
-    return pinned
+    pinned = layers_to_pin(trt, network, keep) if keep else []
+    if pinned:
+        config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+    for layer in pinned:
+        layer.precision = trt.float32
+        for j in range(layer.num_outputs):
+            layer.set_output_type(j, trt.float32)
+    return len(pinned)
 
 
 # --- build steps ------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ constructor, at filter creation, and `infer` is the per-tile hot path.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,11 @@ if TYPE_CHECKING:
     from .trt_cache import KernelCache
 
 __all__ = ["TrtRunner", "context_from_engine", "jit_runtime", "select_profile"]
+
+logger = logging.getLogger(__name__)
+
+ShapeKey = tuple[tuple[int, ...], ...]
+"""The shapes of a call's inputs, in the plan's input order."""
 
 
 def select_profile(profiles: Sequence[tuple[tuple[int, int], tuple[int, int], tuple[int, int]]], width: int, height: int) -> int:
@@ -65,6 +71,24 @@ def context_from_engine(
     return engine.create_execution_context(config), False, config
 
 
+def check_engine_io(trt: Any, engine: Any, plan: BuildPlan) -> None:
+    """The deserialized engine has the plan's tensors, in the right directions and types.
+
+    Buffers are sized and typed from the plan; an engine that disagrees would be fed the wrong
+    bytes silently, so it is an error at load.
+    """
+    modes = {"input": trt.TensorIOMode.INPUT, "output": trt.TensorIOMode.OUTPUT}
+    for direction, specs in (("input", plan.inputs), ("output", plan.outputs)):
+        for spec in specs:
+            mode = engine.get_tensor_mode(spec.name)
+            dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(spec.name))) if mode == modes[direction] else None
+            if dtype != spec.dtype:
+                raise BackendError(
+                    f"the TensorRT engine does not match its build plan: {direction} {spec.name!r} is "
+                    f"{mode} {dtype}, expected {direction} {spec.dtype} (delete the engine to rebuild it)"
+                )
+
+
 class TrtRunner:
     """One execution context with its own stream and buffers; used by one thread at a time.
 
@@ -102,16 +126,19 @@ class TrtRunner:
         self.profiles = [self._profile(i) for i in range(engine.num_optimization_profiles)]
         self.host: dict[str, cuda.PinnedBuffer] = {}
         self.device: dict[str, cuda.DeviceBuffer] = {}
-        self._output_shapes: dict[tuple[tuple[int, ...], ...], dict[str, tuple[int, ...]]] = {}
-        self._graphs: dict[tuple[tuple[int, ...], ...], cuda.CudaGraph] = {}
-        self._warm: set[tuple[tuple[int, ...], ...]] = set()
-        self._shape_key: tuple[tuple[int, ...], ...] | None = None
-        self._checked: set[tuple[tuple[int, ...], ...]] = set()
+        self._output_shapes: dict[ShapeKey, dict[str, tuple[int, ...]]] = {}
+        self._graphs: dict[ShapeKey, cuda.CudaGraph] = {}
+        self._shape_key: ShapeKey | None = None
+        self._enqueued_since_shapes_set = False
+        self._uncapturable: set[ShapeKey] = set()
+        self._checked: set[ShapeKey] = set()
         self._profile_index = 0
+        check_engine_io(trt, engine, plan)
         largest = {spec.name: plan.shapes[spec.name][2] for spec in self.inputs}
         self.opt_shapes = {spec.name: plan.shapes[spec.name][1] for spec in self.inputs}
         for spec in self.inputs:
-            self.context.set_input_shape(spec.name, largest[spec.name])
+            if not self.context.set_input_shape(spec.name, largest[spec.name]):
+                raise BackendError(f"TensorRT rejected input shape {largest[spec.name]} for {spec.name!r}")
         sizes = {**largest, **{spec.name: tuple(self.context.get_tensor_shape(spec.name)) for spec in self.outputs}}
         for spec in (*self.inputs, *self.outputs):
             shape = tuple(int(d) for d in sizes[spec.name])
@@ -136,7 +163,7 @@ class TrtRunner:
         low, opt, high = (tuple(d) for d in dims)
         return (low[3], low[2]), (opt[3], opt[2]), (high[3], high[2])
 
-    def _set_shapes(self, key: tuple[tuple[int, ...], ...]) -> dict[str, tuple[int, ...]]:
+    def _set_shapes(self, key: ShapeKey) -> dict[str, tuple[int, ...]]:
         """Set input shapes for a new tile size (dynamic engines); outputs' shapes are remembered."""
         image = next(i for i, s in enumerate(self.inputs) if s.is_image)
         height, width = key[image][2], key[image][3]
@@ -171,6 +198,7 @@ class TrtRunner:
         if key != self._shape_key:  # a new tile size (or the first call): set shapes
             out_shapes = self._set_shapes(key)
             self._shape_key = key
+            self._enqueued_since_shapes_set = False
         else:
             out_shapes = self._output_shapes[key]
         for spec in self.inputs:
@@ -178,17 +206,34 @@ class TrtRunner:
         in_bytes = [feeds[s.name].nbytes for s in self.inputs]
         out_bytes = [int(np.prod(out_shapes[s.name])) * s.dtype.itemsize for s in self.outputs]
         graph = self._graphs.get(key)
+        if graph is None and self.use_cuda_graph and self._enqueued_since_shapes_set and key not in self._uncapturable:
+            # TensorRT updates its state on the first enqueue after a shape or profile change and
+            # that enqueue cannot be captured: capture only once one has run since the shapes were set
+            graph = self._capture(key, in_bytes, out_bytes)
         if graph is not None:
-            graph.launch()
-        elif self.use_cuda_graph and key in self._warm:
-            # captured after a warm-up run of this shape; replays the copies and the inference
-            self._graphs[key] = graph = cuda.CudaGraph(rt, self.stream, lambda: self._enqueue(in_bytes, out_bytes))
             graph.launch()
         else:
             self._enqueue(in_bytes, out_bytes)
-            self._warm.add(key)
+            self._enqueued_since_shapes_set = True
         self.stream.synchronize()
         return {spec.name: self.host[spec.name].view(out_shapes[spec.name]) for spec in self.outputs}
+
+    def _capture(self, key: ShapeKey, in_bytes: list[int], out_bytes: list[int]) -> cuda.CudaGraph | None:
+        """A graph of this call's copies and inference, kept for the shape; None if capture fails.
+
+        A graph replays with the shapes, buffers and scratch memory it was captured with, so one is
+        kept per input shape (the context's device memory is fixed at creation). A failed capture
+        (a TensorRT build whose enqueue is not capturable) is reported once and the shape runs
+        without a graph from then on.
+        """
+        try:
+            graph = cuda.CudaGraph(self.rt, self.stream, lambda: self._enqueue(in_bytes, out_bytes))
+        except BackendError as err:
+            self._uncapturable.add(key)
+            logger.warning("CUDA graph capture failed for input shapes %s (%s): running them without a graph", key, err)
+            return None
+        self._graphs[key] = graph
+        return graph
 
     def close(self) -> None:
         for graph in self._graphs.values():

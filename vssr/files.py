@@ -72,15 +72,28 @@ def atomic_write(path: PathLike, data: bytes | Callable[[BinaryIO], None]) -> Pa
 
 @contextlib.contextmanager
 def file_lock(path: PathLike) -> Iterator[None]:
-    """Hold an exclusive cross-process lock on `<path>.lock` (fcntl; released if the process dies)."""
+    """Hold an exclusive cross-process lock on `<path>.lock` (fcntl; released if the process dies).
+
+    The holder may delete the lock file (prune_engines does): whoever was waiting on it then finds
+    the name gone or naming a new file, and locks again by name, so two holders never coexist.
+    """
     lock_path = Path(f"{os.fspath(path)}.lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+b") as f:
+    while True:
+        f = open(lock_path, "a+b")  # noqa: SIM115 - closed below or after the yield
         fcntl.flock(f.fileno(), fcntl.LOCK_EX)
         try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+            current = os.stat(lock_path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current == os.fstat(f.fileno()).st_ino:
+            break
+        f.close()  # we locked a deleted file
+    try:
+        yield
+    finally:
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        f.close()
 
 
 def cached(path: PathLike, produce: Callable[[], bytes], valid: Callable[[Path], bool] | None = None) -> Path:

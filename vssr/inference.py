@@ -90,10 +90,12 @@ class Session:
             m = network.size.multiple
             tile = (max(m, tile[0] // m * m), max(m, tile[1] // m * m))
             for axis, t, o, total in (("width", tile[0], ov[0], pad.padded_width), ("height", tile[1], ov[1], pad.padded_height)):
-                if t < total and t <= 2 * o:
+                margin = -(-o // m) * m  # tiles start on the network's size grid, so overlaps round up to it
+                if t < total and t <= 2 * margin:
+                    grid = f" on the stride-{m} grid" if margin != o else ""
                     raise VssrError(
                         func,
-                        f"tilesize {axis} {t} must be larger than twice the overlap ({o}); "
+                        f"tilesize {axis} {t} must be larger than twice the overlap ({margin}{grid}); "
                         f"use a larger tilesize or a smaller overlap",
                     )
         try:

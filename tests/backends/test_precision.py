@@ -152,3 +152,85 @@ def test_fp32_io_undoes_edge_casts_and_keeps_other_fp16_io_exact() -> None:
     onnx.checker.check_model(half, full_check=True)
     y = np.array([[[[0.5, 1.5], [3.0, -2.0]]]], np.float32)
     np.testing.assert_array_equal(_run(half, {"input": y})[0], 2 * y)
+
+
+def size_arithmetic_net() -> onnx.ModelProto:
+    """y = 2 * Resize(x, sizes) with the width computed as floor(float(W) * 1.0): the usual exported
+    size arithmetic, with a dynamic width."""
+    h = onnx.helper
+    const = lambda name, array: h.make_node("Constant", [], [name], name=name, value=onnx.numpy_helper.from_array(array))
+    nodes = [
+        h.make_node("Shape", ["x"], ["shape"], name="shape"),
+        const("i3", np.array(3, np.int64)),
+        h.make_node("Gather", ["shape", "i3"], ["w"], name="w", axis=0),
+        h.make_node("Cast", ["w"], ["wf"], name="wf", to=TensorProto.FLOAT),
+        const("one", np.array(1.0, np.float32)),
+        h.make_node("Mul", ["wf", "one"], ["ws"], name="ws"),
+        h.make_node("Floor", ["ws"], ["wfl"], name="wfl"),
+        h.make_node("Cast", ["wfl"], ["wi"], name="wi", to=TensorProto.INT64),
+        const("ax0", np.array([0], np.int64)),
+        h.make_node("Unsqueeze", ["wi", "ax0"], ["wi1"], name="wi1"),
+        const("lead", np.array([1, 1, 2], np.int64)),
+        h.make_node("Concat", ["lead", "wi1"], ["sizes"], name="sizes", axis=0),
+        h.make_node("Resize", ["x", "", "", "sizes"], ["r"], name="resize", mode="nearest"),
+        const("two", np.array(2.0, np.float32)),
+        h.make_node("Mul", ["r", "two"], ["y"], name="y"),
+    ]
+    graph = h.make_graph(
+        nodes, "sizes",
+        [h.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 2, "W"])],
+        [h.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 2, "W2"])],
+    )
+    return h.make_model(graph, opset_imports=[h.make_opsetid("", 19)], ir_version=9)
+
+
+def test_size_arithmetic_stays_fp32() -> None:
+    """fp16 holds integers exactly only up to 2048: a 2049-pixel width computed in fp16 becomes
+    2048. The size chain (Cast to float, Mul, Floor, Cast back) stays fp32; the image path is lowered."""
+    from onnx.reference import ReferenceEvaluator
+
+    from vssr.backends.precision import fp32_node_names
+
+    model = size_arithmetic_net()
+    assert fp32_node_names(model) == {"wf", "ws", "wfl", "wi"}
+    low = lower_precision(model, input_dtype=np.float16, output_dtype=np.float16)
+    onnx.checker.check_model(low, full_check=True)
+    x = np.random.default_rng(0).random((1, 1, 2, 2049)).astype(np.float16)
+    (y,) = ReferenceEvaluator(low).run(None, {"x": x})
+    assert y.shape == (1, 1, 2, 2049) and y.dtype == np.float16
+    np.testing.assert_array_equal(y, x * np.float16(2))
+    types = _types(low)
+    assert types["r"] == TensorProto.FLOAT16 and types["wfl"] == TensorProto.FLOAT
+
+
+def test_float_types_in_attributes_follow_the_node() -> None:
+    """Constant value_float(s), ConstantOfShape's default float zero and EyeLike/RandomUniformLike
+    dtypes are float32 written in attributes: lowered, the graph must type-check and run."""
+    h = onnx.helper
+    ints = lambda name, values: h.make_node("Constant", [], [name], name=name, value=onnx.numpy_helper.from_array(np.array(values, np.int64)))
+    nodes = [
+        h.make_node("Constant", [], ["half"], name="half", value_float=0.5),
+        h.make_node("Constant", [], ["bias"], name="bias", value_floats=[1.0, 2.0, 3.0]),
+        ints("bias_shape", [1, 3, 1, 1]),
+        h.make_node("Reshape", ["bias", "bias_shape"], ["bias4"], name="bias4"),
+        ints("full", [1, 3, 4, 4]),
+        h.make_node("ConstantOfShape", ["full"], ["zeros"], name="zeros"),
+        ints("square", [4, 4]),
+        h.make_node("ConstantOfShape", ["square"], ["ones"], name="ones", value=onnx.numpy_helper.from_array(np.ones(1, np.float32))),
+        h.make_node("EyeLike", ["ones"], ["eye"], name="eye", dtype=TensorProto.FLOAT),
+        h.make_node("RandomUniformLike", ["x"], ["nothing"], name="nothing", dtype=TensorProto.FLOAT, low=0.0, high=0.0),
+        h.make_node("Mul", ["x", "half"], ["a"], name="a"),
+        h.make_node("Add", ["a", "bias4"], ["b"], name="b"),
+        h.make_node("Add", ["b", "zeros"], ["c"], name="c"),
+        h.make_node("Add", ["c", "eye"], ["d"], name="d"),
+        h.make_node("Add", ["d", "nothing"], ["y"], name="y"),
+    ]
+    graph = h.make_graph(nodes, "attrs", [h.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                         [h.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 19)], ir_version=9)
+    low = lower_precision(model)
+    onnx.checker.check_model(low, full_check=True)
+    types = _types(low)
+    assert all(types[n] == TensorProto.FLOAT16 for n in ("half", "bias", "zeros", "eye", "nothing", "d"))
+    x = np.random.default_rng(1).random((1, 3, 4, 4), dtype=np.float32)
+    np.testing.assert_allclose(_run(low, {"x": x})[0], _run(model, {"x": x})[0], rtol=1e-2, atol=1e-2)

@@ -181,6 +181,78 @@ def test_islands_are_found_in_a_really_parsed_rife_network() -> None:
     assert integer_layers and not names & {layer.name for layer in integer_layers}  # Shape/Gather/Range are left alone
 
 
+def _builder_config(settings: TRT_RTX) -> Any:
+    from vssr.backends.trt import config_from_settings
+
+    builder = trt.Builder(trt.Logger(trt.Logger.ERROR))
+    return builder, config_from_settings(trt, builder, settings)
+
+
+def test_tf32_is_off_unless_asked() -> None:
+    """TensorRT turns TF32 on by default: an "fp32" engine would compute with 10-bit mantissas."""
+    assert not _builder_config(TRT_RTX())[1].get_flag(trt.BuilderFlag.TF32)
+    assert _builder_config(TRT_RTX(tf32=True))[1].get_flag(trt.BuilderFlag.TF32)
+
+
+@pytest.mark.parametrize(("capability", "target"), [((7, 5), "SM75"), ((8, 9), "SM89"), ((13, 0), "CURRENT")])
+def test_rtx_engines_target_the_gpu_present(capability: tuple[int, int], target: str) -> None:
+    """TensorRT-RTX's default targets start at Ampere: a Turing (7.5) GPU needs asking for."""
+    from vssr.backends.cuda import DeviceInfo
+    from vssr.backends.trt import target_gpu
+
+    _, config = _builder_config(TRT_RTX())
+    assert not target_gpu(trt, config, None) and config.num_compute_capabilities == 0  # AOT: the defaults
+    assert target_gpu(trt, config, DeviceInfo("GPU", capability))
+    assert config.num_compute_capabilities == 1
+    assert config.get_compute_capability(0) == getattr(trt.ComputeCapability, target)
+
+
+def test_turing_engine_builds_on_the_cpu(tmp_path: Path) -> None:
+    from vssr.backends.cuda import DeviceInfo
+    from vssr.backends.trt import build_engine_bytes
+
+    plan = BuildPlan.make(TRT_RTX(fp16=True), Network.load(nets.conv3x3()), ShapeProfile.static(32, 32), trt)
+    data = build_engine_bytes(trt, TRT_RTX(fp16=True), plan, DeviceInfo("GeForce RTX 2080", (7, 5)), tmp_path)
+    assert len(data) > 1000
+
+
+def test_size_arithmetic_builds_in_fp16() -> None:
+    """Exported size arithmetic (Shape -> Cast -> Mul -> Floor -> Cast -> Resize sizes) lowered to fp16:
+    TensorRT-RTX refused the graph when the float part was lowered too (f32 vs f16 at the Floor)."""
+    from tests.backends.test_precision import size_arithmetic_net
+    from vssr.backends.precision import lower_precision
+    from vssr.backends.trt import engine_bytes_from_network, profile_from_shapes
+
+    low = lower_precision(size_arithmetic_net(), input_dtype=np.float16, output_dtype=np.float16)
+    builder, config = _builder_config(TRT_RTX())
+    network, _parser = network_from_onnx(trt, builder, low.SerializeToString(), strong=True)
+    config.add_optimization_profile(profile_from_shapes(trt, builder, {"x": ((1, 1, 2, 16), (1, 1, 2, 2049), (1, 1, 2, 4096))}))
+    assert len(engine_bytes_from_network(builder, network, config)) > 1000
+
+
+def test_weakly_typed_plans_key_the_pinned_nodes() -> None:
+    """TensorRT 10 builds the fp32 ONNX and pins layers itself: which nodes it pins is not in the
+    ONNX digest, so the plan carries them into the key (a vssr that pins differently rebuilds)."""
+    from tests.arch import ifnet_numpy
+    from vssr.arch import ifnet
+    from vssr.backends.cuda import DeviceInfo
+    from vssr.backends.trt import engine_spec
+
+    version = ifnet.VERSIONS["4.22-lite"]
+    network = Network.load(ifnet.build_flownet(
+        ifnet_numpy.random_state(version.channels, version.encoder, version.head, version.feat), version))
+    weak = SimpleNamespace(BuilderFlag=SimpleNamespace(FP16=1, BF16=2), __version__="10.13.0")
+    plan = BuildPlan.make(TRT_RTX(fp16=True), network, ShapeProfile.static(64, 64), weak)  # the module decides
+    assert set(network.fp32_nodes) <= set(plan.pinned_fp32)
+    assert {n.name for n in network.model.graph.node if n.op_type == "GridSample"} <= set(plan.pinned_fp32)
+    strong_plan = BuildPlan.make(TRT_RTX(fp16=True), network, ShapeProfile.static(64, 64), trt)
+    assert strong_plan.pinned_fp32 == ()  # strongly typed: the islands are in the ONNX itself
+    fp32_plan = BuildPlan.make(TRT_RTX(fp16=False), network, ShapeProfile.static(64, 64), weak)
+    assert fp32_plan.pinned_fp32 == ()
+    key = engine_spec(TRT_RTX(fp16=True), weak, plan, DeviceInfo("GPU", (8, 9))).key
+    assert key["pinned_fp32"] == plan.pinned_fp32 and "precision_rules" in key
+
+
 # --- shipped models, as their builders land ------------------------------------------------------
 def _compact() -> onnx.ModelProto:
     from vssr.arch import compact

@@ -6,6 +6,7 @@ import dataclasses
 import multiprocessing
 import os
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ BUILD_CHANGES: dict[str, object] = {
     "workspace": 256,
     "builder_optimization_level": 5,
     "max_aux_streams": 2,
+    "tf32": True,
 }
 RUNTIME_CHANGES: dict[str, object] = {"num_streams": 3, "use_cuda_graph": True, "device_id": 1, "engine_folder": "/x",
                                    "runtime_cache": False}
@@ -57,8 +59,16 @@ def test_every_field_is_classified() -> None:
 
 @pytest.mark.parametrize("name", sorted(BUILD_CHANGES))
 def test_every_build_option_changes_the_key(name: str) -> None:
-    base = TRT_RTX()
+    base = TRT_RTX(static_shape=False) if name == "opt_shapes" else TRT_RTX()  # opt of a static engine is the tile
     assert _digest(dataclasses.replace(base, **{name: BUILD_CHANGES[name]})) != _digest(base)
+
+
+def test_static_engine_is_built_for_the_tile() -> None:
+    """opt_shapes other than the tile with static_shape=True would build an engine that cannot run
+    the tiles: refused when the filter is created, naming both ways out."""
+    with pytest.raises(ValueError, match=r"opt_shapes \(80, 72\) with static_shape=True.*\(96, 80\).*static_shape=False"):
+        _digest(TRT_RTX(opt_shapes=(80, 72)))
+    assert _digest(TRT_RTX(opt_shapes=(96, 80))) == _digest(TRT_RTX())
 
 
 @pytest.mark.parametrize("name", sorted(RUNTIME_CHANGES))
@@ -254,6 +264,53 @@ def test_list_and_prune(tmp_path: Path) -> None:
     assert kernels_a in removed and not kernels_a.exists() and orphan in removed and not orphan.exists()
     removed = trt_cache.prune_engines(tmp_path, keep=lambda r: r.info.get("model") != "b")
     assert b in removed and not list(tmp_path.glob("*.engine*"))
+
+
+def test_a_lock_its_holder_deletes_still_excludes(tmp_path: Path) -> None:
+    """prune_engines deletes an engine's lock file as its last act while holding it. A process already
+    waiting on that file and one arriving afterwards (which creates a new file) must not both get in."""
+    path = tmp_path / "x.engine"
+    inside: list[str] = []
+    overlaps: list[tuple[str, ...]] = []
+    held = threading.Event()
+
+    def critical(tag: str) -> None:
+        with files.file_lock(path):
+            inside.append(tag)
+            if len(inside) > 1:
+                overlaps.append(tuple(inside))
+            time.sleep(0.3)
+            inside.remove(tag)
+
+    def pruner() -> None:
+        with files.file_lock(path):
+            held.set()
+            time.sleep(0.3)  # the waiter queues on this file meanwhile
+            Path(f"{path}.lock").unlink()
+
+    first = threading.Thread(target=pruner)
+    first.start()
+    held.wait(10)
+    waiter = threading.Thread(target=critical, args=("waiter",))
+    waiter.start()
+    first.join(10)
+    newcomer = threading.Thread(target=critical, args=("newcomer",))
+    newcomer.start()
+    waiter.join(10)
+    newcomer.join(10)
+    assert not overlaps
+
+
+def test_engine_loads_where_its_use_cannot_be_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another user's engine, or a read-only folder: utime fails, the engine still loads."""
+    trt_cache.load_or_build(tmp_path, _spec(), lambda: b"ENGINE-a", _strict_load)
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(trt_cache.os, "utime", refuse)
+    data, _ = trt_cache.load_or_build(tmp_path, _spec(), lambda: pytest.fail("rebuilt"), _strict_load)
+    assert data == b"ENGINE-a"
 
 
 def test_engine_folder_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from tests import nets
 from vssr.backends import Backend
+from vssr.glue.checks import VssrError
 from vssr.glue.padding import pad_array
 from vssr.glue.tiling import axis_spans
 from vssr.inference import Session
@@ -71,8 +72,10 @@ def test_tiled_equals_untiled(name: str, channels: int, width: int, height: int,
     network = Network.load(build(channels))
     overlap = radius + extra + network.size.multiple  # context also covers the stride alignment
     dtype = np.float16 if fp16 else np.float32
-    if tile <= 2 * (-(-overlap // network.size.multiple) * network.size.multiple):
-        tile = 2 * overlap + 2 * network.size.multiple + 2
+    m = network.size.multiple
+    margin = -(-overlap // m) * m  # the overlap kept on each side of a tile, on the stride grid
+    if tile // m * m <= 2 * margin:  # Session floors the tile to the multiple; too small is a user error
+        tile = 2 * margin + 2 * m
     backend = Backend.ORT(threads=1)
     whole = Session.create(network, backend, width=width, height=height, dtype=dtype)
     tiled = Session.create(network, backend, width=width, height=height, tilesize=tile, overlap=overlap, dtype=dtype)
@@ -83,6 +86,14 @@ def test_tiled_equals_untiled(name: str, channels: int, width: int, height: int,
     assert a.shape == b.shape == (1, channels, int(height * s), int(width * s))
     assert a.dtype == b.dtype == dtype
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(("tile", "overlap", "said"), [(9, 4, "4"), (8, 4, "4"), (9, 3, "4 on the stride-2 grid")])
+def test_tile_without_room_after_the_overlap_is_a_user_error(tile: int, overlap: int, said: str) -> None:
+    """strided_x1 works on a stride-2 grid: a 9 tile is an 8 tile, and an overlap of 3 keeps 4 each side."""
+    network = Network.load(nets.strided_x1(1))
+    with pytest.raises(VssrError, match=rf"tilesize height 8 must be larger than twice the overlap \({said}\)"):
+        Session.create(network, Backend.ORT(threads=1), width=5, height=9, tilesize=tile, overlap=overlap)
 
 
 def test_scale_read_from_graph() -> None:

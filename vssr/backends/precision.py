@@ -8,7 +8,12 @@ the graph says. So vssr rewrites the graph itself, in pure onnx (no runtime impo
   arithmetic) and the op types in `FRAGILE_OPS`;
 - a Cast is inserted wherever a tensor meets a node of the other precision (one Cast per tensor and
   target type, shared by all consumers); weights are stored in the precision of their consumers;
+- size arithmetic stays fp32: a Cast of integers to float and every node computing only on its
+  results and constants (Shape -> Cast -> Mul -> Floor -> Cast(int64) -> Resize sizes): fp16 has
+  11 bits of mantissa, so a 2049-pixel side would become 2048;
 - inputs that an op needs in fp32 whatever T is (Resize scales) stay fp32;
+- float types written in attributes (Constant value_float(s), ConstantOfShape's default value,
+  EyeLike/Random* dtype, Cast to) follow their node's precision;
 - the graph inputs and outputs get the I/O types asked for (fp16 in, fp32 out is fine): the casts
   sit at the graph edge.
 
@@ -28,7 +33,7 @@ from onnx import TensorProto, helper, numpy_helper, shape_inference
 
 from ..errors import ModelError
 
-__all__ = ["FRAGILE_OPS", "fp32_io", "fp32_node_names", "lower_precision"]
+__all__ = ["FRAGILE_OPS", "fp32_io", "fp32_node_names", "lower_precision", "size_arithmetic_nodes"]
 
 FRAGILE_OPS = frozenset(
     {
@@ -64,7 +69,8 @@ _SUBGRAPH_ATTRS = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
 
 
 def fp32_node_names(model: onnx.ModelProto, declared: Iterable[str] = ()) -> set[str]:
-    """Names of the nodes kept in fp32: declared ones, fragile op types, nodes with subgraphs."""
+    """Names of the nodes kept in fp32: declared ones, fragile op types, nodes with subgraphs and
+    size arithmetic (`size_arithmetic_nodes`)."""
     declared = set(declared)
     names = {n.name for n in model.graph.node}
     missing = sorted(declared - names)
@@ -74,28 +80,57 @@ def fp32_node_names(model: onnx.ModelProto, declared: Iterable[str] = ()) -> set
     for node in model.graph.node:
         if node.op_type in FRAGILE_OPS or any(a.type in _SUBGRAPH_ATTRS for a in node.attribute):
             keep.add(node.name)
-    return keep
+    return keep | size_arithmetic_nodes(model, _tensor_types(model))
 
 
-def _float_tensors(model: onnx.ModelProto) -> set[str]:
-    """Names of every float32 tensor in the graph (inputs, initializers, node outputs)."""
+def size_arithmetic_nodes(model: onnx.ModelProto, types: dict[str, int]) -> set[str]:
+    """Nodes doing float arithmetic on sizes: Casts of integers to float, then every node whose
+    float inputs are such results or constants (at least one a result).
+
+    Their values are pixel counts and coordinates that fp16 would round (2049 -> 2048); image data
+    never enters them, so keeping them fp32 costs nothing.
+    """
+    graph = model.graph
+    constants = {i.name for i in graph.initializer}
+    constants |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    derived: set[str] = set()
+    names: set[str] = set()
+    for node in graph.node:  # topological order, as ONNX requires
+        float_inputs = [i for i in node.input if i and types.get(i) == TensorProto.FLOAT]
+        float_outputs = [o for o in node.output if types.get(o) == TensorProto.FLOAT]
+        source = types.get(node.input[0]) if node.input else None
+        if node.op_type == "Cast" and source is not None and source not in _FLOAT_TYPES:
+            is_size = bool(float_outputs)  # integers (sizes, indices) made float
+        else:  # including the Cast back to integers, which must read the fp32 value
+            is_size = any(i in derived for i in float_inputs) and all(
+                i in derived or i in constants for i in float_inputs
+            )
+        if is_size:
+            names.add(node.name)
+            derived.update(float_outputs)
+    return names
+
+
+_FLOAT_TYPES = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE})
+
+
+def _tensor_types(model: onnx.ModelProto) -> dict[str, int]:
+    """Element type of every tensor in the graph (inputs, initializers, node outputs)."""
     try:
         inferred = shape_inference.infer_shapes(model, strict_mode=False)
     except Exception as err:
         raise ModelError(f"cannot infer tensor types to lower precision: {err}") from err
     graph = inferred.graph
-    floats = {
-        v.name
-        for v in [*graph.input, *graph.output, *graph.value_info]
-        if v.type.tensor_type.elem_type == TensorProto.FLOAT
-    }
-    floats |= {i.name for i in graph.initializer if i.data_type == TensorProto.FLOAT}
+    types = {v.name: v.type.tensor_type.elem_type for v in [*graph.input, *graph.output, *graph.value_info]}
+    types.update({i.name: i.data_type for i in graph.initializer})
     for node in graph.node:  # Constant outputs are not always in value_info
         if node.op_type == "Constant":
             for attr in node.attribute:
-                if attr.name == "value" and attr.t.data_type == TensorProto.FLOAT:
-                    floats.add(node.output[0])
-    return floats
+                if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
+                    types[node.output[0]] = attr.t.data_type
+                elif attr.name in ("value_float", "value_floats"):
+                    types[node.output[0]] = TensorProto.FLOAT
+    return {name: t for name, t in types.items() if t != TensorProto.UNDEFINED}
 
 
 def _to_low(array: np.ndarray, low: int) -> onnx.TensorProto:
@@ -105,6 +140,24 @@ def _to_low(array: np.ndarray, low: int) -> onnx.TensorProto:
         return numpy_helper.from_array(array.astype(np.float16))
     tensor = helper.make_tensor("", TensorProto.BFLOAT16, array.shape, array.astype(np.float32).ravel().tolist())
     return tensor
+
+
+_DTYPE_ATTR_OPS = frozenset({"EyeLike", "RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike"})
+
+
+def _retype_attributes(node: onnx.NodeProto, low: int) -> None:
+    """Make the float32 types a low-precision node writes in its attributes `low`."""
+    for index, attr in enumerate(list(node.attribute)):
+        if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT or node.op_type in _DTYPE_ATTR_OPS and attr.name == "dtype" and attr.i == TensorProto.FLOAT:
+            node.attribute[index].i = low
+        elif attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR and attr.t.data_type == TensorProto.FLOAT:
+            node.attribute[index].t.CopyFrom(_to_low(numpy_helper.to_array(attr.t), low))
+        elif node.op_type == "Constant" and attr.name in ("value_float", "value_floats"):
+            values = np.array(attr.f if attr.name == "value_float" else list(attr.floats), np.float32)
+            node.attribute[index].CopyFrom(helper.make_attribute("value", _to_low(values, low)))
+    if node.op_type == "ConstantOfShape" and not any(a.name == "value" for a in node.attribute):
+        # its default value is a float32 zero
+        node.attribute.append(helper.make_attribute("value", _to_low(np.zeros(1, np.float32), low)))
 
 
 def lower_precision(
@@ -148,7 +201,7 @@ def lower_precision(
     out = onnx.ModelProto()
     out.CopyFrom(model)
     graph = out.graph
-    floats = _float_tensors(out)
+    floats = {name for name, t in _tensor_types(out).items() if t == TensorProto.FLOAT}
     keep = fp32_node_names(out, fp32_nodes)
 
     # --- where each float tensor lives now: its precision as produced --------------------------
@@ -179,6 +232,9 @@ def lower_precision(
             init.CopyFrom(_to_low(numpy_helper.to_array(init), low))
             init.name = name
             produced[name] = low
+            for value in graph.input:  # IR < 4 lists initializers as inputs too
+                if value.name == name:
+                    value.type.tensor_type.elem_type = low
         else:
             produced[name] = TensorProto.FLOAT
 
@@ -196,15 +252,7 @@ def lower_precision(
     for node in graph.node:
         node_type = TensorProto.FLOAT if node.name in keep else low
         if node_type == low:
-            for attr in node.attribute:
-                if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT:
-                    attr.i = low
-                elif (
-                    attr.name == "value"
-                    and attr.type == onnx.AttributeProto.TENSOR
-                    and attr.t.data_type == TensorProto.FLOAT
-                ):
-                    attr.t.CopyFrom(_to_low(numpy_helper.to_array(attr.t), low))
+            _retype_attributes(node, low)
         for index, name in enumerate(node.input):
             if name in floats and name in produced:
                 need = wanted(node, index)

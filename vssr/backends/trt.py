@@ -58,6 +58,7 @@ __all__ = [
     "resolve_profile",
     "select_profile",
     "strongly_typed",
+    "target_gpu",
     "weak_typing",
 ]
 
@@ -136,6 +137,9 @@ class _TensorRT(BackendConfig):
     """0 (fast build) .. 5 (slow build, maybe faster engine)."""
     max_aux_streams: int | None = None
     """Auxiliary streams TensorRT may use inside one inference; None: its heuristic."""
+    tf32: bool = False
+    """Let fp32 layers use TF32 tensor cores (10-bit mantissa; TensorRT's own default is on). Off,
+    so an "fp32" engine computes in fp32, as vs-mlrt's default does."""
     # runtime
     use_cuda_graph: bool = runtime_field(False, "replay each stream's work as a CUDA graph")
     device_id: int = runtime_field(0, "CUDA device; the engine is keyed on its name and capability")
@@ -240,7 +244,13 @@ def resolve_profile(config: _TensorRT, network: Network, profile: ShapeProfile) 
     """The spatial profile to build: the tile when static, else min/opt/max with sane defaults."""
     if config.static_shape and config.min_shapes is None and config.max_shapes is None:
         if profile.is_static:
-            return ShapeProfile.static(*(config.opt_shapes or profile.opt))
+            if config.opt_shapes is not None and tuple(config.opt_shapes) != profile.opt:
+                raise ValueError(
+                    f"opt_shapes {tuple(config.opt_shapes)} with static_shape=True: a static engine is built "
+                    f"for the tile, {profile.opt}; leave opt_shapes unset, or set static_shape=False "
+                    "for a dynamic engine optimised at opt_shapes"
+                )
+            return ShapeProfile.static(*profile.opt)
         logger.info("tiles vary between %s and %s: building a dynamic engine", profile.min, profile.max)
     multiple = network.size.multiple
     opt = config.opt_shapes or profile.opt
@@ -278,6 +288,8 @@ class BuildPlan:
     compute: str
     """"fp32", "fp16" or "bf16"."""
     fp32_nodes: tuple[str, ...]
+    pinned_fp32: tuple[str, ...] = ()
+    """Weakly typed TensorRT (10.x) with fp16/bf16: the nodes whose layers are pinned to fp32."""
 
     @property
     def precision_label(self) -> str:
@@ -330,6 +342,7 @@ class BuildPlan:
             profile=built,
             compute=compute,
             fp32_nodes=network.fp32_nodes,
+            pinned_fp32=tuple(sorted(fp32_node_names(model, network.fp32_nodes))) if lowered != compute else (),
         )
 
 
@@ -479,9 +492,30 @@ def config_from_settings(trt: Any, builder: Any, settings: _TensorRT, monitor: A
     config.builder_optimization_level = settings.builder_optimization_level
     if settings.max_aux_streams is not None:
         config.max_aux_streams = settings.max_aux_streams
+    if hasattr(trt.BuilderFlag, "TF32"):
+        (config.set_flag if settings.tf32 else config.clear_flag)(trt.BuilderFlag.TF32)
     if monitor is not None:
         config.progress_monitor = monitor
     return config
+
+
+def target_gpu(trt: Any, config: Any, device: cuda.DeviceInfo | None) -> bool:
+    """TensorRT-RTX: build for the GPU present, by its compute capability (`SM75`, `SM89`, ...;
+    `CURRENT` for one the enum does not name yet).
+
+    Its default targets are Ampere and newer (8.0, 8.6, 8.9, 12.0): on a Turing GPU (7.5) such an
+    engine would not deserialize. The engine is keyed on the GPU anyway. Full TensorRT builds for
+    the current GPU by itself. Returns whether a target was set.
+    """
+    capability = getattr(trt, "ComputeCapability", None)
+    if device is None or capability is None or not hasattr(config, "set_compute_capability"):
+        return False
+    major, minor = device.compute_capability
+    target = getattr(capability, f"SM{major}{minor}", capability.CURRENT)
+    config.num_compute_capabilities = 1
+    if not config.set_compute_capability(target, 0):
+        raise BackendError(f"TensorRT-RTX refused to target compute capability {major}.{minor}")
+    return True
 
 
 def engine_bytes_from_network(builder: Any, network: Any, config: Any) -> bytes:
@@ -519,9 +553,9 @@ def build_engine_bytes(trt: Any, settings: _TensorRT, plan: BuildPlan, device: c
     strong = strongly_typed(trt)
     network, _parser = network_from_onnx(trt, builder, plan.model_bytes, strong=strong)
     config = config_from_settings(trt, builder, settings, monitor)
+    target_gpu(trt, config, device)
     if not strong:
-        keep = set(plan.fp32_nodes) | (fp32_node_names(_load_model(plan.model_bytes)) if plan.compute != "fp32" else set())
-        weak_typing(trt, network, config, plan.compute, keep)
+        weak_typing(trt, network, config, plan.compute, set(plan.pinned_fp32))
     config.add_optimization_profile(profile_from_shapes(trt, builder, plan.shapes))
     if device is None or settings.module == "tensorrt_rtx":
         # a CPU-only build times nothing, and TensorRT-RTX's timing cache is a deprecated no-op
@@ -552,9 +586,16 @@ def _device_label(device: cuda.DeviceInfo | None) -> str:
     return f"{device.name}-sm{device.compute_capability[0]}{device.compute_capability[1]}"
 
 
+PRECISION_RULES = 2
+"""Bumped whenever what vssr does to precision changes outside the ONNX it builds (the layers
+weak typing pins, builder flags): engines built under the old rules are then rebuilt."""
+
+
 def engine_spec(settings: _TensorRT, trt: Any, plan: BuildPlan, device: cuda.DeviceInfo | None) -> trt_cache.EngineSpec:
     key = {
         "onnx": plan.model_digest,
+        "precision_rules": PRECISION_RULES,
+        "pinned_fp32": plan.pinned_fp32,
         "profile": dataclasses.asdict(plan.profile),
         "shapes": plan.shapes,
         "precision": plan.precision_label,

@@ -14,6 +14,7 @@ fails to load (truncated, another TensorRT, another GPU) is rebuilt, never trust
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -135,7 +136,8 @@ def load_or_build[T](
         except Exception as err:  # noqa: BLE001 - any failure to deserialize means: rebuild
             logger.warning("engine %s cannot be loaded (%s); rebuilding it", path, err)
             return None
-        os.utime(path)  # last use, for prune_engines
+        with contextlib.suppress(OSError):  # a read-only folder or another user's engine still loads
+            os.utime(path)  # last use, for prune_engines
         return result
 
     if (result := try_load()) is not None:
@@ -210,7 +212,8 @@ def prune_engines(
                 if victim.exists():
                     victim.unlink()
                     removed.append(victim)
-        Path(f"{path}.lock").unlink(missing_ok=True)
+            # while held: a process waiting on it, or arriving now, locks a new file (files.file_lock)
+            Path(f"{path}.lock").unlink(missing_ok=True)
     for extra in (SIDECAR, KERNELS):
         for orphan in root.glob(f"*{SUFFIX}{extra}"):
             if not orphan.with_name(orphan.name[: -len(extra)]).exists():

@@ -123,6 +123,7 @@ def accuracy(backend_cls: type, network: Network, engines: str, fp16: bool, size
         return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-6))
     finally:
         trt.close()
+        ort.close()
 
 
 def speed(

@@ -147,24 +147,32 @@ def speed(
     start = time.perf_counter()
     runners = config.load(network, ShapeProfile.static(w, h))
     load_s = time.perf_counter() - start
-    feeds = [feeds_for(r, w, h, seed=i) for i, r in enumerate(runners)]
-    for r, f in zip(runners, feeds, strict=True):
-        r.infer(f)  # warm-up
-    per_thread = max(1, frames // streams)
+    try:
+        feeds = [feeds_for(r, w, h, seed=i) for i, r in enumerate(runners)]
+        for r, f in zip(runners, feeds, strict=True):
+            r.infer(f)  # warm-up
+        per_thread = max(1, frames // streams)
+        errors: list[BaseException] = []
 
-    def work(r: Runner, f: dict[str, np.ndarray]) -> None:
-        for _ in range(per_thread):
-            r.infer(f)
+        def work(r: Runner, f: dict[str, np.ndarray]) -> None:
+            try:
+                for _ in range(per_thread):
+                    r.infer(f)
+            except BaseException as err:  # noqa: BLE001 - re-raised below: a failed run is no speed
+                errors.append(err)
 
-    threads = [threading.Thread(target=work, args=(r, f)) for r, f in zip(runners, feeds, strict=True)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    fps = per_thread * streams / (time.perf_counter() - start)
-    for r in runners:
-        r.close()
+        threads = [threading.Thread(target=work, args=(r, f)) for r, f in zip(runners, feeds, strict=True)]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        fps = per_thread * streams / (time.perf_counter() - start)
+        if errors:
+            raise errors[0]
+    finally:  # a failed configuration must not keep GPU memory the next rows need
+        for r in runners:
+            r.close()
     return fps, load_s
 
 
@@ -180,9 +188,11 @@ def main() -> int:
     from vssr.backends import cuda
     from vssr.backends import trt as trt_backend
 
-    count, error = cuda.device_count(cuda.import_cudart())
+    rt = cuda.import_cudart()
+    count, error = cuda.device_count(rt)
     if count == 0:
-        print(f"no NVIDIA GPU here (cudaGetDeviceCount: {error}); this script needs one")
+        advice = cuda.driver_advice(rt) if error == "cudaErrorInsufficientDriver" else ""
+        print(f"no usable NVIDIA GPU here (cudaGetDeviceCount: {error}{'; ' + advice if advice else ''}); this script needs one")
         return 2
 
     backend_cls = getattr(trt_backend, args.backend)

@@ -24,19 +24,28 @@ def shared_data() -> Path:
     return data
 
 
-def _has_gpu() -> bool:
+def _why_no_gpu() -> str | None:
+    """None when CUDA sees a GPU, else why not (with cuda-python's advice about the driver)."""
     try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        return False
-    err, count = cudart.cudaGetDeviceCount()
-    return err == cudart.cudaError_t.cudaSuccess and count > 0
+        from vssr.backends import cuda
+
+        rt = cuda.import_cudart()
+    except Exception as err:  # noqa: BLE001 - any failure to import means no GPU tests
+        return f"cuda-python is not usable: {err}"
+    count, error = cuda.device_count(rt)
+    if count > 0:
+        return None
+    advice = cuda.driver_advice(rt) if error == "cudaErrorInsufficientDriver" else ""
+    return f"no usable NVIDIA GPU (cudaGetDeviceCount: {error}{'; ' + advice if advice else ''})"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if _has_gpu():
+    if not any("gpu" in item.keywords for item in items):
         return
-    skip = pytest.mark.skip(reason="no NVIDIA GPU on this machine")
+    reason = _why_no_gpu()
+    if reason is None:
+        return
+    skip = pytest.mark.skip(reason=reason)
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)

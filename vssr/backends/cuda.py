@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,12 +124,51 @@ def device_info(rt: Any, device_id: int) -> DeviceInfo:
     return DeviceInfo(name, (int(props.major), int(props.minor)))
 
 
-class Stream:
+def _release(rt: Any, device_id: int | None, calls: tuple[tuple[str, Any], ...]) -> list[tuple[str, Any]]:
+    """Free CUDA resources: `(function name, handle)` calls on the owner's device.
+
+    Run by `close()` (which checks the results) or, for a resource nobody closed, by its
+    `weakref.finalize` when it is garbage-collected: VapourSynth never closes filters, it drops a
+    script's nodes (an editor's reload), and without this their device and pinned memory would
+    stay allocated until the process ends. Never raises: a finalizer must not.
+    """
+    results = []
+    try:
+        if device_id is not None:
+            rt.cudaSetDevice(device_id)
+        for name, handle in calls:
+            results.append((name, getattr(rt, name)(handle)))
+    except Exception as err:  # noqa: BLE001 - from a finalizer, nothing can be done with it
+        logger.debug("freeing CUDA resources failed: %s", err)
+    return results
+
+
+class _Owned:
+    """A CUDA resource freed by `close()`, or when collected if nobody closed it.
+
+    Finalizers do not run at interpreter exit (`atexit = False`): the process's end frees
+    everything, and CUDA calls during Python's shutdown could meet a half-torn-down runtime.
+    """
+
+    def _own(self, rt: Any, device_id: int | None, anchor: object, *calls: tuple[str, Any]) -> None:
+        self._finalizer = weakref.finalize(anchor, _release, rt, device_id, calls)
+        self._finalizer.atexit = False
+
+    def close(self) -> None:
+        finalizer = getattr(self, "_finalizer", None)
+        if finalizer is None or not finalizer.alive:
+            return
+        for name, result in finalizer() or []:
+            call(self.rt, name, result)  # type: ignore[attr-defined]
+
+
+class Stream(_Owned):
     """A non-blocking CUDA stream owned by one runner."""
 
-    def __init__(self, rt: Any) -> None:
+    def __init__(self, rt: Any, device_id: int | None = None) -> None:
         self.rt = rt
         self.handle = call(rt, "cudaStreamCreateWithFlags", rt.cudaStreamCreateWithFlags(rt.cudaStreamNonBlocking))
+        self._own(rt, device_id, self, ("cudaStreamDestroy", self.handle))
 
     @property
     def ptr(self) -> int:
@@ -139,39 +179,43 @@ class Stream:
         call(self.rt, "cudaStreamSynchronize", self.rt.cudaStreamSynchronize(self.handle))
 
     def close(self) -> None:
-        if self.handle is not None:
-            call(self.rt, "cudaStreamDestroy", self.rt.cudaStreamDestroy(self.handle))
-            self.handle = None
+        super().close()
+        self.handle = None
 
 
-class PinnedBuffer:
-    """Page-locked host memory seen as one numpy array (fast, truly asynchronous copies)."""
+class PinnedBuffer(_Owned):
+    """Page-locked host memory seen as one numpy array (fast, truly asynchronous copies).
 
-    def __init__(self, rt: Any, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    Left unclosed, the memory is freed when the last array viewing it is gone (the finalizer
+    hangs on the ctypes object every view keeps alive), never under a view someone still holds.
+    """
+
+    def __init__(self, rt: Any, shape: tuple[int, ...], dtype: np.dtype, device_id: int | None = None) -> None:
         self.rt = rt
         self.nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
         self.ptr: int = int(call(rt, "cudaHostAlloc", rt.cudaHostAlloc(self.nbytes, rt.cudaHostAllocDefault)))
         raw = (ctypes.c_byte * self.nbytes).from_address(self.ptr)
         self.array = np.frombuffer(raw, dtype=dtype).reshape(shape)
+        self._own(rt, None, raw, ("cudaFreeHost", self.ptr))
 
     def view(self, shape: tuple[int, ...]) -> np.ndarray:
         """The first prod(shape) elements as an array of `shape` (dynamic engines, smaller tiles)."""
         return self.array.reshape(-1)[: int(np.prod(shape))].reshape(shape)
 
     def close(self) -> None:
-        if self.ptr:
-            self.array = np.empty(0, self.array.dtype)
-            call(self.rt, "cudaFreeHost", self.rt.cudaFreeHost(self.ptr))
-            self.ptr = 0
+        self.array = np.empty(0, self.array.dtype)
+        super().close()
+        self.ptr = 0
 
 
-class DeviceBuffer:
+class DeviceBuffer(_Owned):
     """Device memory for one tensor at its largest shape."""
 
-    def __init__(self, rt: Any, nbytes: int) -> None:
+    def __init__(self, rt: Any, nbytes: int, device_id: int | None = None) -> None:
         self.rt = rt
         self.nbytes = nbytes
         self.ptr: int = int(call(rt, "cudaMalloc", rt.cudaMalloc(max(nbytes, 1))))
+        self._own(rt, device_id, self, ("cudaFree", self.ptr))
 
     def copy_from_host(self, host: PinnedBuffer, nbytes: int, stream: Stream) -> None:
         rt = self.rt
@@ -184,19 +228,19 @@ class DeviceBuffer:
         call(rt, "cudaMemcpyAsync (device to host)", rt.cudaMemcpyAsync(host.ptr, self.ptr, nbytes, kind, stream.handle))
 
     def close(self) -> None:
-        if self.ptr:
-            call(self.rt, "cudaFree", self.rt.cudaFree(self.ptr))
-            self.ptr = 0
+        super().close()
+        self.ptr = 0
 
 
-class CudaGraph:
+class CudaGraph(_Owned):
     """The work one `enqueue()` puts on a stream, captured once and replayed with one launch.
 
-    Capture after a warm-up run (TensorRT allocates and selects kernels lazily on the first one)
-    and only with fixed buffer addresses and shapes: a runner keeps one graph per input shape.
+    Capture after a plain run of the same shapes (TensorRT allocates and selects kernels lazily,
+    and updates its state on the first enqueue after a shape change) and only with fixed buffer
+    addresses and shapes.
     """
 
-    def __init__(self, rt: Any, stream: Stream, enqueue: Any) -> None:
+    def __init__(self, rt: Any, stream: Stream, enqueue: Any, device_id: int | None = None) -> None:
         self.rt = rt
         self.stream = stream
         self.exec = None
@@ -216,12 +260,11 @@ class CudaGraph:
         except BackendError:
             rt.cudaGraphDestroy(self.graph)
             raise
+        self._own(rt, device_id, self, ("cudaGraphExecDestroy", self.exec), ("cudaGraphDestroy", self.graph))
 
     def launch(self) -> None:
         call(self.rt, "cudaGraphLaunch", self.rt.cudaGraphLaunch(self.exec, self.stream.handle))
 
     def close(self) -> None:
-        if self.exec is not None:
-            call(self.rt, "cudaGraphExecDestroy", self.rt.cudaGraphExecDestroy(self.exec))
-            call(self.rt, "cudaGraphDestroy", self.rt.cudaGraphDestroy(self.graph))
-            self.exec = None
+        super().close()
+        self.exec = None

@@ -14,6 +14,7 @@ layer. That difference lives in `weak_typing` and `strongly_typed` only.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import importlib.util
@@ -82,21 +83,20 @@ def import_tensorrt(module: str) -> Any:
         ) from err
 
 
-_plugin_loggers: dict[str, Any] = {}
+_plugins_registered: set[str] = set()
 
 
 def register_plugins(trt: Any) -> None:
     """Load TensorRT's plugin library into the registry, once per process and module.
 
     The ONNX parser finds plugins (DeformConv's) there, and deserializing an engine that contains
-    plugin layers needs them registered too. The logger must outlive the registry: kept here.
+    plugin layers needs them registered too. The logger must outlive the registry: `shared_logger`'s does.
     """
-    if trt.__name__ in _plugin_loggers or not hasattr(trt, "init_libnvinfer_plugins"):
+    if trt.__name__ in _plugins_registered or not hasattr(trt, "init_libnvinfer_plugins"):
         return
-    plugin_logger = make_logger(trt)
-    if not trt.init_libnvinfer_plugins(plugin_logger, ""):
+    if not trt.init_libnvinfer_plugins(shared_logger(trt), ""):
         logger.warning("%s: init_libnvinfer_plugins failed; models needing plugins will not build", trt.__name__)
-    _plugin_loggers[trt.__name__] = plugin_logger
+    _plugins_registered.add(trt.__name__)
 
 
 def has_plugin(trt: Any, name: str) -> bool:
@@ -189,7 +189,7 @@ class _TensorRT(BackendConfig):
         device = cuda.device_info(rt, self.device_id)
         plan = BuildPlan.make(self, network, profile, trt)
         register_plugins(trt)
-        trt_logger = make_logger(trt)
+        trt_logger = shared_logger(trt)
         runtime = trt.Runtime(trt_logger)
 
         def deserialize(data: bytes) -> Any:
@@ -205,15 +205,21 @@ class _TensorRT(BackendConfig):
         )
         logger.info("%s: engine %s, %d stream(s)", self.runtime_name, path.name, self.num_streams)
         kernels = self.kernel_cache(path)
-        runners: list[Runner] = []
-        for _ in range(self.num_streams):
-            runner = TrtRunner(
-                trt, rt, engine, plan, device_id=self.device_id, use_cuda_graph=self.use_cuda_graph, kernels=kernels
-            )
-            runner.keep = (runtime, trt_logger)  # the engine must not outlive its runtime and logger
-            runner.warm_up()  # on this thread, one runner at a time (see TrtRunner.warm_up)
-            runners.append(runner)
-        return runners
+        runners: list[TrtRunner] = []
+        try:
+            for _ in range(self.num_streams):
+                runner = TrtRunner(
+                    trt, rt, engine, plan, device_id=self.device_id, use_cuda_graph=self.use_cuda_graph, kernels=kernels
+                )
+                runners.append(runner)
+                runner.keep = (runtime, trt_logger)  # the engine must not outlive its runtime and logger
+                runner.warm_up()  # on this thread, one runner at a time (see TrtRunner.warm_up)
+        except BaseException:
+            for built in runners:  # their memory now, not whenever the garbage collector runs
+                with contextlib.suppress(Exception):
+                    built.close()
+            raise
+        return list(runners)
 
     def kernel_cache(self, engine: Path) -> trt_cache.KernelCache | None:
         """Where JIT-compiled kernels persist between processes (TensorRT-RTX only)."""
@@ -404,8 +410,22 @@ def weak_typing(trt: Any, network: Any, config: Any, compute: str, keep: set[str
 
 
 # --- build steps ------------------------------------------------------------------------------
-def make_logger(trt: Any) -> Any:
-    """A trt.ILogger forwarding to Python logging."""
+_loggers: dict[str, Any] = {}
+
+
+def shared_logger(trt: Any) -> Any:
+    """The process's one trt.ILogger per TensorRT module, forwarding to Python logging.
+
+    TensorRT keeps a single logger: a Builder or Runtime made with another one than the first
+    makes it warn ("The logger passed into createInferBuilder differs from one already provided").
+    Kept for the life of the process, so it outlives every object that logs through it.
+    """
+    if trt.__name__ not in _loggers:
+        _loggers[trt.__name__] = _make_logger(trt)
+    return _loggers[trt.__name__]
+
+
+def _make_logger(trt: Any) -> Any:
     levels = {
         trt.ILogger.Severity.INTERNAL_ERROR: logging.CRITICAL,
         trt.ILogger.Severity.ERROR: logging.ERROR,
@@ -544,9 +564,9 @@ def _save_timing_cache(config: Any, cache: Any, path: Path) -> None:
 
 def build_engine_bytes(trt: Any, settings: _TensorRT, plan: BuildPlan, device: cuda.DeviceInfo | None, folder: Path) -> bytes:
     """The whole build: parse, configure, profile, timing cache, serialize."""
-    # the logger and the progress monitor are Python objects TensorRT calls back during the build:
-    # held here until it ends rather than trusting the bindings to keep them alive
-    trt_logger = make_logger(trt)
+    # the progress monitor is a Python object TensorRT calls back during the build: held here
+    # until it ends rather than trusting the bindings to keep it alive (the logger lives forever)
+    trt_logger = shared_logger(trt)
     monitor = progress_monitor(trt) if hasattr(trt, "IProgressMonitor") else None  # TensorRT >= 10
     register_plugins(trt)
     builder = trt.Builder(trt_logger)
@@ -619,7 +639,7 @@ def ensure_engine(settings: _TensorRT, network: Network, profile: ShapeProfile) 
     spec = engine_spec(settings, trt, plan, device)
     if device is not None:
         register_plugins(trt)  # an engine with plugin layers deserializes only with them registered
-        runtime = trt.Runtime(make_logger(trt))
+        runtime = trt.Runtime(shared_logger(trt))
 
         def check(data: bytes) -> bool:
             if runtime.deserialize_cuda_engine(data) is None:

@@ -114,7 +114,7 @@ class TrtRunner:
         self.device_id = device_id
         self.inputs, self.outputs = plan.inputs, plan.outputs
         self.dynamic = not plan.profile.is_static
-        self.stream = cuda.Stream(rt)
+        self.stream = cuda.Stream(rt, device_id)
         self.context, self.use_cuda_graph, runtime_config = context_from_engine(
             trt, engine, dynamic=self.dynamic, use_cuda_graph=use_cuda_graph, kernels=kernels
         )
@@ -127,7 +127,8 @@ class TrtRunner:
         self.host: dict[str, cuda.PinnedBuffer] = {}
         self.device: dict[str, cuda.DeviceBuffer] = {}
         self._output_shapes: dict[ShapeKey, dict[str, tuple[int, ...]]] = {}
-        self._graphs: dict[ShapeKey, cuda.CudaGraph] = {}
+        self._graph: cuda.CudaGraph | None = None
+        """The CUDA graph of the current shapes (full TensorRT with use_cuda_graph)."""
         self._shape_key: ShapeKey | None = None
         self._enqueued_since_shapes_set = False
         self._uncapturable: set[ShapeKey] = set()
@@ -142,8 +143,8 @@ class TrtRunner:
         sizes = {**largest, **{spec.name: tuple(self.context.get_tensor_shape(spec.name)) for spec in self.outputs}}
         for spec in (*self.inputs, *self.outputs):
             shape = tuple(int(d) for d in sizes[spec.name])
-            self.host[spec.name] = cuda.PinnedBuffer(rt, shape, spec.dtype)
-            self.device[spec.name] = cuda.DeviceBuffer(rt, self.host[spec.name].nbytes)
+            self.host[spec.name] = cuda.PinnedBuffer(rt, shape, spec.dtype, device_id)
+            self.device[spec.name] = cuda.DeviceBuffer(rt, self.host[spec.name].nbytes, device_id)
             self.context.set_tensor_address(spec.name, self.device[spec.name].ptr)
 
     def warm_up(self) -> None:
@@ -196,6 +197,7 @@ class TrtRunner:
             check_feeds(self.inputs, feeds)
             self._checked.add(key)
         if key != self._shape_key:  # a new tile size (or the first call): set shapes
+            self._drop_graph()
             out_shapes = self._set_shapes(key)
             self._shape_key = key
             self._enqueued_since_shapes_set = False
@@ -205,7 +207,7 @@ class TrtRunner:
             np.copyto(self.host[spec.name].view(feeds[spec.name].shape), feeds[spec.name], casting="no")
         in_bytes = [feeds[s.name].nbytes for s in self.inputs]
         out_bytes = [int(np.prod(out_shapes[s.name])) * s.dtype.itemsize for s in self.outputs]
-        graph = self._graphs.get(key)
+        graph = self._graph
         if graph is None and self.use_cuda_graph and self._enqueued_since_shapes_set and key not in self._uncapturable:
             # TensorRT updates its state on the first enqueue after a shape or profile change and
             # that enqueue cannot be captured: capture only once one has run since the shapes were set
@@ -219,26 +221,32 @@ class TrtRunner:
         return {spec.name: self.host[spec.name].view(out_shapes[spec.name]) for spec in self.outputs}
 
     def _capture(self, key: ShapeKey, in_bytes: list[int], out_bytes: list[int]) -> cuda.CudaGraph | None:
-        """A graph of this call's copies and inference, kept for the shape; None if capture fails.
+        """A graph of this call's copies and inference, kept while the shapes stay; None if capture fails.
 
-        A graph replays with the shapes, buffers and scratch memory it was captured with, so one is
-        kept per input shape (the context's device memory is fixed at creation). A failed capture
-        (a TensorRT build whose enqueue is not capturable) is reported once and the shape runs
-        without a graph from then on.
+        A graph replays what TensorRT enqueued for the context's state at capture; after the shapes
+        change that state is another, so the graph is dropped and recaptured (one plain run later)
+        rather than replayed on a context it no longer matches. Tiles of one size, the usual case,
+        capture once. A failed capture (a TensorRT build whose enqueue is not capturable) is
+        reported once and that shape runs without a graph from then on.
         """
         try:
-            graph = cuda.CudaGraph(self.rt, self.stream, lambda: self._enqueue(in_bytes, out_bytes))
+            graph = cuda.CudaGraph(self.rt, self.stream, lambda: self._enqueue(in_bytes, out_bytes), self.device_id)
         except BackendError as err:
             self._uncapturable.add(key)
             logger.warning("CUDA graph capture failed for input shapes %s (%s): running them without a graph", key, err)
             return None
-        self._graphs[key] = graph
+        self._graph = graph
         return graph
 
+    def _drop_graph(self) -> None:
+        if self._graph is not None:
+            self._graph.close()
+            self._graph = None
+
     def close(self) -> None:
-        for graph in self._graphs.values():
-            graph.close()
-        self._graphs.clear()
+        """Free everything now (unclosed, the CUDA resources free themselves when collected)."""
+        cuda.call(self.rt, "cudaSetDevice", self.rt.cudaSetDevice(self.device_id))
+        self._drop_graph()
         self.context = None  # before the memory it was pointed at, and before the runtime cache
         if self.kernels is not None:
             self.kernels.release()

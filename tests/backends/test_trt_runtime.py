@@ -691,6 +691,21 @@ def test_the_gpu_tests_pass_on_the_fake_gpu(
         assert not gpu.memory
 
 
+def test_one_logger_serves_every_builder_and_runtime(
+    gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """TensorRT keeps one logger per process and warns when a Builder or Runtime brings another."""
+    from vssr.backends.trt import shared_logger
+
+    builders: list[Any] = []
+    real_builder = trt.Builder
+    monkeypatch.setattr(trt, "Builder", lambda logger: builders.append(logger) or real_builder(logger))
+    _, runtime = _load(gpu, monkeypatch, nets.conv3x3(), TRT_RTX(engine_folder=str(tmp_path)), ShapeProfile.static(16, 16))
+    runtime_class = trt.Runtime
+    loggers = [*builders, *(c.args[0] for c in runtime_class.call_args_list)]
+    assert len(builders) == 1 and len(loggers) == 2 and all(x is shared_logger(trt) for x in loggers)
+
+
 def test_wrong_feeds_are_named(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (runner,), _ = _load(gpu, monkeypatch, nets.conv3x3(), TRT_RTX(engine_folder=str(tmp_path)),
                          ShapeProfile.static(16, 16))

@@ -81,12 +81,17 @@ def file_lock(path: PathLike) -> Iterator[None]:
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     while True:
         f = open(lock_path, "a+b")  # noqa: SIM115 - closed below or after the yield
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
         try:
-            current = os.stat(lock_path).st_ino
-        except FileNotFoundError:
-            current = None
-        if current == os.fstat(f.fileno()).st_ino:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                current = os.stat(lock_path).st_ino
+            except FileNotFoundError:
+                current = None
+            locked_this_name = current == os.fstat(f.fileno()).st_ino
+        except BaseException:  # an interrupt while waiting: never leave a held lock behind
+            f.close()
+            raise
+        if locked_this_name:
             break
         f.close()  # we locked a deleted file
     try:

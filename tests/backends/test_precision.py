@@ -234,3 +234,76 @@ def test_float_types_in_attributes_follow_the_node() -> None:
     assert all(types[n] == TensorProto.FLOAT16 for n in ("half", "bias", "zeros", "eye", "nothing", "d"))
     x = np.random.default_rng(1).random((1, 3, 4, 4), dtype=np.float32)
     np.testing.assert_allclose(_run(low, {"x": x})[0], _run(model, {"x": x})[0], rtol=1e-2, atol=1e-2)
+
+
+def test_integers_from_data_are_not_sizes() -> None:
+    """Only values derived from shapes are size arithmetic: an 8-bit rounding of the image and a
+    mask made from it are data, and the convolutions after them stay fp16."""
+    from vssr.backends.precision import fp32_node_names
+
+    h = onnx.helper
+    rng = np.random.default_rng(0)
+    w = onnx.numpy_helper.from_array(rng.normal(0, 0.3, (3, 3, 3, 3)).astype(np.float32), "w")
+    k255 = onnx.numpy_helper.from_array(np.array(255.0, np.float32), "k255")
+    half = onnx.numpy_helper.from_array(np.array(0.5, np.float32), "half")
+    nodes = [
+        h.make_node("Mul", ["x", "k255"], ["x255"], name="x255"),
+        h.make_node("Cast", ["x255"], ["q"], name="q", to=TensorProto.UINT8),
+        h.make_node("Cast", ["q"], ["qf"], name="qf", to=TensorProto.FLOAT),
+        h.make_node("Div", ["qf", "k255"], ["deq"], name="deq"),
+        h.make_node("Conv", ["deq", "w"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        h.make_node("Greater", ["x", "half"], ["gt"], name="gt"),
+        h.make_node("Cast", ["gt"], ["mask"], name="mask", to=TensorProto.FLOAT),
+        h.make_node("Mul", ["c1", "mask"], ["y"], name="y"),
+    ]
+    graph = h.make_graph(nodes, "data_ints", [h.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                         [h.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])], [w, k255, half])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 19)], ir_version=9)
+    assert fp32_node_names(model) == set()
+    types = _types(lower_precision(model))
+    assert types["c1"] == types["deq"] == types["mask"] == TensorProto.FLOAT16
+
+
+def test_constants_shaped_like_the_input_are_size_arithmetic_too() -> None:
+    """ConstantOfShape(shape) * float(W): both factors come from shapes; in fp16 2049 would be 2048."""
+    from onnx.reference import ReferenceEvaluator
+
+    h = onnx.helper
+    one = onnx.numpy_helper.from_array(np.ones(1, np.float32))
+    nodes = [
+        h.make_node("Shape", ["x"], ["shape"], name="shape"),
+        h.make_node("Constant", [], ["i3"], name="i3", value=onnx.numpy_helper.from_array(np.array([3], np.int64))),
+        h.make_node("Gather", ["shape", "i3"], ["w"], name="w", axis=0),
+        h.make_node("ConstantOfShape", ["i3"], ["ones"], name="ones", value=one),  # shape [3]: three ones
+        h.make_node("Cast", ["w"], ["wf"], name="wf", to=TensorProto.FLOAT),
+        h.make_node("Mul", ["ones", "wf"], ["widths"], name="widths"),
+        h.make_node("ReduceMax", ["widths"], ["wmax"], name="wmax", keepdims=1),
+        h.make_node("Cast", ["wmax"], ["y"], name="y", to=TensorProto.INT64),
+    ]
+    graph = h.make_graph(nodes, "cos", [h.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 1, "W"])],
+                         [h.make_tensor_value_info("y", TensorProto.INT64, [1])])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 19)], ir_version=9)
+    low = lower_precision(model)
+    (y,) = ReferenceEvaluator(low).run(None, {"x": np.zeros((1, 1, 1, 2049), np.float32)})
+    assert y.tolist() == [2049]
+
+
+def test_unnamed_nodes_are_named_and_kept_apart() -> None:
+    """Precision is decided per node name: one unnamed fragile node must not keep every other
+    unnamed node (an image Conv) in fp32. They are named as TensorRT's parser would name them."""
+    model = nets.conv3x3(layers=2)
+    for node in model.graph.node:
+        node.name = ""
+    mean = onnx.helper.make_node("ReduceMean", [model.graph.output[0].name], ["m"], keepdims=1)  # fragile, unnamed
+    model.graph.node.append(mean)
+    model.graph.output.append(onnx.helper.make_tensor_value_info("m", TensorProto.FLOAT, None))
+    low = lower_precision(model)
+    assert all(n.name for n in low.graph.node) and len({n.name for n in low.graph.node}) == len(low.graph.node)
+    assert "node_of_m" in {n.name for n in low.graph.node}
+    inits = {i.name: i.data_type for i in low.graph.initializer}
+    convs = [n for n in low.graph.node if n.op_type == "Conv"]
+    assert convs and all(inits[n.input[1]] == TensorProto.FLOAT16 for n in convs)
+    with pytest.raises(ModelError, match="name every node"):
+        from vssr.backends.precision import fp32_node_names
+
+        fp32_node_names(model)

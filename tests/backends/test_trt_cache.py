@@ -266,39 +266,83 @@ def test_list_and_prune(tmp_path: Path) -> None:
     assert b in removed and not list(tmp_path.glob("*.engine*"))
 
 
-def test_a_lock_its_holder_deletes_still_excludes(tmp_path: Path) -> None:
+def test_a_lock_its_holder_deletes_still_excludes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """prune_engines deletes an engine's lock file as its last act while holding it. A process already
     waiting on that file and one arriving afterwards (which creates a new file) must not both get in."""
     path = tmp_path / "x.engine"
     inside: list[str] = []
+    entered: list[str] = []
     overlaps: list[tuple[str, ...]] = []
-    held = threading.Event()
+    held, waiting = threading.Event(), threading.Event()
+    real_flock = files.fcntl.flock
 
-    def critical(tag: str) -> None:
+    def flock(fd: int, operation: int) -> None:
+        if threading.current_thread().name == "waiter" and operation == files.fcntl.LOCK_EX:
+            waiting.set()  # about to block on the pruner's file
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(files.fcntl, "flock", flock)
+
+    def critical() -> None:
         with files.file_lock(path):
+            tag = threading.current_thread().name
+            entered.append(tag)
             inside.append(tag)
             if len(inside) > 1:
                 overlaps.append(tuple(inside))
-            time.sleep(0.3)
+            time.sleep(1.0)  # long enough for the other to arrive even on a loaded machine
             inside.remove(tag)
 
     def pruner() -> None:
         with files.file_lock(path):
             held.set()
-            time.sleep(0.3)  # the waiter queues on this file meanwhile
+            assert waiting.wait(10)
+            time.sleep(0.2)  # let the waiter's flock block
             Path(f"{path}.lock").unlink()
 
-    first = threading.Thread(target=pruner)
+    first = threading.Thread(target=pruner, name="pruner")
     first.start()
-    held.wait(10)
-    waiter = threading.Thread(target=critical, args=("waiter",))
+    assert held.wait(10)
+    waiter = threading.Thread(target=critical, name="waiter")
     waiter.start()
-    first.join(10)
-    newcomer = threading.Thread(target=critical, args=("newcomer",))
+    first.join(20)
+    newcomer = threading.Thread(target=critical, name="newcomer")
     newcomer.start()
-    waiter.join(10)
-    newcomer.join(10)
-    assert not overlaps
+    for thread in (waiter, newcomer):
+        thread.join(20)
+    assert not first.is_alive() and not waiter.is_alive() and not newcomer.is_alive()
+    assert sorted(entered) == ["newcomer", "waiter"] and not overlaps
+
+
+def test_an_interrupt_while_locking_leaves_no_lock_held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C (or any error) right after flock returns: the descriptor is closed, the lock released,
+    whatever keeps the traceback alive (an editor keeps sys.last_traceback)."""
+    path = tmp_path / "x.engine"
+    real_fstat = files.os.fstat
+    calls = {"n": 0}
+
+    def fstat(fd: int) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+        return real_fstat(fd)
+
+    monkeypatch.setattr(files.os, "fstat", fstat)
+    try:
+        with files.file_lock(path):
+            pytest.fail("the interrupted lock was entered")
+    except KeyboardInterrupt as interrupt:
+        kept = interrupt  # the traceback, and its frames, stay alive
+    got: list[bool] = []
+
+    def lock_again() -> None:
+        with files.file_lock(path):
+            got.append(True)
+
+    thread = threading.Thread(target=lock_again)
+    thread.start()
+    thread.join(5)
+    assert got == [True] and kept is not None  # not blocked by a descriptor the traceback kept
 
 
 def test_engine_loads_where_its_use_cannot_be_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -108,7 +108,7 @@ def test_rife_fp16_keeps_its_warp_accurate(flavour: type, tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
-def test_unclosed_runners_give_their_gpu_memory_back(flavour: type, tmp_path: Path, side: int = 1024) -> None:
+def test_unclosed_runners_give_their_gpu_memory_back(flavour: type, tmp_path: Path, side: int = 2048) -> None:
     """VapourSynth drops a script's filters without closing them (an editor's reload): collected
     runners must return their device memory (the engine's own included)."""
     from vssr.backends import cuda
@@ -126,5 +126,6 @@ def test_unclosed_runners_give_their_gpu_memory_back(flavour: type, tmp_path: Pa
         del runners, runner
         gc.collect()
     free_after, _ = cuda.call(rt, "cudaMemGetInfo", rt.cudaMemGetInfo())
-    # 3 loads x 2 streams x 24 MiB of buffers alone would be 144 MiB; allow the allocator 32 MiB of slack
-    assert free_before - free_after < 32 << 20
+    # a leak would be 3 loads x 2 streams x 96 MiB of buffers = 576 MiB; 64 MiB of slack for the
+    # allocator and for other processes on a desktop GPU
+    assert free_before - free_after < 64 << 20

@@ -47,7 +47,7 @@ class FakeGpu:
         "cudaStreamCreateWithFlags", "cudaStreamSynchronize", "cudaStreamDestroy",
         "cudaHostAlloc", "cudaFreeHost", "cudaMalloc", "cudaFree", "cudaMemcpyAsync",
         "cudaStreamBeginCapture", "cudaStreamEndCapture", "cudaGraphInstantiate", "cudaGraphLaunch",
-        "cudaGraphExecDestroy", "cudaGraphDestroy", "cudaMemGetInfo",
+        "cudaGraphExecDestroy", "cudaGraphDestroy", "cudaMemGetInfo", "cudaGetDevice",
     )
     TOTAL = 24 << 30
 
@@ -60,6 +60,7 @@ class FakeGpu:
         self.capturable = True
         """False: TensorRT's enqueue is never capturable (as if it allocated inside the capture)."""
         self.capture_invalidated = False
+        self.current_device = 0
         """Whether runtime caches deserialize (TensorRT-RTX validates a blob against GPU/driver/version)."""
         self.kernel_caches: list[Any] = []
         self.trt_mocks: list[tuple[Any, type, bool]] = []
@@ -92,7 +93,11 @@ class FakeGpu:
         return OK, 1
 
     def cudaSetDevice(self, device: int) -> Any:
+        self.current_device = device
         return (OK,)
+
+    def cudaGetDevice(self) -> Any:
+        return OK, self.current_device
 
     def cudaGetDeviceProperties(self, device: int) -> Any:
         return OK, SimpleNamespace(name=b"Fake RTX 4090\0\0", major=8, minor=9)
@@ -116,6 +121,9 @@ class FakeGpu:
         return OK, self._alloc(size)
 
     def cudaFreeHost(self, ptr: int) -> Any:
+        if self.capturing is not None:  # a capture-unsafe call on a capturing thread
+            self.capture_invalidated = True
+            return (rt.cudaError_t.cudaErrorStreamCaptureUnsupported,)
         del self.memory[ptr]
         return (OK,)
 
@@ -700,10 +708,39 @@ def test_one_logger_serves_every_builder_and_runtime(
     builders: list[Any] = []
     real_builder = trt.Builder
     monkeypatch.setattr(trt, "Builder", lambda logger: builders.append(logger) or real_builder(logger))
-    _, runtime = _load(gpu, monkeypatch, nets.conv3x3(), TRT_RTX(engine_folder=str(tmp_path)), ShapeProfile.static(16, 16))
+    _load(gpu, monkeypatch, nets.conv3x3(), TRT_RTX(engine_folder=str(tmp_path)), ShapeProfile.static(16, 16))
     runtime_class = trt.Runtime
     loggers = [*builders, *(c.args[0] for c in runtime_class.call_args_list)]
     assert len(builders) == 1 and len(loggers) == 2 and all(x is shared_logger(trt) for x in loggers)
+
+
+def test_collections_during_a_capture_free_after_it(gpu: FakeGpu) -> None:
+    """A garbage collection can run a finalizer inside a CUDA-graph capture, on the capturing
+    thread: its cudaFree would invalidate the capture (the fake does so). Frees wait for the end."""
+    stream = cuda.Stream(gpu.module, 0)
+    doomed = [cuda.DeviceBuffer(gpu.module, 64, 0)]
+    address = doomed[0].ptr
+
+    def enqueue() -> None:
+        doomed.clear()
+        gc.collect()
+        assert address in gpu.memory  # deferred, not freed inside the capture
+
+    graph = cuda.CudaGraph(gpu.module, stream, enqueue, 0)
+    assert not gpu.capture_invalidated and address not in gpu.memory  # freed when the capture ended
+    graph.close()
+    stream.close()
+
+
+def test_a_finalizer_leaves_the_threads_device_alone(gpu: FakeGpu) -> None:
+    """A collection on a thread working on GPU 0 frees GPU 1's buffer on GPU 1, then puts 0 back."""
+    buffer = cuda.DeviceBuffer(gpu.module, 64, 1)
+    address = buffer.ptr
+    gpu.module.cudaSetDevice(0)
+    del buffer
+    gc.collect()
+    assert address not in gpu.memory and gpu.current_device == 0
+    assert [c.args for c in gpu.module.cudaSetDevice.call_args_list[-2:]] == [(1,), (0,)]
 
 
 def test_wrong_feeds_are_named(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

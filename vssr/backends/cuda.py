@@ -11,9 +11,12 @@ VapourSynth threads run Python and enqueue their own streams: no thread of our o
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
+import threading
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,23 +127,61 @@ def device_info(rt: Any, device_id: int) -> DeviceInfo:
     return DeviceInfo(name, (int(props.major), int(props.minor)))
 
 
+_capture_lock = threading.RLock()  # re-entrant: a collection may run a finalizer while it is held
+_captures_running = 0
+_deferred: list[tuple[Any, int | None, tuple[tuple[str, Any], ...]]] = []
+
+
 def _release(rt: Any, device_id: int | None, calls: tuple[tuple[str, Any], ...]) -> list[tuple[str, Any]]:
     """Free CUDA resources: `(function name, handle)` calls on the owner's device.
 
     Run by `close()` (which checks the results) or, for a resource nobody closed, by its
     `weakref.finalize` when it is garbage-collected: VapourSynth never closes filters, it drops a
     script's nodes (an editor's reload), and without this their device and pinned memory would
-    stay allocated until the process ends. Never raises: a finalizer must not.
+    stay allocated until the process ends. A collection can run it on any thread at any moment,
+    including inside a CUDA-graph capture, where a free would invalidate the capture: frees are
+    then deferred until no capture is running. Never raises: a finalizer must not.
     """
+    with _capture_lock:
+        if _captures_running:
+            _deferred.append((rt, device_id, calls))
+            return []
+    return _free_now(rt, device_id, calls)
+
+
+def _free_now(rt: Any, device_id: int | None, calls: tuple[tuple[str, Any], ...]) -> list[tuple[str, Any]]:
     results = []
     try:
+        previous = None
         if device_id is not None:
+            err, current = rt.cudaGetDevice()
+            previous = current if err == rt.cudaError_t.cudaSuccess and current != device_id else None
             rt.cudaSetDevice(device_id)
         for name, handle in calls:
             results.append((name, getattr(rt, name)(handle)))
+        if previous is not None:  # this thread may be in the middle of work on its own device
+            rt.cudaSetDevice(previous)
     except Exception as err:  # noqa: BLE001 - from a finalizer, nothing can be done with it
         logger.debug("freeing CUDA resources failed: %s", err)
     return results
+
+
+@contextlib.contextmanager
+def _no_frees_while_capturing() -> Iterator[None]:
+    """Hold back finalizers' frees during a capture; free what they deferred when the last ends."""
+    global _captures_running
+    with _capture_lock:
+        _captures_running += 1
+    try:
+        yield
+    finally:
+        with _capture_lock:
+            _captures_running -= 1
+            ready = list(_deferred) if not _captures_running else []
+            if ready:
+                _deferred.clear()
+        for item in ready:
+            _free_now(*item)
 
 
 class _Owned:
@@ -245,16 +286,17 @@ class CudaGraph(_Owned):
         self.stream = stream
         self.exec = None
         mode = rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
-        call(rt, "cudaStreamBeginCapture", rt.cudaStreamBeginCapture(stream.handle, mode))
-        try:
-            enqueue()
-        except BaseException:
-            # end the capture so the stream is usable again; the enqueue's error is the one to report
-            err, *graph = rt.cudaStreamEndCapture(stream.handle)
-            if err == rt.cudaError_t.cudaSuccess and graph and graph[0] is not None:
-                rt.cudaGraphDestroy(graph[0])
-            raise
-        self.graph = call(rt, "cudaStreamEndCapture", rt.cudaStreamEndCapture(stream.handle))
+        with _no_frees_while_capturing():
+            call(rt, "cudaStreamBeginCapture", rt.cudaStreamBeginCapture(stream.handle, mode))
+            try:
+                enqueue()
+            except BaseException:
+                # end the capture so the stream is usable again; the enqueue's error is the one to report
+                err, *graph = rt.cudaStreamEndCapture(stream.handle)
+                if err == rt.cudaError_t.cudaSuccess and graph and graph[0] is not None:
+                    rt.cudaGraphDestroy(graph[0])
+                raise
+            self.graph = call(rt, "cudaStreamEndCapture", rt.cudaStreamEndCapture(stream.handle))
         try:
             self.exec = call(rt, "cudaGraphInstantiate", rt.cudaGraphInstantiate(self.graph, 0))
         except BackendError:

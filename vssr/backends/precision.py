@@ -33,7 +33,7 @@ from onnx import TensorProto, helper, numpy_helper, shape_inference
 
 from ..errors import ModelError
 
-__all__ = ["FRAGILE_OPS", "fp32_io", "fp32_node_names", "lower_precision", "size_arithmetic_nodes"]
+__all__ = ["FRAGILE_OPS", "fp32_io", "fp32_node_names", "lower_precision", "name_nodes", "size_arithmetic_nodes"]
 
 FRAGILE_OPS = frozenset(
     {
@@ -68,6 +68,23 @@ _LOW = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "bfloat16"
 _SUBGRAPH_ATTRS = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
 
 
+def name_nodes(graph: onnx.GraphProto) -> None:
+    """Give unnamed nodes unique names, in place: precision decisions are keyed by node name (and
+    TensorRT's pins by the parser's `[ONNX Layer: <name>]`), so "" would merge every unnamed node.
+    `node_of_<first output>` is what TensorRT's ONNX parser calls an unnamed node itself."""
+    taken = {n.name for n in graph.node if n.name}
+    for node in graph.node:
+        if node.name:
+            continue
+        base = f"node_of_{node.output[0]}" if node.output else "node"
+        name, k = base, 0
+        while name in taken:
+            k += 1
+            name = f"{base}_{k}"
+        node.name = name
+        taken.add(name)
+
+
 def fp32_node_names(model: onnx.ModelProto, declared: Iterable[str] = ()) -> set[str]:
     """Names of the nodes kept in fp32: declared ones, fragile op types, nodes with subgraphs and
     size arithmetic (`size_arithmetic_nodes`)."""
@@ -76,6 +93,8 @@ def fp32_node_names(model: onnx.ModelProto, declared: Iterable[str] = ()) -> set
     missing = sorted(declared - names)
     if missing:
         raise ModelError(f"fp32 nodes {missing} are not in the graph (node names must be unique and set)")
+    if any(not n.name for n in model.graph.node):
+        raise ModelError("fp32 islands are found by node name: name every node first (name_nodes)")
     keep = set(declared)
     for node in model.graph.node:
         if node.op_type in FRAGILE_OPS or any(a.type in _SUBGRAPH_ATTRS for a in node.attribute):
@@ -84,34 +103,34 @@ def fp32_node_names(model: onnx.ModelProto, declared: Iterable[str] = ()) -> set
 
 
 def size_arithmetic_nodes(model: onnx.ModelProto, types: dict[str, int]) -> set[str]:
-    """Nodes doing float arithmetic on sizes: Casts of integers to float, then every node whose
-    float inputs are such results or constants (at least one a result).
+    """Nodes computing in float on values derived from tensor *shapes*, never from their data.
 
-    Their values are pixel counts and coordinates that fp16 would round (2049 -> 2048); image data
-    never enters them, so keeping them fp32 costs nothing.
+    Each tensor is classed by where its values come from: `const` (initializers, Constants),
+    `shape` (Shape/Size outputs, and whatever computes on them and constants: Gather, Cast to
+    float, Mul, Floor, ConstantOfShape, Range, ...) or `data` (anything a graph input's values
+    reach). The nodes with a `shape` result and a float input or output are size arithmetic: pixel
+    counts and coordinates that fp16 would round (2049 -> 2048). Image data never enters them, so
+    keeping them fp32 costs nothing; integers computed from data (an 8-bit rounding, a mask) are
+    not sizes and stay in the low precision.
     """
     graph = model.graph
-    constants = {i.name for i in graph.initializer}
-    constants |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
-    derived: set[str] = set()
+    origin = {i.name: "const" for i in graph.initializer}
+    for value in graph.input:
+        origin.setdefault(value.name, "data")
     names: set[str] = set()
     for node in graph.node:  # topological order, as ONNX requires
-        float_inputs = [i for i in node.input if i and types.get(i) == TensorProto.FLOAT]
-        float_outputs = [o for o in node.output if types.get(o) == TensorProto.FLOAT]
-        source = types.get(node.input[0]) if node.input else None
-        if node.op_type == "Cast" and source is not None and source not in _FLOAT_TYPES:
-            is_size = bool(float_outputs)  # integers (sizes, indices) made float
-        else:  # including the Cast back to integers, which must read the fp32 value
-            is_size = any(i in derived for i in float_inputs) and all(
-                i in derived or i in constants for i in float_inputs
-            )
-        if is_size:
+        if node.op_type in ("Shape", "Size"):
+            result = "shape"
+        else:
+            # names from an enclosing graph (subgraphs) are unknown here: counted as data
+            kinds = {origin.get(i, "data") for i in node.input if i}
+            result = "data" if "data" in kinds else "shape" if "shape" in kinds else "const"
+        for name in node.output:
+            origin[name] = result
+        touches_float = any(types.get(t) == TensorProto.FLOAT for t in (*node.input, *node.output) if t)
+        if result == "shape" and node.op_type not in ("Shape", "Size") and touches_float:
             names.add(node.name)
-            derived.update(float_outputs)
     return names
-
-
-_FLOAT_TYPES = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE})
 
 
 def _tensor_types(model: onnx.ModelProto) -> dict[str, int]:
@@ -201,6 +220,7 @@ def lower_precision(
     out = onnx.ModelProto()
     out.CopyFrom(model)
     graph = out.graph
+    name_nodes(graph)
     floats = {name for name, t in _tensor_types(out).items() if t == TensorProto.FLOAT}
     keep = fp32_node_names(out, fp32_nodes)
 

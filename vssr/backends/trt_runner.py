@@ -198,6 +198,7 @@ class TrtRunner:
             self._checked.add(key)
         if key != self._shape_key:  # a new tile size (or the first call): set shapes
             self._drop_graph()
+            self._shape_key = None  # until every input's shape is accepted
             out_shapes = self._set_shapes(key)
             self._shape_key = key
             self._enqueued_since_shapes_set = False

@@ -17,6 +17,9 @@ the graph says. So vssr rewrites the graph itself, in pure onnx (no runtime impo
 - the graph inputs and outputs get the I/O types asked for (fp16 in, fp32 out is fine): the casts
   sit at the graph edge.
 
+Not handled: a subgraph (If/Loop body) reading a float tensor of the enclosing graph that was
+lowered gets no Cast inside (such nodes themselves stay fp32); vssr's models have no subgraphs.
+
 Decisions on fragile ops: Range (pixel coordinates; TensorRT's Range takes no fp16 either), GridSample (the grid is a coordinate in pixels or [-1, 1]; fp16 has
 ~11 bits of mantissa, so at 1080p a normalised grid is off by up to half a pixel), reductions,
 Softmax, Exp/Log/Pow (range) and normalisations stay fp32. Sigmoid does *not*: its output is

@@ -1,16 +1,10 @@
-"""The TensorRT runtime path without a GPU: real engine builds, mocked runtime and CUDA.
-
-Every CUDA function is `create_autospec` of the real `cuda.bindings.runtime` function (a call with
-the wrong arguments, or to a function the installed version lacks, fails), and the TensorRT
-runtime objects are autospecs of the real `tensorrt_rtx` classes (a method they lack fails). The
-fake "GPU" is host memory: cudaMalloc hands out real buffers, cudaMemcpyAsync really copies, and
-execute_async_v3 runs the engine's ONNX with onnx.reference, so the data path is checked end to
-end, including CUDA-graph capture and replay.
+"""The TensorRT runtime path without a GPU, on the fake GPU of tests/backends/fake_gpu.py: real
+engine builds; autospecs of the real tensorrt_rtx classes and cuda.bindings.runtime functions;
+device memory in host memory; engines executed by onnx.reference.
 """
 
 from __future__ import annotations
 
-import ctypes
 import gc
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +18,15 @@ import pytest
 from onnx.reference import ReferenceEvaluator
 
 from tests import nets
+from tests.backends.fake_gpu import (
+    OK,
+    FakeGpu,
+    fake_engine,
+    fake_runtime,
+    rt,
+    run_built_graphs,
+    trt,
+)
 from tests.backends.pybind_signatures import check_calls, signatures
 from vssr.backends import cuda
 from vssr.backends.trt import TRT_RTX
@@ -31,255 +34,7 @@ from vssr.errors import BackendError
 from vssr.network import Network
 from vssr.types import ShapeProfile
 
-trt = pytest.importorskip("tensorrt_rtx")
-rt = pytest.importorskip("cuda.bindings.runtime")
-
-OK = rt.cudaError_t.cudaSuccess
-RUNTIME_CONFIG = trt.IRuntimeConfig  # kept: one test hides it to play full TensorRT
-RUNTIME = trt.Runtime  # kept: _load replaces it, maybe twice in a test
-
-
-class FakeGpu:
-    """cuda.bindings.runtime stand-in: autospecced functions over host memory."""
-
-    USED = (
-        "cudaGetDeviceCount", "cudaSetDevice", "cudaGetDeviceProperties", "cudaGetErrorName",
-        "cudaStreamCreateWithFlags", "cudaStreamSynchronize", "cudaStreamDestroy",
-        "cudaHostAlloc", "cudaFreeHost", "cudaMalloc", "cudaFree", "cudaMemcpyAsync",
-        "cudaStreamBeginCapture", "cudaStreamEndCapture", "cudaGraphInstantiate", "cudaGraphLaunch",
-        "cudaGraphExecDestroy", "cudaGraphDestroy", "cudaMemGetInfo", "cudaGetDevice",
-    )
-    TOTAL = 24 << 30
-
-    def __init__(self) -> None:
-        self.memory: dict[int, ctypes.Array[ctypes.c_byte]] = {}
-        self.capturing: list[Any] | None = None
-        self.graphs: dict[int, list[Any]] = {}
-        self.fail: dict[str, Any] = {}
-        self.accept_kernel_cache = True
-        self.capturable = True
-        """False: TensorRT's enqueue is never capturable (as if it allocated inside the capture)."""
-        self.capture_invalidated = False
-        self.current_device = 0
-        """Whether runtime caches deserialize (TensorRT-RTX validates a blob against GPU/driver/version)."""
-        self.kernel_caches: list[Any] = []
-        self.trt_mocks: list[tuple[Any, type, bool]] = []
-        """(autospec, real tensorrt_rtx class, is the class itself): calls checked after each test."""
-        self.module = SimpleNamespace(
-            cudaError_t=rt.cudaError_t,
-            cudaStreamNonBlocking=rt.cudaStreamNonBlocking,
-            cudaHostAllocDefault=rt.cudaHostAllocDefault,
-            cudaMemcpyKind=rt.cudaMemcpyKind,
-            cudaStreamCaptureMode=rt.cudaStreamCaptureMode,
-        )
-        for name in self.USED:
-            impl = getattr(self, name)
-
-            def guarded(*args: Any, _name: str = name, _impl: Any = impl) -> Any:
-                if _name in self.fail:
-                    return (self.fail[_name],)
-                return _impl(*args)
-
-            setattr(self.module, name, mock.create_autospec(getattr(rt, name), side_effect=guarded))
-
-    def _alloc(self, size: int) -> int:
-        buffer = (ctypes.c_byte * size)()
-        address = ctypes.addressof(buffer)
-        self.memory[address] = buffer
-        return address
-
-    # --- the functions, with the real ones' return conventions ---------------------------------
-    def cudaGetDeviceCount(self) -> Any:
-        return OK, 1
-
-    def cudaSetDevice(self, device: int) -> Any:
-        self.current_device = device
-        return (OK,)
-
-    def cudaGetDevice(self) -> Any:
-        return OK, self.current_device
-
-    def cudaGetDeviceProperties(self, device: int) -> Any:
-        return OK, SimpleNamespace(name=b"Fake RTX 4090\0\0", major=8, minor=9)
-
-    def cudaGetErrorName(self, err: Any) -> Any:
-        return OK, err.name.encode()
-
-    def cudaStreamCreateWithFlags(self, flags: int) -> Any:
-        return OK, 4000 + len(self.memory)
-
-    def cudaStreamSynchronize(self, stream: Any) -> Any:
-        return (OK,)
-
-    def cudaStreamDestroy(self, stream: Any) -> Any:
-        return (OK,)
-
-    def cudaHostAlloc(self, size: int, flags: int) -> Any:
-        return OK, self._alloc(size)
-
-    def cudaMalloc(self, size: int) -> Any:
-        return OK, self._alloc(size)
-
-    def cudaFreeHost(self, ptr: int) -> Any:
-        if self.capturing is not None:  # a capture-unsafe call on a capturing thread
-            self.capture_invalidated = True
-            return (rt.cudaError_t.cudaErrorStreamCaptureUnsupported,)
-        del self.memory[ptr]
-        return (OK,)
-
-    cudaFree = cudaFreeHost
-
-    def cudaMemcpyAsync(self, dst: int, src: int, count: int, kind: Any, stream: Any) -> Any:
-        op = lambda: ctypes.memmove(dst, src, count)
-        self.capturing.append(op) if self.capturing is not None else op()
-        return (OK,)
-
-    def cudaStreamBeginCapture(self, stream: Any, mode: Any) -> Any:
-        self.capturing, self.capture_invalidated = [], False
-        return (OK,)
-
-    def cudaStreamEndCapture(self, stream: Any) -> Any:
-        ops, self.capturing = self.capturing, None
-        if self.capture_invalidated:
-            return rt.cudaError_t.cudaErrorStreamCaptureInvalidated, None
-        self.graphs[id(ops)] = ops  # type: ignore[arg-type]
-        return OK, id(ops)
-
-    def cudaGraphInstantiate(self, graph: Any, flags: int) -> Any:
-        return OK, graph
-
-    def cudaGraphLaunch(self, graph_exec: Any, stream: Any) -> Any:
-        for op in self.graphs[graph_exec]:
-            op()
-        return (OK,)
-
-    def cudaGraphExecDestroy(self, graph_exec: Any) -> Any:
-        return (OK,)
-
-    def cudaGraphDestroy(self, graph: Any) -> Any:
-        return (OK,)
-
-    def cudaMemGetInfo(self) -> Any:
-        used = sum(ctypes.sizeof(buffer) for buffer in self.memory.values())
-        return OK, self.TOTAL - used, self.TOTAL
-
-
-def fake_engine(gpu: FakeGpu, model: onnx.ModelProto, profile: ShapeProfile) -> Any:
-    """An autospec ICudaEngine whose contexts run `model` with onnx.reference on fake device memory."""
-    reference = ReferenceEvaluator(model)
-    inputs = [i for i in model.graph.input]
-    outputs = [o.name for o in model.graph.output]
-    dtypes = {v.name: onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type)
-              for v in [*model.graph.input, *model.graph.output]}
-    engine = mock.create_autospec(trt.ICudaEngine, instance=True)
-    gpu.trt_mocks.append((engine, trt.ICudaEngine, False))
-    engine.num_optimization_profiles = 1
-    modes = {**{i.name: trt.TensorIOMode.INPUT for i in inputs}, **{n: trt.TensorIOMode.OUTPUT for n in outputs}}
-    trt_types = {np.dtype(np.float32): trt.float32, np.dtype(np.float16): trt.float16}
-    engine.get_tensor_mode.side_effect = lambda name: modes.get(name, trt.TensorIOMode.NONE)
-    engine.get_tensor_dtype.side_effect = lambda name: trt_types[np.dtype(dtypes[name])]
-    c = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim][1]
-    engine.get_tensor_profile_shape.return_value = [(1, c, h, w) for w, h in (profile.min, profile.opt, profile.max)]
-
-    def make_context(*args: Any) -> Any:
-        context = mock.create_autospec(trt.IExecutionContext, instance=True)
-        gpu.trt_mocks.append((context, trt.IExecutionContext, False))
-        runtime_config = args[0] if args else None
-        kernels = (runtime_config.set_runtime_cache.call_args.args[0]
-                   if runtime_config is not None and runtime_config.set_runtime_cache.called else None)
-        shapes: dict[str, tuple[int, ...]] = {}
-        addresses: dict[str, int] = {}
-        state = {"updated": False}  # TensorRT's: the first enqueue after a shape change updates it
-
-        def set_input_shape(name: str, shape: Any) -> bool:
-            shapes[name] = tuple(shape)
-            state["updated"] = False
-            return True
-
-        def out_shapes() -> dict[str, tuple[int, ...]]:
-            """Output shapes by the graph's scale, read at 16x16 (cheap at any size) or, for graphs
-            that need larger inputs (RIFE's pyramid), at a 64x64 probe."""
-            image = next(i.name for i in inputs if len(shapes[i.name]) == 4 and shapes[i.name][2:] != (1, 1))
-            h, w = shapes[image][2:]
-            for side in (16, 64):
-                probe = {i.name: np.zeros((*shapes[i.name][:2], side, side) if len(shapes[i.name]) == 4
-                                          and shapes[i.name][2:] != (1, 1) else shapes[i.name], dtypes[i.name])
-                         for i in inputs}
-                try:
-                    results = reference.run(None, probe)
-                except (ValueError, TypeError):
-                    continue
-                return {n: (*r.shape[:2], r.shape[2] * h // side, r.shape[3] * w // side)
-                        for n, r in zip(outputs, results, strict=True)}
-            raise AssertionError("the fake engine cannot probe this graph's output shapes")
-
-        def get_tensor_shape(name: str) -> Any:
-            return shapes[name] if name in shapes else out_shapes()[name]
-
-        def set_tensor_address(name: str, ptr: int) -> bool:
-            addresses[name] = ptr
-            return True
-
-        def run() -> None:
-            feeds = {}
-            for i in inputs:
-                n = int(np.prod(shapes[i.name])) * np.dtype(dtypes[i.name]).itemsize
-                feeds[i.name] = np.frombuffer(ctypes.string_at(addresses[i.name], n), dtypes[i.name]).reshape(shapes[i.name])
-            for name, result in zip(outputs, reference.run(None, feeds), strict=True):
-                data = np.ascontiguousarray(result, dtypes[name]).tobytes()
-                ctypes.memmove(addresses[name], data, len(data))
-
-        def execute_async_v3(stream: int) -> bool:
-            if kernels is not None:  # the JIT: kernels for this shape, compiled once, kept in the cache
-                kernels.kernels.add("x".join(map(str, shapes[inputs[0].name])))
-            if gpu.capturing is not None and not (state["updated"] and gpu.capturable):
-                gpu.capture_invalidated = True  # TensorRT's state update cannot be captured
-                return False
-            state["updated"] = True
-            gpu.capturing.append(run) if gpu.capturing is not None else run()
-            return True
-
-        context.set_input_shape.side_effect = set_input_shape
-        context.get_tensor_shape.side_effect = get_tensor_shape
-        context.set_tensor_address.side_effect = set_tensor_address
-        context.execute_async_v3.side_effect = execute_async_v3
-        return context
-
-    engine.create_execution_context.side_effect = make_context
-    runtime_config = mock.create_autospec(RUNTIME_CONFIG, instance=True)
-    gpu.trt_mocks.append((runtime_config, RUNTIME_CONFIG, False))
-    runtime_config.create_runtime_cache.side_effect = lambda: fake_kernel_cache(gpu)
-    runtime_config.set_runtime_cache.return_value = True
-    engine.create_runtime_config.return_value = runtime_config
-    return engine
-
-
-def fake_kernel_cache(gpu: FakeGpu) -> Any:
-    """An autospec IRuntimeCache holding kernel names; (de)serializes them as text."""
-    cache = mock.create_autospec(trt.IRuntimeCache, instance=True)
-    gpu.trt_mocks.append((cache, trt.IRuntimeCache, False))
-    cache.kernels = set()
-
-    def deserialize(blob: Any) -> bool:
-        if not gpu.accept_kernel_cache:
-            return False
-        cache.kernels |= set(bytes(blob).decode().split())
-        return True
-
-    cache.deserialize.side_effect = deserialize
-    cache.serialize.side_effect = lambda: " ".join(sorted(cache.kernels)).encode()
-    gpu.kernel_caches.append(cache)
-    return cache
-
-
-def fake_runtime(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, deserialize: Any) -> Any:
-    """trt.Runtime replaced by an autospec whose instance deserializes with `deserialize(data)`."""
-    runtime = mock.create_autospec(RUNTIME, instance=True)
-    runtime.deserialize_cuda_engine.side_effect = deserialize
-    runtime_class = mock.create_autospec(RUNTIME, return_value=runtime)
-    monkeypatch.setattr(trt, "Runtime", runtime_class)
-    gpu.trt_mocks += [(runtime, RUNTIME, False), (runtime_class, RUNTIME, True)]
-    return runtime
+pytest.importorskip("tensorrt_rtx")
 
 
 @pytest.fixture
@@ -516,30 +271,12 @@ def test_rtx_runtime_cache_can_be_turned_off(gpu: FakeGpu, monkeypatch: pytest.M
     assert not gpu.kernel_caches and not list(tmp_path.glob("*.rtxcache"))
 
 
-def _run_built_graphs(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Make deserialized engines run the ONNX vssr built for them (recorded from BuildPlan.make)."""
-    from vssr.backends import trt as trt_backend
-
-    plans: list[Any] = []
-    make = trt_backend.BuildPlan.make.__func__  # type: ignore[attr-defined]
-
-    def recording_make(cls: Any, *args: Any, **kwargs: Any) -> Any:
-        plans.append(make(cls, *args, **kwargs))
-        return plans[-1]
-
-    monkeypatch.setattr(trt_backend.BuildPlan, "make", classmethod(recording_make))
-    fake_runtime(gpu, monkeypatch, lambda data: fake_engine(
-        gpu, onnx.load_model_from_string(plans[-1].model_bytes), plans[-1].profile
-    ))
-    return plans
-
-
 def test_session_rgbh_tiles_through_trt(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The generic Session (padding, tiles, fp16 frames) over TRT_RTX: the engine runs the graph vssr
     actually built (fp16 I/O, fp16 compute), in true fp16 arithmetic by onnx.reference."""
     from vssr.inference import Session
 
-    plans = _run_built_graphs(gpu, monkeypatch)
+    plans = run_built_graphs(gpu, monkeypatch)
     model = nets.pixel_shuffle_x2()
     session = Session.create(Network.load(model), TRT_RTX(engine_folder=str(tmp_path)), width=50, height=30,
                              tilesize=32, overlap=4, dtype=np.float16, func="test")
@@ -685,7 +422,7 @@ def test_the_gpu_tests_pass_on_the_fake_gpu(
     (TensorRT-RTX flavour), so a GPU owner's first run meets engines, not bugs in the tests."""
     from tests.backends import test_trt_gpu
 
-    _run_built_graphs(gpu, monkeypatch)
+    run_built_graphs(gpu, monkeypatch)
     test = getattr(test_trt_gpu, name)
     if name == "test_engine_runs_like_onnx_reference":
         for fp16 in (False, True):
@@ -759,7 +496,7 @@ def test_gpu_check_script_runs_on_the_fake_gpu(gpu: FakeGpu, monkeypatch: pytest
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "bench"))
     import gpu_check  # type: ignore[import-not-found]
 
-    _run_built_graphs(gpu, monkeypatch)
+    run_built_graphs(gpu, monkeypatch)
     network = Network.load(nets.pixel_shuffle_x2())
     assert gpu_check.accuracy(TRT_RTX, network, str(tmp_path), fp16=False, size=(32, 24)) <= 1e-5
     assert 1e-5 < gpu_check.accuracy(TRT_RTX, network, str(tmp_path), fp16=True, size=(32, 24)) <= 1e-2
@@ -767,3 +504,80 @@ def test_gpu_check_script_runs_on_the_fake_gpu(gpu: FakeGpu, monkeypatch: pytest
         fps, load_s = gpu_check.speed(TRT_RTX, network, str(tmp_path), (24, 16), 2, static, True, 4)
         assert fps > 0 and load_s >= 0
     sys.modules.pop("gpu_check", None)
+
+
+VSPIPE_SCRIPT = '''\
+from pathlib import Path
+
+import pytest
+import vapoursynth as vs
+
+import vssr
+from tests import nets
+
+core = vs.core
+
+
+def arg(value):  # vspipe -a values: bytes in older VapourSynth, str in newer
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def dot(value):
+    return core.std.BlankClip(format=vs.GRAYS, width=1, height=1, length=1, color=[value])
+
+
+frames = []
+for n in range(8):  # 2x2 values that change every frame, smoothly upscaled: gradients that move
+    a, b, c, d = ((0.1 + 0.23 * k + 0.07 * n) % 1 for k in range(4))
+    frames.append(core.std.StackVertical([core.std.StackHorizontal([dot(a), dot(b)]),
+                                          core.std.StackHorizontal([dot(c), dot(d)])]))
+clip = core.resize.Bicubic(core.std.Splice(frames), 72, 40)
+on_trt = arg(backend) == "trt"
+if on_trt:
+    from tests.backends import fake_gpu
+
+    gpu = fake_gpu.install(pytest.MonkeyPatch())
+    config = vssr.Backend.TRT_RTX(engine_folder=arg(engines), num_streams=2)
+    report = Path(arg(report_path))
+
+    # after each free: what is left once vspipe has freed the script (whose globals are gone by
+    # then: everything the report needs is bound here)
+    def write_report(report=report, gpu=gpu):
+        report.write_text(f"{len(gpu.memory)} {gpu.module.cudaStreamDestroy.call_count}")
+
+    for name in ("cudaFree", "cudaFreeHost", "cudaStreamDestroy"):
+        function = getattr(gpu.module, name)
+
+        def freeing(*args, _inner=function.side_effect, _report=write_report):
+            result = _inner(*args)
+            _report()
+            return result
+
+        function.side_effect = freeing
+else:
+    config = vssr.Backend.ORT(num_streams=2)
+out = vssr.inference(clip, nets.pixel_shuffle_x2(1), config, tilesize=32, overlap=4)
+core.resize.Point(out, format=vs.GRAY8).set_output()
+if on_trt:
+    write_report()  # nothing freed yet
+'''
+
+
+def test_vspipe_runs_trt_on_the_fake_gpu_like_ort_and_frees_it(tmp_path: Path) -> None:
+    """The whole user path but the GPU: vspipe evaluates a script with Backend.TRT_RTX (a real
+    engine build, two streams on VapourSynth's threads, tiles); its frames match ORT's; and when
+    vspipe frees the script, every CUDA buffer and stream is freed (VapourSynth never closes filters)."""
+    from tests.pipeline import decode_gray, encode
+
+    script = tmp_path / "trt.vpy"
+    script.write_text(VSPIPE_SCRIPT)
+    report = tmp_path / "report.txt"
+    frames = {}
+    for backend in ("ort", "trt"):
+        out = tmp_path / f"{backend}.mkv"
+        info = encode(script, out, backend=backend, engines=tmp_path / "engines", report_path=report)
+        assert (info["width"], info["height"], info["nb_read_frames"]) == (144, 80, "8")
+        frames[backend] = decode_gray(out, 144, 80).astype(int)
+    assert np.abs(frames["trt"] - frames["ort"]).max() <= 1 and frames["ort"].std() > 10
+    memory, streams_destroyed = map(int, report.read_text().split())
+    assert memory == 0 and streams_destroyed == 2

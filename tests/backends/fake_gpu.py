@@ -157,9 +157,23 @@ class FakeGpu:
         return OK, self.TOTAL - used, self.TOTAL
 
 
+def _reference_spelling(model: onnx.ModelProto) -> onnx.ModelProto:
+    """onnx.reference implements GridSample as opset 20 spells its modes ("linear", "cubic"); the
+    models say "bilinear"/"bicubic", opset 16-19's names for the same interpolation."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    renamed = {b"bilinear": b"linear", b"bicubic": b"cubic"}
+    for node in out.graph.node:
+        if node.op_type == "GridSample":
+            for attr in node.attribute:
+                if attr.name == "mode" and attr.s in renamed:
+                    attr.s = renamed[attr.s]
+    return out
+
+
 def fake_engine(gpu: FakeGpu, model: onnx.ModelProto, profile: ShapeProfile) -> Any:
     """An autospec ICudaEngine whose contexts run `model` with onnx.reference on fake device memory."""
-    reference = ReferenceEvaluator(model)
+    reference = ReferenceEvaluator(_reference_spelling(model))
     inputs = [i for i in model.graph.input]
     outputs = [o.name for o in model.graph.output]
     dtypes = {v.name: onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type)

@@ -413,8 +413,10 @@ def test_autospec_catches_calls_the_installed_version_lacks() -> None:
 @pytest.mark.parametrize("name", [
     "test_engine_runs_like_onnx_reference",
     "test_streams_in_threads_and_tile_changes",
+    # onnx.reference's GridSample is a Python loop: minutes for RIFE on the fake
+    pytest.param("test_rife_fp16_keeps_its_warp_accurate", marks=pytest.mark.slow),
     "test_unclosed_runners_give_their_gpu_memory_back",
-])  # not RIFE's: onnx.reference's GridSample lacks opset 19's "bilinear" mode
+])
 def test_the_gpu_tests_pass_on_the_fake_gpu(
     name: str, gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -431,6 +433,8 @@ def test_the_gpu_tests_pass_on_the_fake_gpu(
     elif name == "test_streams_in_threads_and_tile_changes":
         for use_cuda_graph in (False, True):
             test(TRT_RTX, use_cuda_graph, tmp_path)
+    elif name == "test_rife_fp16_keeps_its_warp_accurate":
+        test(TRT_RTX, tmp_path)
     else:
         test(TRT_RTX, tmp_path, side=128)  # the fake runs the graph in numpy: a small frame
         assert not gpu.memory
@@ -581,3 +585,62 @@ def test_vspipe_runs_trt_on_the_fake_gpu_like_ort_and_frees_it(tmp_path: Path) -
     assert np.abs(frames["trt"] - frames["ort"]).max() <= 1 and frames["ort"].std() > 10
     memory, streams_destroyed = map(int, report.read_text().split())
     assert memory == 0 and streams_destroyed == 2
+
+
+@pytest.mark.parametrize("method", ["naive", "minmax"])
+def test_quicksrnet_int8_for_tensorrt_builds_and_runs(
+    method: str, gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """QuickSRNet(int8=..., int8_symmetric=True), the int8 meant for TensorRT, through TRT_RTX: the
+    QDQ graph vssr's quantizer writes must build (TensorRT refuses int32-quantized biases, which
+    ORT's quantizer writes by default) and run like the same int8 graph on ORT."""
+    import vapoursynth as vs
+
+    from vssr.backends.ort import ORT
+    from vssr.filters.quicksrnet import QuickSRNet
+
+    monkeypatch.setenv("VSSR_MODEL_DIR", str(tmp_path / "models"))
+    run_built_graphs(gpu, monkeypatch)
+    core = vs.core
+    blank = core.std.BlankClip(format=vs.RGBS, width=24, height=16, length=3)
+
+    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        out = f.copy()
+        rng = np.random.default_rng(n)
+        for c in range(3):
+            np.copyto(np.asarray(out[c]), rng.random((16, 24), dtype=np.float32))
+        return out
+
+    clip = core.std.ModifyFrame(blank, blank, fill)
+    frames = {}
+    for name, backend in (("ort", ORT(threads=1)), ("trt", TRT_RTX(engine_folder=str(tmp_path / "engines")))):
+        out = QuickSRNet(clip, int8=method, int8_symmetric=True, calibration_frames=2, backend=backend)
+        frames[name] = np.stack([np.asarray(out.get_frame(1)[c]) for c in range(3)])
+    assert frames["trt"].shape == (3, 32, 48)
+    np.testing.assert_allclose(frames["trt"], frames["ort"], atol=0.03)  # int8 kernels round differently
+
+
+@pytest.mark.slow  # a minute: onnx.reference's GridSample (EDVR's decomposed DeformConv) is a Python loop
+def test_output_dtype_is_for_the_filters_result_only(
+    gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """TRT(output_dtype="float16") on an RGBS clip: EDVR's feature extractor feeds its aligner in
+    the clip's type, not in the output type (it failed on the first frame); the result is fp16-close
+    to ORT's."""
+    import vapoursynth as vs
+
+    from tests.arch import edvr_numpy
+    from tests.filters.test_edvr import _array, _source
+    from vssr.backends.ort import ORT
+    from vssr.filters.edvr import EDVR
+
+    assert TRT_RTX(output_dtype="float16").for_intermediate().output_dtype is None
+    run_built_graphs(gpu, monkeypatch)
+    state = edvr_numpy.random_state(num_feat=8, groups=8, seed=11)
+    clip, _ = _source(vs.core, 3, 12, 16)
+    got = {}
+    for name, backend in (("ort", ORT(threads=1)),
+                          ("trt", TRT_RTX(engine_folder=str(tmp_path), output_dtype="float16"))):
+        out = EDVR(clip, state, backend=backend, deform="decomposed")
+        got[name] = _array(out.get_frame(1))
+    np.testing.assert_allclose(got["trt"], got["ort"], atol=1e-2)

@@ -94,6 +94,19 @@ def test_fractional_rate_and_padding_v46(tmp_path: Path) -> None:
     assert np.array_equal(array(out.get_frame(5)), frames[2])
 
 
+def test_padding_with_an_encoder_v422(tmp_path: Path) -> None:
+    """v4.7+ encode frames into features the flownet reads: they must be features of the padded
+    frames (as vs-rife pads, then encodes); padding the features of unpadded frames differs near
+    every edge (7e-3 here, before the fix)."""
+    frames = moving(3, 50, 70)
+    out = RIFE(clip_of(frames), multi=2, model=pkl(tmp_path, "4.22-lite"), backend=ORT1)
+    m = ifnet.pad_multiple(ifnet.VERSIONS["4.22-lite"])
+    ph, pw = -(-50 // m) * m - 50, -(-70 // m) * m - 70
+    pad = lambda a: np.pad(a, ((0, 0), (0, ph), (0, pw)), mode="reflect")
+    want = reference("4.22-lite", pad(frames[0]), pad(frames[1]), 0.5)[:, :50, :70]
+    assert np.abs(array(out.get_frame(1)) - want).max() <= 1e-4
+
+
 def test_scene_change_props_and_metric(tmp_path: Path) -> None:
     frames = moving(5, 32, 32)
     frames[3] = 1.0 - frames[3]  # a hard cut between 2 and 3 (and back between 3 and 4)

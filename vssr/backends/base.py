@@ -71,6 +71,11 @@ class BackendConfig(ABC):
         payload = json.dumps([type(self).__name__, self.build_key(), *extra], sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()
 
+    def for_intermediate(self) -> BackendConfig:
+        """This config for a network whose outputs another network reads (RIFE's encoder, EDVR's
+        feature extractor): output-type choices meant for the filter's result do not apply."""
+        return self
+
     def supports_op(self, op_type: str) -> bool:
         """Whether this runtime runs the ONNX operator `op_type` (for ops that some runtimes lack,
         e.g. DeformConv; a model then picks an equivalent built from standard ops)."""

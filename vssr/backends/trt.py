@@ -145,6 +145,10 @@ class _TensorRT(BackendConfig):
     device_id: int = runtime_field(0, "CUDA device; the engine is keyed on its name and capability")
     engine_folder: str | None = runtime_field(None, "where engines go; None: $VSSR_ENGINE_DIR or engines/")
 
+    def for_intermediate(self) -> _TensorRT:
+        # features go to the next network in the type it takes (the clip's), not in output_dtype
+        return dataclasses.replace(self, output_dtype=None)
+
     def supports_op(self, op_type: str) -> bool:
         # the ONNX parser maps DeformConv to the ModulatedDeformConv2d plugin (TensorRT >= 10.1),
         # which only full TensorRT's plugin library has (TensorRT-RTX 1.7 registers two others)

@@ -192,10 +192,10 @@ def EDVR(
     pad = PadPlan.for_size(clip.width, clip.height, SizeReq(params.multiple)) if use_split else None
     width, height = (pad.padded_width, pad.padded_height) if pad else (clip.width, clip.height)
 
-    def session(build: Callable[[], object]) -> Session:
+    def session(build: Callable[[], object], config: BackendConfig = backend) -> Session:
         with user_errors(EDVR):
             network = Network.load(build())  # type: ignore[arg-type]
-        return Session.create(network, backend, width=width, height=height, tilesize=tilesize,
+        return Session.create(network, config, width=width, height=height, tilesize=tilesize,
                               overlap=overlap, dtype=dtype, func=EDVR)
 
     t, center = params.num_frame, params.center
@@ -205,7 +205,7 @@ def EDVR(
     length = clip.num_frames
 
     if use_split:
-        extractor = session(lambda: arch.build_extractor(state))
+        extractor = session(lambda: arch.build_extractor(state), backend.for_intermediate())
         aligner = session(lambda: arch.build_aligner(state, deform=mode))
         cache = _FeatureCache(t + 2 * backend.num_streams + 2)
         names = [f"l1_{i}" for i in range(t)]

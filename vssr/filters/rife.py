@@ -195,10 +195,13 @@ def RIFE(
     dtype = dtype_of(clip.format)
     session = Session.create(flownet, backend, width=clip.width, height=clip.height, dtype=dtype, func=func)
     streams = session.backend.num_streams
+    pad = session.pad
     cache = None
     if encoder is not None:
-        enc_session = Session.create(encoder, session.backend, width=clip.width, height=clip.height, dtype=dtype,
-                                     func=func)
+        # the flownet reads features of its padded frames: encode the frames padded as it pads them
+        # (features of unpadded frames, padded afterwards, differ near every edge)
+        enc_session = Session.create(encoder, session.backend.for_intermediate(), width=pad.padded_width,
+                                     height=pad.padded_height, dtype=dtype, func=func)
         # in-flight pairs are consecutive: `streams` pairs touch streams + 1 source frames
         cache = _FeatureCache(enc_session, capacity=streams + 2)
 
@@ -217,8 +220,8 @@ def RIFE(
         img0, img1 = frame_to_array(left)[None], frame_to_array(right)[None]
         feeds = {"img0": img0, "img1": img1, "timestep": np.full((1, 1, 1, 1), float(p.t), np.float32)}
         if cache is not None:
-            feeds["feat0"] = cache.get(p.left, img0)
-            feeds["feat1"] = cache.get(p.right, img1)
+            feeds["feat0"] = cache.get(p.left, pad.pad(img0) if pad.needed else img0)
+            feeds["feat1"] = cache.get(p.right, pad.pad(img1) if pad.needed else img1)
         session.run_with(feeds, lambda r: write_frame(r["output"][0], out))
         return copy_props(left, out)
 

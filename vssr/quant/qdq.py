@@ -114,7 +114,8 @@ def quantize_arrays(
         raise ModelError("int8 quantization supports networks with a single image input")
     if any(s.dtype != np.float32 for s in (*net.inputs, *net.outputs)):
         raise ModelError("quantize a float32 network (fp16 I/O is applied later by the backend)")
-    settings = {"method": method, "per_channel": per_channel, "symmetric": symmetric, "format": "qdq", "version": 2}
+    # version 3: symmetric models keep float biases (TensorRT); older cached files are not reused
+    settings = {"method": method, "per_channel": per_channel, "symmetric": symmetric, "format": "qdq", "version": 3}
     key = hashlib.sha256(json.dumps([net.digest, settings, data_digest(arrays)], sort_keys=True).encode()).hexdigest()[
         :20
     ]
@@ -153,7 +154,9 @@ def _quantize_model(
     exclude += [n.name for n in net.model.graph.node if n.op_type in _FLOAT_OPS and n.name not in exclude]
 
     feeds = [{name: a[None]} for a in arrays]
-    extra: dict[str, object] = {"ActivationSymmetric": symmetric, "WeightSymmetric": True}
+    # symmetric is TensorRT's int8: it also refuses int32 biases (DequantizeLinear of an int32
+    # bias needs a zero point TensorRT does not take), so biases then stay float
+    extra: dict[str, object] = {"ActivationSymmetric": symmetric, "WeightSymmetric": True, "QuantizeBias": not symmetric}
     if method == "naive":
         # No data: the graph still has to run once, on noise, but every activation's range is
         # overridden with [-1, 1] (the image range), which is what int8 without calibration means.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 
 __all__ = ["main"]
 
@@ -23,9 +24,15 @@ def _engines(args: argparse.Namespace) -> int:
     if args.action == "list":
         records = trt_cache.list_engines(args.folder)
         for record in records:
-            print(record)
-        print(f"{len(records)} engine(s)")
+            used = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.last_used))
+            built = record.info.get("build_seconds")
+            how = f", built in {built:.0f} s" if isinstance(built, int | float) else ""
+            print(f"{record.path.name}  {record.bytes / 2**20:.1f} MiB, last used {used}{how}")
+        print(f"{len(records)} engine(s) in {trt_cache.engine_folder(args.folder)}")
         return 0
+    if args.unused_days is not None and args.unused_days < 0:
+        print("--unused-days must be >= 0", file=sys.stderr)
+        return 2
     removed = trt_cache.prune_engines(args.folder, unused_days=args.unused_days, dry_run=args.dry_run)
     for path in removed:
         print(path)

@@ -5,11 +5,16 @@
 
 from __future__ import annotations
 
-__all__ = ["BackendError", "MissingBackendError", "ModelError"]
+__all__ = ["BackendError", "ConfigError", "MissingBackendError", "ModelError"]
 
 
 class ModelError(ValueError):
     """An unreadable, unsafe or unsupported model or weights file."""
+
+
+class ConfigError(ValueError):
+    """Backend settings that cannot work with this network or these tiles; the message names the
+    setting. (Settings wrong in themselves are ValueErrors when the config is constructed.)"""
 
 
 class BackendError(RuntimeError):

@@ -23,6 +23,7 @@ __all__ = [
     "file_lock",
     "models_dir",
     "project_root",
+    "remove_idle_lock",
     "sha256_bytes",
     "sha256_file",
 ]
@@ -71,7 +72,7 @@ def atomic_write(path: PathLike, data: bytes | Callable[[BinaryIO], None]) -> Pa
 
 
 @contextlib.contextmanager
-def file_lock(path: PathLike) -> Iterator[None]:
+def file_lock(path: PathLike, on_wait: Callable[[], object] | None = None) -> Iterator[None]:
     """Hold an exclusive cross-process lock on `<path>.lock` (fcntl; released if the process dies).
 
     The holder may delete the lock file (prune_engines does): whoever was waiting on it then finds
@@ -82,7 +83,14 @@ def file_lock(path: PathLike) -> Iterator[None]:
     while True:
         f = open(lock_path, "a+b")  # noqa: SIM115 - closed below or after the yield
         try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            if on_wait is None:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            else:
+                try:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:  # held by another process: say so, then wait
+                    on_wait()
+                    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
             try:
                 current = os.stat(lock_path).st_ino
             except FileNotFoundError:
@@ -98,6 +106,28 @@ def file_lock(path: PathLike) -> Iterator[None]:
         yield
     finally:
         fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        f.close()
+
+
+def remove_idle_lock(lock_path: Path) -> bool:
+    """Delete a lock file nobody holds (as its holder, so `file_lock` waiters move on); False if held."""
+    try:
+        f = open(lock_path, "a+b")  # noqa: SIM115 - closed in finally
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        try:
+            if os.stat(lock_path).st_ino != os.fstat(f.fileno()).st_ino:
+                return False
+        except FileNotFoundError:
+            return False
+        lock_path.unlink()
+        return True
+    finally:
         f.close()
 
 

@@ -18,7 +18,7 @@ from vssr import files
 from vssr.backends import trt_cache
 from vssr.backends.cuda import DeviceInfo
 from vssr.backends.trt import TRT, TRT_RTX, BuildPlan, engine_spec, resolve_profile, select_profile
-from vssr.errors import BackendError, MissingBackendError
+from vssr.errors import BackendError, ConfigError, MissingBackendError
 from vssr.network import Network
 from vssr.types import ShapeProfile
 
@@ -59,7 +59,8 @@ def test_every_field_is_classified() -> None:
 
 @pytest.mark.parametrize("name", sorted(BUILD_CHANGES))
 def test_every_build_option_changes_the_key(name: str) -> None:
-    base = TRT_RTX(static_shape=False) if name == "opt_shapes" else TRT_RTX()  # opt of a static engine is the tile
+    # a static engine is built for the tile: shape settings key dynamic ones
+    base = TRT_RTX(static_shape=False) if name.endswith("_shapes") else TRT_RTX()
     assert _digest(dataclasses.replace(base, **{name: BUILD_CHANGES[name]})) != _digest(base)
 
 
@@ -141,10 +142,38 @@ def test_profile_defaults_are_sane() -> None:
     assert wide.max == (1920, 1080) and wide.opt == (200, 120)
     varying = resolve_profile(TRT_RTX(), network, ShapeProfile((100, 100), (200, 120), (200, 120)))
     assert varying.min == (64, 64) and varying.max == (200, 120)
-    with pytest.raises(ValueError, match="does not cover"):
+    # every way a profile can miss the tiles names the setting to change
+    with pytest.raises(ConfigError, match=r"max_shapes \(100, 100\): its width is below the tiles \(200x120\)"):
         resolve_profile(TRT_RTX(static_shape=False, opt_shapes=(80, 80), max_shapes=(100, 100)), network, tile)
-    with pytest.raises(ValueError, match="min <= opt <= max"):
+    with pytest.raises(ConfigError, match=r"min_shapes \(256, 64\): its width is above the tiles"):
+        resolve_profile(TRT_RTX(static_shape=False, min_shapes=(256, 64), max_shapes=(512, 512)), network, tile)
+    with pytest.raises(ConfigError, match=r"opt_shapes \(300, 300\): its width must lie between"):
         resolve_profile(TRT_RTX(static_shape=False, opt_shapes=(300, 300), max_shapes=(250, 250)), network, tile)
+
+
+@pytest.mark.parametrize(("settings", "named"), [
+    ({"workspace": 1.5}, "workspace"), ({"workspace": True}, "workspace"), ({"num_streams": 2.0}, "num_streams"),
+    ({"builder_optimization_level": 2.5}, "builder_optimization_level"), ({"max_aux_streams": -1}, "max_aux_streams"),
+    ({"fp16": "yes"}, "fp16"), ({"device_id": -1}, "device_id"), ({"min_shapes": 64, "static_shape": False}, "min_shapes"),
+    ({"max_shapes": (1920, 0), "static_shape": False}, "max_shapes"), ({"max_shapes": (1920, 1080)}, "static_shape=False"),
+    ({"tf32": 1}, "tf32"),
+])
+def test_bad_settings_are_named_when_the_config_is_made(settings: dict[str, object], named: str) -> None:
+    """A wrong type or value fails where the script makes the config, naming it, not later inside
+    TensorRT (workspace=1.5 was a TypeError in the build; static_shape=True with max_shapes was
+    silently dynamic)."""
+    with pytest.raises(ValueError, match=re.escape(named)):
+        TRT_RTX(**settings)  # type: ignore[arg-type]
+
+
+def test_profile_errors_reach_the_script_as_vs_errors(tmp_path: Path) -> None:
+    import vapoursynth as vs
+
+    import vssr
+
+    clip = vs.core.std.BlankClip(format=vs.RGBS, width=64, height=48, length=1)
+    with pytest.raises(vs.Error, match=r"vssr.inference: max_shapes \(32, 32\): its width is below the tiles"):
+        vssr.inference(clip, nets.conv3x3(), TRT_RTX(engine_folder=str(tmp_path), static_shape=False, max_shapes=(32, 32)))
 
 
 def test_dynamic_profile_selection_per_tile() -> None:
@@ -357,6 +386,71 @@ def test_engine_loads_where_its_use_cannot_be_recorded(tmp_path: Path, monkeypat
     assert data == b"ENGINE-a"
 
 
+def test_a_read_only_folder_builds_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    """An engine folder that cannot be written (a shared read-only cache, a full disk): the engine is
+    built and used, with a warning, instead of a PermissionError."""
+    def no_lock(path: Any, on_wait: Any = None) -> Any:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(trt_cache.files, "file_lock", no_lock)
+    data, _ = trt_cache.load_or_build(tmp_path, _spec("ro"), lambda: b"ENGINE-ro", _strict_load)
+    assert data == b"ENGINE-ro" and not list(tmp_path.glob("*.engine"))
+    assert any("cannot write engines" in r.getMessage() for r in caplog.records)
+    monkeypatch.undo()
+
+    def full_disk(*args: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(trt_cache, "_write", full_disk)
+    data, _ = trt_cache.load_or_build(tmp_path, _spec("full"), lambda: b"ENGINE-full", _strict_load)
+    assert data == b"ENGINE-full" and any("cannot save the engine" in r.getMessage() for r in caplog.records)
+
+
+def test_waiting_for_another_build_is_said(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A second vspipe waiting minutes on another's build says why it is idle."""
+    caplog.set_level("INFO", logger="vssr")
+    path = tmp_path / _spec("busy").filename
+    released = threading.Event()
+
+    def builder() -> None:
+        with files.file_lock(path):
+            released.wait(10)
+            trt_cache._write(path, _spec("busy"), b"ENGINE-busy", 0.0)
+
+    thread = threading.Thread(target=builder)
+    thread.start()
+    time.sleep(0.2)
+    timer = threading.Timer(0.5, released.set)
+    timer.start()
+    data, _ = trt_cache.load_or_build(tmp_path, _spec("busy"), lambda: pytest.fail("built twice"), _strict_load)
+    thread.join(10)
+    assert data == b"ENGINE-busy"
+    assert any("waiting for another process building" in r.getMessage() for r in caplog.records)
+
+
+def test_prune_removes_idle_locks_of_gone_files_only(tmp_path: Path) -> None:
+    _, engine = trt_cache.load_or_build(tmp_path, _spec("kept"), lambda: b"ENGINE-kept", _strict_load)
+    stale = tmp_path / "gone.1x1.fp32-in32-out32.0123456789abcdef.engine.lock"
+    stale.touch()
+    busy = tmp_path / "building.1x1.fp32-in32-out32.0123456789abcdef.engine"
+    holding, done = threading.Event(), threading.Event()
+
+    def build() -> None:  # a build in progress holds its lock; its engine does not exist yet
+        with files.file_lock(busy):
+            holding.set()
+            done.wait(10)
+
+    thread = threading.Thread(target=build)
+    thread.start()
+    holding.wait(10)
+    removed = trt_cache.prune_engines(tmp_path)
+    done.set()
+    thread.join(10)
+    assert stale in removed and not stale.exists()
+    assert Path(f"{busy}.lock").exists() and Path(f"{engine}.lock") not in removed and engine.exists()
+
+
 def test_engine_folder_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VSSR_ENGINE_DIR", str(tmp_path))
     assert trt_cache.engine_folder(None) == tmp_path
@@ -429,3 +523,22 @@ def test_kernel_cache_is_saved_when_vspipe_frees_the_script(tmp_path: Path) -> N
                          cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, check=False)
     assert run.returncode == 0, run.stderr.decode()
     assert target.read_bytes() == b"kernels compiled while the script ran"
+
+
+def test_cli_lists_and_prunes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from vssr import cli
+
+    trt_cache.load_or_build(tmp_path, _spec("listed"), lambda: b"ENGINE-listed" * 100, _strict_load)
+    try:
+        assert cli.main(["engines", "list", "--folder", str(tmp_path)]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert re.fullmatch(r"listed\..*\.engine  0\.0 MiB, last used \d{4}-\d\d-\d\d \d\d:\d\d, built in 0 s", lines[0])
+        assert lines[-1] == f"1 engine(s) in {tmp_path}"
+        assert cli.main(["engines", "prune", "--folder", str(tmp_path), "--unused-days", "-1"]) == 2
+        assert "--unused-days must be >= 0" in capsys.readouterr().err
+        assert cli.main(["engines", "prune", "--folder", str(tmp_path), "--unused-days", "0"]) == 0
+        assert not list(tmp_path.glob("*.engine"))
+    finally:
+        logging.getLogger("vssr").setLevel(logging.INFO)  # the CLI quiets it; other tests expect INFO

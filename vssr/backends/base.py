@@ -42,6 +42,21 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def check_int(name: str, value: object, minimum: int, *, optional: bool = False) -> None:
+    """ValueError naming the setting unless `value` is an int >= minimum (or None if optional)."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        accepted = f"an int >= {minimum}" + (" or None" if optional else "")
+        raise ValueError(f"{name} must be {accepted}, not {value!r}")
+
+
+def check_bool(name: str, value: object, *, optional: bool = False) -> None:
+    """ValueError naming the setting unless `value` is True or False (or None if optional)."""
+    if not (isinstance(value, bool) or (optional and value is None)):
+        raise ValueError(f"{name} must be True or False{' or None' if optional else ''}, not {value!r}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class BackendConfig(ABC):
     """Settings of one runtime. Frozen: derive variants with `dataclasses.replace`."""

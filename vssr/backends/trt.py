@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from .. import files
-from ..errors import BackendError, MissingBackendError
+from ..errors import BackendError, ConfigError, MissingBackendError
 from ..types import ShapeProfile, TensorSpec
 from . import cuda, trt_cache
-from .base import BackendConfig, Runner, runtime_field
+from .base import BackendConfig, Runner, check_bool, check_int, runtime_field
 from .precision import fp32_io, fp32_node_names, lower_precision
 from .trt_runner import TrtRunner, context_from_engine, select_profile
 
@@ -159,22 +159,33 @@ class _TensorRT(BackendConfig):
     def __post_init__(self) -> None:
         if importlib.util.find_spec(self.module) is None:
             import_tensorrt(self.module)  # raises MissingBackendError with the pip command
-        if self.num_streams < 1:
-            raise ValueError(f"num_streams must be >= 1, not {self.num_streams}")
+        check_int("num_streams", self.num_streams, 1)
+        check_bool("fp16", self.fp16, optional=True)
+        for name in ("bf16", "static_shape", "tf32", "use_cuda_graph"):
+            check_bool(name, getattr(self, name))
         if self.fp16 and self.bf16:
             raise ValueError("fp16 and bf16 are exclusive: choose one")
         if self.output_dtype not in (None, "float32", "float16"):
             raise ValueError(f'output_dtype must be "float32", "float16" or None, not {self.output_dtype!r}')
-        if not 0 <= self.builder_optimization_level <= 5:
+        check_int("builder_optimization_level", self.builder_optimization_level, 0)
+        if self.builder_optimization_level > 5:
             raise ValueError(f"builder_optimization_level must be 0..5, not {self.builder_optimization_level}")
-        if self.workspace is not None and self.workspace < 1:
-            raise ValueError(f"workspace must be >= 1 MiB or None, not {self.workspace}")
-        if self.max_aux_streams is not None and self.max_aux_streams < 0:
-            raise ValueError(f"max_aux_streams must be >= 0 or None, not {self.max_aux_streams}")
+        check_int("workspace (MiB)", self.workspace, 1, optional=True)
+        check_int("max_aux_streams", self.max_aux_streams, 0, optional=True)
+        check_int("device_id", self.device_id, 0)
         for name in ("min_shapes", "opt_shapes", "max_shapes"):
             value = getattr(self, name)
-            if value is not None and (len(value) != 2 or min(value) < 1):
-                raise ValueError(f"{name} must be (width, height) with both >= 1, not {value!r}")
+            if value is None:
+                continue
+            if not isinstance(value, tuple | list) or len(value) != 2:
+                raise ValueError(f"{name} must be (width, height), not {value!r}")
+            for side in value:
+                check_int(f"{name} (width, height)", side, 1)
+        if self.static_shape and (self.min_shapes is not None or self.max_shapes is not None):
+            raise ValueError(
+                "min_shapes/max_shapes describe a dynamic engine: set static_shape=False with them "
+                "(static_shape=True builds exactly the tile)"
+            )
 
     def engine_options(self) -> dict[str, object]:
         """The builder options that key the engine (runtime-only fields left out)."""
@@ -187,11 +198,11 @@ class _TensorRT(BackendConfig):
 
     def load(self, network: Network, profile: ShapeProfile) -> list[Runner]:
         rt = cuda.import_cudart()
-        cuda.require_gpu(rt, self.device_id)
         trt = import_tensorrt(self.module)
+        plan = BuildPlan.make(self, network, profile, trt)  # settings that cannot work: said first
+        cuda.require_gpu(rt, self.device_id)
         cuda.call(rt, "cudaSetDevice", rt.cudaSetDevice(self.device_id))
         device = cuda.device_info(rt, self.device_id)
-        plan = BuildPlan.make(self, network, profile, trt)
         register_plugins(trt)
         trt_logger = shared_logger(trt)
         runtime = trt.Runtime(trt_logger)
@@ -251,11 +262,14 @@ class TRT_RTX(_TensorRT):
 
 # --- what to build ----------------------------------------------------------------------------
 def resolve_profile(config: _TensorRT, network: Network, profile: ShapeProfile) -> ShapeProfile:
-    """The spatial profile to build: the tile when static, else min/opt/max with sane defaults."""
-    if config.static_shape and config.min_shapes is None and config.max_shapes is None:
+    """The spatial profile to build: the tile when static, else min/opt/max with sane defaults.
+
+    Raises ConfigError naming the setting when the profile cannot take the tiles.
+    """
+    if config.static_shape:
         if profile.is_static:
             if config.opt_shapes is not None and tuple(config.opt_shapes) != profile.opt:
-                raise ValueError(
+                raise ConfigError(
                     f"opt_shapes {tuple(config.opt_shapes)} with static_shape=True: a static engine is built "
                     f"for the tile, {profile.opt}; leave opt_shapes unset, or set static_shape=False "
                     "for a dynamic engine optimised at opt_shapes"
@@ -263,22 +277,24 @@ def resolve_profile(config: _TensorRT, network: Network, profile: ShapeProfile) 
             return ShapeProfile.static(*profile.opt)
         logger.info("tiles vary between %s and %s: building a dynamic engine", profile.min, profile.max)
     multiple = network.size.multiple
-    opt = config.opt_shapes or profile.opt
+    opt = tuple(config.opt_shapes or profile.opt)
 
     def down(side: int) -> int:
         return max(multiple, network.size.minimum, side // multiple * multiple)
 
-    default_min = tuple(min(down(DEFAULT_MIN_SIDE), lo) for lo in profile.min)
-    low = config.min_shapes or default_min
-    high = config.max_shapes or tuple(max(a, b) for a, b in zip(profile.max, opt, strict=True))
-    result = ShapeProfile(tuple(low), tuple(opt), tuple(high))  # type: ignore[arg-type]
+    low = tuple(config.min_shapes or (min(down(DEFAULT_MIN_SIDE), lo) for lo in profile.min))
+    high = tuple(config.max_shapes or (max(a, b) for a, b in zip(profile.max, opt, strict=True)))
+    result = ShapeProfile(low, opt, high)  # type: ignore[arg-type]
+    tiles = f"the tiles ({profile.min[0]}x{profile.min[1]}" + (
+        ")" if profile.is_static else f" to {profile.max[0]}x{profile.max[1]})")
     for i, axis in enumerate(("width", "height")):
+        if result.min[i] > profile.min[i]:
+            raise ConfigError(f"min_shapes {low}: its {axis} is above {tiles}; lower it or leave it unset")
+        if result.max[i] < profile.max[i]:
+            raise ConfigError(f"max_shapes {high}: its {axis} is below {tiles}; raise it or leave it unset")
         if not result.min[i] <= result.opt[i] <= result.max[i]:
-            raise ValueError(f"shape profile {axis}s must satisfy min <= opt <= max, got {result}")
-        if result.min[i] > profile.min[i] or result.max[i] < profile.max[i]:
-            raise ValueError(
-                f"the shape profile {result.min}..{result.max} does not cover the tiles "
-                f"{profile.min}..{profile.max}: widen min_shapes/max_shapes"
+            raise ConfigError(
+                f"opt_shapes {opt}: its {axis} must lie between min_shapes {low} and max_shapes {high}"
             )
     return result
 

@@ -142,13 +142,26 @@ def load_or_build[T](
 
     if (result := try_load()) is not None:
         return result, path
-    with files.file_lock(path):
+    try:
+        lock = files.file_lock(path, on_wait=lambda: logger.info(
+            "waiting for another process building %s (it is written once, then shared)", path.name))
+        lock.__enter__()
+    except OSError as err:  # a read-only folder: the engine can be built, not kept
+        logger.warning("cannot write engines in %s (%s): building %s in memory, for this process only",
+                       folder, err, path.name)
+        return load(build()), path
+    try:
         if (result := try_load()) is not None:  # another process built it while we waited
             return result, path
         logger.info("building TensorRT engine %s (minutes for a large model; done once, then cached)", path.name)
         start = time.monotonic()
         data = build()
-        _write(path, spec, data, time.monotonic() - start)
+        try:
+            _write(path, spec, data, time.monotonic() - start)
+        except OSError as err:  # a full disk, a folder made read-only meanwhile: still usable now
+            logger.warning("cannot save the engine %s (%s); it is used for this process only", path, err)
+    finally:
+        lock.__exit__(None, None, None)
     return load(data), path
 
 
@@ -220,6 +233,10 @@ def prune_engines(
                 removed.append(orphan)
                 if not dry_run:
                     orphan.unlink(missing_ok=True)
+    for lock in root.glob("*.lock"):  # of engines and kernel caches that are gone (not of builds running)
+        target = lock.with_name(lock.name[: -len(".lock")])
+        if not target.exists() and (dry_run or files.remove_idle_lock(lock)):
+            removed.append(lock)
     for tmp in root.glob(".*.tmp"):
         if now - tmp.stat().st_mtime > 86400:
             removed.append(tmp)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import vapoursynth as vs
 
-from ..errors import BackendError, ModelError
+from ..errors import BackendError, ConfigError, ModelError
 
 __all__ = [
     "VssrError",
@@ -44,7 +44,7 @@ def user_errors(func: Func) -> Iterator[None]:
         yield
     except VssrError:
         raise
-    except (ModelError, BackendError) as err:
+    except (ModelError, ConfigError, BackendError) as err:
         raise VssrError(func, str(err)) from err
 
 

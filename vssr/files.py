@@ -21,6 +21,7 @@ __all__ = [
     "cached",
     "engines_dir",
     "file_lock",
+    "lock_is_idle",
     "models_dir",
     "project_root",
     "remove_idle_lock",
@@ -107,6 +108,19 @@ def file_lock(path: PathLike, on_wait: Callable[[], object] | None = None) -> It
     finally:
         fcntl.flock(f.fileno(), fcntl.LOCK_UN)
         f.close()
+
+
+def lock_is_idle(lock_path: Path) -> bool:
+    """Whether nobody holds the lock file now (tried without waiting, released at once)."""
+    try:
+        with open(lock_path, "a+b") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return False
+    return True
 
 
 def remove_idle_lock(lock_path: Path) -> bool:

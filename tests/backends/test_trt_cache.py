@@ -156,7 +156,7 @@ def test_profile_defaults_are_sane() -> None:
     ({"builder_optimization_level": 2.5}, "builder_optimization_level"), ({"max_aux_streams": -1}, "max_aux_streams"),
     ({"fp16": "yes"}, "fp16"), ({"device_id": -1}, "device_id"), ({"min_shapes": 64, "static_shape": False}, "min_shapes"),
     ({"max_shapes": (1920, 0), "static_shape": False}, "max_shapes"), ({"max_shapes": (1920, 1080)}, "static_shape=False"),
-    ({"tf32": 1}, "tf32"),
+    ({"tf32": 1}, "tf32"), ({"runtime_cache": "no"}, "runtime_cache"),
 ])
 def test_bad_settings_are_named_when_the_config_is_made(settings: dict[str, object], named: str) -> None:
     """A wrong type or value fails where the script makes the config, naming it, not later inside
@@ -164,6 +164,13 @@ def test_bad_settings_are_named_when_the_config_is_made(settings: dict[str, obje
     silently dynamic)."""
     with pytest.raises(ValueError, match=re.escape(named)):
         TRT_RTX(**settings)  # type: ignore[arg-type]
+
+
+def test_numpy_integers_are_integers() -> None:
+    import numpy as np
+
+    config = TRT_RTX(static_shape=False, max_shapes=(np.int64(1920), 1088), num_streams=np.int32(2))
+    assert config.max_shapes == (1920, 1088) and config.num_streams == 2
 
 
 def test_profile_errors_reach_the_script_as_vs_errors(tmp_path: Path) -> None:
@@ -407,6 +414,38 @@ def test_a_read_only_folder_builds_in_memory(tmp_path: Path, monkeypatch: pytest
     assert data == b"ENGINE-full" and any("cannot save the engine" in r.getMessage() for r in caplog.records)
 
 
+def test_building_ahead_of_time_needs_a_writable_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """build_engine's point is the file: an unwritable folder is an error before minutes of building."""
+    def no_lock(path: Any, on_wait: Any = None) -> Any:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(trt_cache.files, "file_lock", no_lock)
+    with pytest.raises(BackendError, match="cannot write the engine"):
+        trt_cache.load_or_build(tmp_path, _spec("aot"), lambda: pytest.fail("built"), _strict_load, must_keep=True)
+
+
+@pytest.mark.parametrize(("code", "outcome"), [(37, "unlocked"), (5, "error")])  # ENOLCK, EIO
+def test_lock_errors_other_than_an_unwritable_folder(
+    code: int, outcome: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No locks on the file system (NFS without lockd): build and save without one (writes stay
+    atomic). Any other error is not taken for a read-only folder."""
+    import errno
+
+    assert (code, outcome) in ((errno.ENOLCK, "unlocked"), (errno.EIO, "error"))
+
+    def failing(path: Any, on_wait: Any = None) -> Any:
+        raise OSError(code, "lock failed")
+
+    monkeypatch.setattr(trt_cache.files, "file_lock", failing)
+    if outcome == "error":
+        with pytest.raises(BackendError, match="lock failed"):
+            trt_cache.load_or_build(tmp_path, _spec("e"), lambda: pytest.fail("built"), _strict_load)
+        return
+    data, path = trt_cache.load_or_build(tmp_path, _spec("nolock"), lambda: b"ENGINE-nolock", _strict_load)
+    assert data == b"ENGINE-nolock" and path.read_bytes() == b"ENGINE-nolock"  # saved
+
+
 def test_waiting_for_another_build_is_said(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A second vspipe waiting minutes on another's build says why it is idle."""
     caplog.set_level("INFO", logger="vssr")
@@ -444,6 +483,7 @@ def test_prune_removes_idle_locks_of_gone_files_only(tmp_path: Path) -> None:
     thread = threading.Thread(target=build)
     thread.start()
     holding.wait(10)
+    assert trt_cache.prune_engines(tmp_path, dry_run=True) == [stale] and stale.exists()  # not the busy one
     removed = trt_cache.prune_engines(tmp_path)
     done.set()
     thread.join(10)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, fields
@@ -46,7 +47,7 @@ def check_int(name: str, value: object, minimum: int, *, optional: bool = False)
     """ValueError naming the setting unless `value` is an int >= minimum (or None if optional)."""
     if value is None and optional:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         accepted = f"an int >= {minimum}" + (" or None" if optional else "")
         raise ValueError(f"{name} must be {accepted}, not {value!r}")
 

@@ -256,6 +256,10 @@ class TRT_RTX(_TensorRT):
 
     runtime_cache: bool = runtime_field(True, "keep JIT-compiled kernels in <engine>.rtxcache for the next run")
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_bool("runtime_cache", self.runtime_cache)
+
     def kernel_cache(self, engine: Path) -> trt_cache.KernelCache | None:
         return trt_cache.KernelCache(trt_cache.kernel_cache_path(engine)) if self.runtime_cache else None
 
@@ -676,5 +680,7 @@ def ensure_engine(settings: _TensorRT, network: Network, profile: ShapeProfile) 
                 raise BackendError("engine bytes do not match the sidecar digest")
             return True
 
-    _, path = trt_cache.load_or_build(folder, spec, lambda: build_engine_bytes(trt, settings, plan, device, folder), check)
+    _, path = trt_cache.load_or_build(
+        folder, spec, lambda: build_engine_bytes(trt, settings, plan, device, folder), check, must_keep=True
+    )
     return path

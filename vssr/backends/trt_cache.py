@@ -15,6 +15,7 @@ fails to load (truncated, another TensorRT, another GPU) is rebuilt, never trust
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import files
+from ..errors import BackendError
 from ..types import ShapeProfile
 
 if TYPE_CHECKING:
@@ -113,16 +115,25 @@ def _write(path: Path, spec: EngineSpec, data: bytes, seconds: float) -> None:
     files.atomic_write(_sidecar(path), json.dumps(record, indent=2, sort_keys=True, default=str).encode())
 
 
+_CANNOT_WRITE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
+"""Errors of a folder vssr may not or cannot write: an engine is then built for this process only."""
+
+
 def load_or_build[T](
     folder: Path,
     spec: EngineSpec,
     build: Callable[[], bytes],
     load: Callable[[bytes], T],
+    *,
+    must_keep: bool = False,
 ) -> tuple[T, Path]:
     """Return `load(engine bytes)` for `spec`, building (once, across processes) when needed.
 
     `load` must raise when the bytes are not a usable engine: then the engine is rebuilt. A
-    `build` error propagates and leaves no file behind.
+    `build` error propagates and leaves no file behind. Where the folder cannot be written
+    (read-only, full, another user's lock) the engine is built for this process only, with a
+    warning, unless `must_keep` (building ahead of time: the file is the point), which then
+    raises BackendError before building.
     """
     path = folder / spec.filename
 
@@ -142,14 +153,22 @@ def load_or_build[T](
 
     if (result := try_load()) is not None:
         return result, path
+    lock: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     try:
         lock = files.file_lock(path, on_wait=lambda: logger.info(
             "waiting for another process building %s (it is written once, then shared)", path.name))
         lock.__enter__()
-    except OSError as err:  # a read-only folder: the engine can be built, not kept
-        logger.warning("cannot write engines in %s (%s): building %s in memory, for this process only",
-                       folder, err, path.name)
-        return load(build()), path
+    except OSError as err:
+        if err.errno == errno.ENOLCK:  # a file system without locks (NFS without lockd)
+            logger.warning("no file locks in %s (%s): two processes may build %s at once; writes stay atomic",
+                           folder, err, path.name)
+            lock = contextlib.nullcontext()
+        elif must_keep or err.errno not in _CANNOT_WRITE:
+            raise BackendError(f"cannot write the engine {path}: {err}") from err
+        else:
+            logger.warning("cannot write engines in %s (%s): building %s in memory, for this process only",
+                           folder, err, path.name)
+            return load(build()), path
     try:
         if (result := try_load()) is not None:  # another process built it while we waited
             return result, path
@@ -159,6 +178,8 @@ def load_or_build[T](
         try:
             _write(path, spec, data, time.monotonic() - start)
         except OSError as err:  # a full disk, a folder made read-only meanwhile: still usable now
+            if must_keep or err.errno not in _CANNOT_WRITE:
+                raise BackendError(f"cannot save the engine {path}: {err}") from err
             logger.warning("cannot save the engine %s (%s); it is used for this process only", path, err)
     finally:
         lock.__exit__(None, None, None)
@@ -235,7 +256,7 @@ def prune_engines(
                     orphan.unlink(missing_ok=True)
     for lock in root.glob("*.lock"):  # of engines and kernel caches that are gone (not of builds running)
         target = lock.with_name(lock.name[: -len(".lock")])
-        if not target.exists() and (dry_run or files.remove_idle_lock(lock)):
+        if not target.exists() and (files.lock_is_idle(lock) if dry_run else files.remove_idle_lock(lock)):
             removed.append(lock)
     for tmp in root.glob(".*.tmp"):
         if now - tmp.stat().st_mtime > 86400:

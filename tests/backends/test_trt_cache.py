@@ -114,7 +114,7 @@ def test_missing_tensorrt_says_how_to_install() -> None:
     try:
         import tensorrt  # noqa: F401
     except ImportError:
-        with pytest.raises(MissingBackendError, match=r'pip install "vssr\[trt\]"'):
+        with pytest.raises(MissingBackendError, match=r'pip install -e "\.\[trt\]" in the vssr checkout'):
             TRT()
     else:  # pragma: no cover - a machine with full TensorRT
         pytest.skip("tensorrt is installed here")

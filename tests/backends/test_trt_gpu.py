@@ -10,6 +10,7 @@ CUDA-graph capture), so each test runs with each installed flavour.
 from __future__ import annotations
 
 import gc
+import importlib.metadata
 import importlib.util
 import threading
 from pathlib import Path
@@ -27,10 +28,36 @@ from vssr.types import ShapeProfile
 
 pytestmark = pytest.mark.gpu
 
+def _cuda_major_of(distribution: str) -> int | None:
+    """The CUDA major a TensorRT flavour was built for, from its installed wheel's name (-cu12/-cu13)."""
+    names = {d.metadata["Name"].lower().replace("_", "-") for d in importlib.metadata.distributions()}
+    majors = [int(n.rsplit("-cu", 1)[1]) for n in names if n.startswith(f"{distribution}-cu") and n.rsplit("-cu", 1)[1].isdigit()]
+    return max(majors) if majors else None
+
+
+def _driver_cuda_major() -> int:
+    try:
+        from cuda.bindings import runtime
+
+        err, version = runtime.cudaDriverGetVersion()
+    except ImportError:
+        return 0
+    return int(version) // 1000 if err == runtime.cudaError_t.cudaSuccess else 0
+
+
+def _why_not(module: str, distribution: str) -> str | None:
+    if importlib.util.find_spec(module) is None:
+        return f"{module} is not installed"
+    needed, driver = _cuda_major_of(distribution), _driver_cuda_major()
+    if needed is not None and driver and needed > driver:
+        return f"{module} is built for CUDA {needed}; the driver supports CUDA {driver}"
+    return None
+
+
 FLAVOURS = [
-    pytest.param(config, id=module, marks=pytest.mark.skipif(importlib.util.find_spec(module) is None,
-                                                              reason=f"{module} is not installed"))
-    for config, module in ((TRT, "tensorrt"), (TRT_RTX, "tensorrt_rtx"))
+    pytest.param(config, id=module,
+                 marks=pytest.mark.skipif(_why_not(module, dist) is not None, reason=str(_why_not(module, dist))))
+    for config, module, dist in ((TRT, "tensorrt", "tensorrt"), (TRT_RTX, "tensorrt_rtx", "tensorrt-rtx"))
 ]
 
 

@@ -350,18 +350,33 @@ def test_cuda_errors_are_checked(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, 
         runner.infer({"input": np.zeros((1, 3, 16, 16), np.float32)})
 
 
-def test_undeserializable_engine_is_rebuilt(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_undeserializable_engine_is_rebuilt(
+    gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A truncated engine is rebuilt; TensorRT's error about it is a warning (vspipe shows a logged
+    error as "Critical:", alarming for what the cache repairs)."""
+    from vssr.backends.trt import shared_logger
+
     model = nets.conv3x3()
     config = TRT_RTX(engine_folder=str(tmp_path))
     _, runtime = _load(gpu, monkeypatch, model, config, ShapeProfile.static(16, 16))
     (path,) = tmp_path.glob("*.engine")
     good = path.read_bytes()
     path.write_bytes(good[: len(good) // 2])  # truncated: the real runtime returns None for it
-    runtime.deserialize_cuda_engine.side_effect = lambda data: (
-        fake_engine(gpu, model, ShapeProfile.static(16, 16)) if data == good else None
-    )
+
+    def deserialize(data: bytes) -> Any:
+        if data == good:
+            return fake_engine(gpu, model, ShapeProfile.static(16, 16))
+        shared_logger(trt).log(trt.ILogger.Severity.ERROR, "IRuntime::deserializeCudaEngine: magic tag mismatch")
+        return None
+
+    runtime.deserialize_cuda_engine.side_effect = deserialize
     config.load(Network.load(model), ShapeProfile.static(16, 16))
     assert path.read_bytes() == good  # rebuilt, byte for byte (the build is deterministic here)
+    levels = {r.levelname for r in caplog.records if "magic tag" in r.getMessage()}
+    assert levels == {"WARNING"}  # tried before and after taking the engine's lock
+    shared_logger(trt).log(trt.ILogger.Severity.ERROR, "an error outside deserialization")
+    assert caplog.records[-1].levelname == "ERROR"
 
 
 def test_no_gpu_is_said_plainly() -> None:

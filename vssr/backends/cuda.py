@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendError, MissingBackendError
+from ..errors import BackendError, MissingBackendError, install_hint
 
 __all__ = [
     "CudaGraph",
@@ -46,7 +46,7 @@ def import_cudart() -> Any:
     try:
         from cuda.bindings import runtime
     except ImportError as err:
-        raise MissingBackendError('cuda-python is not installed: pip install "vssr[trt]"') from err
+        raise MissingBackendError(f"cuda-python is not installed: {install_hint('trt')}") from err
     return runtime
 
 
@@ -94,7 +94,7 @@ def driver_advice(rt: Any) -> str:
         return (
             f"the NVIDIA driver supports CUDA {_cuda_version(driver_version)} but cuda-python is built for CUDA "
             f"{_cuda_version(runtime_version)}: update the driver, or pip install \"cuda-python<{major}\" "
-            f"with a TensorRT for CUDA {major - 1} (pip install \"vssr[trt-cu{major - 1}]\")"
+            f"with a TensorRT for CUDA {major - 1} (the trt-cu{major - 1} extra: {install_hint(f'trt-cu{major - 1}')})"
         )
     return ""
 

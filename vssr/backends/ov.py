@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import BackendError, MissingBackendError
+from ..errors import BackendError, MissingBackendError, install_hint
 from ..files import engines_dir
 from ..types import ShapeProfile, Tensors, TensorSpec
 from .base import BackendConfig, Runner, cpu_count, runtime_field
@@ -130,7 +130,7 @@ def import_openvino() -> Any:
                 "(vs-mlrt's ov plugin). Import vssr before the first use of vapoursynth's core, "
                 f"or use vssr.Backend.ORT(). ({message.splitlines()[-1]})"
             ) from err
-        raise MissingBackendError('OpenVINO is not installed: pip install "vssr[ov]"') from err
+        raise MissingBackendError(f"OpenVINO is not installed: {install_hint('ov')}") from err
     return openvino
 
 

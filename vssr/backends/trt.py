@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from .. import files
-from ..errors import BackendError, ConfigError, MissingBackendError
+from ..errors import BackendError, ConfigError, MissingBackendError, install_hint
 from ..types import ShapeProfile, TensorSpec
 from . import cuda, trt_cache
 from .base import BackendConfig, Runner, check_bool, check_int, runtime_field
@@ -79,7 +79,7 @@ def import_tensorrt(module: str) -> Any:
         return importlib.import_module(module)
     except ImportError as err:
         raise MissingBackendError(
-            f"{module} is not installed (or its libraries are missing: {err}): pip install \"vssr[{extra}]\""
+            f"{module} is not installed (or its libraries are missing: {err}): {install_hint(extra)}"
         ) from err
 
 
@@ -208,10 +208,7 @@ class _TensorRT(BackendConfig):
         runtime = trt.Runtime(trt_logger)
 
         def deserialize(data: bytes) -> Any:
-            engine = runtime.deserialize_cuda_engine(data)
-            if engine is None:
-                raise BackendError("deserialize_cuda_engine returned None")
-            return engine
+            return deserialize_engine(trt, runtime, data)
 
         folder = trt_cache.engine_folder(self.engine_folder)
         spec = engine_spec(self, trt, plan, device)
@@ -243,14 +240,14 @@ class _TensorRT(BackendConfig):
 
 @dataclass(frozen=True, kw_only=True)
 class TRT(_TensorRT):
-    """NVIDIA TensorRT 10.x / 11.x (`pip install "vssr[trt]"`)."""
+    """NVIDIA TensorRT 10.x / 11.x (the `trt` extra: `pip install -e ".[trt]"`)."""
 
     module: ClassVar[str] = "tensorrt"
 
 
 @dataclass(frozen=True, kw_only=True)
 class TRT_RTX(_TensorRT):
-    """TensorRT for RTX (`pip install "vssr[trt-rtx]"`): strongly typed, engines JIT-compiled per GPU."""
+    """TensorRT for RTX (the `trt-rtx` extra): strongly typed, engines JIT-compiled per GPU."""
 
     module: ClassVar[str] = "tensorrt_rtx"
 
@@ -461,11 +458,30 @@ def _make_logger(trt: Any) -> Any:
     class _Logger(trt.ILogger):  # type: ignore[misc]
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
+            self.recoverable = 0
+            """> 0 while vssr tries something it recovers from (deserializing a cached engine)."""
 
         def log(self, severity: Any, msg: str) -> None:
-            logger.log(levels.get(severity, logging.INFO), "%s", msg)
+            level = levels.get(severity, logging.INFO)
+            if self.recoverable and level > logging.WARNING:
+                level = logging.WARNING  # vspipe would print "Critical:" for what vssr then fixes
+            logger.log(level, "%s", msg)
 
     return _Logger()
+
+
+def deserialize_engine(trt: Any, runtime: Any, data: bytes) -> Any:
+    """The engine in `data`, or BackendError; TensorRT's complaints about a stale or torn engine
+    are logged as warnings, since the cache then rebuilds it."""
+    trt_logger = shared_logger(trt)
+    trt_logger.recoverable += 1
+    try:
+        engine = runtime.deserialize_cuda_engine(data)
+    finally:
+        trt_logger.recoverable -= 1
+    if engine is None:
+        raise BackendError("deserialize_cuda_engine returned None")
+    return engine
 
 
 def progress_monitor(trt: Any) -> Any:
@@ -666,8 +682,7 @@ def ensure_engine(settings: _TensorRT, network: Network, profile: ShapeProfile) 
         runtime = trt.Runtime(shared_logger(trt))
 
         def check(data: bytes) -> bool:
-            if runtime.deserialize_cuda_engine(data) is None:
-                raise BackendError("deserialize_cuda_engine returned None")
+            deserialize_engine(trt, runtime, data)
             return True
     else:  # no GPU to deserialize with: check the bytes against the sidecar's digest
 

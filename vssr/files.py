@@ -92,11 +92,7 @@ def file_lock(path: PathLike, on_wait: Callable[[], object] | None = None) -> It
                 except BlockingIOError:  # held by another process: say so, then wait
                     on_wait()
                     fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-            try:
-                current = os.stat(lock_path).st_ino
-            except FileNotFoundError:
-                current = None
-            locked_this_name = current == os.fstat(f.fileno()).st_ino
+            locked_this_name = _holds_name(f, lock_path)
         except BaseException:  # an interrupt while waiting: never leave a held lock behind
             f.close()
             raise
@@ -110,15 +106,21 @@ def file_lock(path: PathLike, on_wait: Callable[[], object] | None = None) -> It
         f.close()
 
 
+def _holds_name(f: BinaryIO, lock_path: Path) -> bool:
+    """Whether the locked file `f` is still the one `lock_path` names (a holder may delete it)."""
+    try:
+        return os.stat(lock_path).st_ino == os.fstat(f.fileno()).st_ino
+    except FileNotFoundError:
+        return False
+
+
 def lock_is_idle(lock_path: Path) -> bool:
     """Whether nobody holds the lock file now (tried without waiting, released at once)."""
     try:
         with open(lock_path, "a+b") as f:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-    except BlockingIOError:
-        return False
-    except OSError:
+    except OSError:  # BlockingIOError: held
         return False
     return True
 
@@ -134,10 +136,7 @@ def remove_idle_lock(lock_path: Path) -> bool:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False
-        try:
-            if os.stat(lock_path).st_ino != os.fstat(f.fileno()).st_ino:
-                return False
-        except FileNotFoundError:
+        if not _holds_name(f, lock_path):
             return False
         lock_path.unlink()
         return True

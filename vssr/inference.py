@@ -24,7 +24,7 @@ from .glue.checks import VssrError, check_clip, check_clips_match, check_pair, u
 from .glue.frames import copy_props, dtype_of, frames_to_array, write_frame
 from .glue.padding import PadPlan
 from .glue.streams import RunnerPool, parallel_frames
-from .glue.tiling import TilePlan, scaled
+from .glue.tiling import TilePlan, ceil_to, scaled
 from .network import Network
 from .types import ShapeProfile, Tensors
 
@@ -90,7 +90,7 @@ class Session:
             m = network.size.multiple
             tile = (max(m, tile[0] // m * m), max(m, tile[1] // m * m))
             for axis, t, o, total in (("width", tile[0], ov[0], pad.padded_width), ("height", tile[1], ov[1], pad.padded_height)):
-                margin = -(-o // m) * m  # tiles start on the network's size grid, so overlaps round up to it
+                margin = ceil_to(o, m)  # tiles start on the network's size grid, so overlaps round up to it
                 if t < total and t <= 2 * margin:
                     grid = f" on the stride-{m} grid" if margin != o else ""
                     raise VssrError(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import importlib
 import importlib.util
 import logging
@@ -207,9 +208,7 @@ class _TensorRT(BackendConfig):
         trt_logger = shared_logger(trt)
         runtime = trt.Runtime(trt_logger)
 
-        def deserialize(data: bytes) -> Any:
-            return deserialize_engine(trt, runtime, data)
-
+        deserialize = functools.partial(deserialize_engine, trt, runtime)
         folder = trt_cache.engine_folder(self.engine_folder)
         spec = engine_spec(self, trt, plan, device)
         engine, path = trt_cache.load_or_build(
@@ -628,12 +627,6 @@ def build_engine_bytes(trt: Any, settings: _TensorRT, plan: BuildPlan, device: c
     except Exception as err:  # noqa: BLE001 - the cache only speeds up later builds; never fail a build over it
         logger.warning("cannot update the timing cache %s: %s", timing, err)
     return data
-
-
-def _load_model(data: bytes) -> Any:
-    import onnx
-
-    return onnx.load_model_from_string(data)
 
 
 def _runtime_label(trt: Any, settings: _TensorRT) -> str:

@@ -153,23 +153,20 @@ def load_or_build[T](
 
     if (result := try_load()) is not None:
         return result, path
-    lock: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
-    try:
-        lock = files.file_lock(path, on_wait=lambda: logger.info(
-            "waiting for another process building %s (it is written once, then shared)", path.name))
-        lock.__enter__()
-    except OSError as err:
-        if err.errno == errno.ENOLCK:  # a file system without locks (NFS without lockd)
-            logger.warning("no file locks in %s (%s): two processes may build %s at once; writes stay atomic",
-                           folder, err, path.name)
-            lock = contextlib.nullcontext()
-        elif must_keep or err.errno not in _CANNOT_WRITE:
-            raise BackendError(f"cannot write the engine {path}: {err}") from err
-        else:
-            logger.warning("cannot write engines in %s (%s): building %s in memory, for this process only",
-                           folder, err, path.name)
-            return load(build()), path
-    try:
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(files.file_lock(path, on_wait=lambda: logger.info(
+                "waiting for another process building %s (it is written once, then shared)", path.name)))
+        except OSError as err:
+            if err.errno == errno.ENOLCK:  # a file system without locks (NFS without lockd)
+                logger.warning("no file locks in %s (%s): two processes may build %s at once; writes stay atomic",
+                               folder, err, path.name)
+            elif must_keep or err.errno not in _CANNOT_WRITE:
+                raise BackendError(f"cannot write the engine {path}: {err}") from err
+            else:
+                logger.warning("cannot write engines in %s (%s): building %s in memory, for this process only",
+                               folder, err, path.name)
+                return load(build()), path
         if (result := try_load()) is not None:  # another process built it while we waited
             return result, path
         logger.info("building TensorRT engine %s (minutes for a large model; done once, then cached)", path.name)
@@ -181,8 +178,6 @@ def load_or_build[T](
             if must_keep or err.errno not in _CANNOT_WRITE:
                 raise BackendError(f"cannot save the engine {path}: {err}") from err
             logger.warning("cannot save the engine %s (%s); it is used for this process only", path, err)
-    finally:
-        lock.__exit__(None, None, None)
     return load(data), path
 
 

@@ -28,7 +28,8 @@ class Span:
     keep_end: int
 
 
-def _ceil_to(value: int, multiple: int) -> int:
+def ceil_to(value: int, multiple: int) -> int:
+    """`value` rounded up to a multiple of `multiple`."""
     return -(-value // multiple) * multiple
 
 
@@ -37,7 +38,7 @@ def axis_spans(total: int, tile: int, overlap: int, multiple: int = 1) -> tuple[
     if tile >= total:
         return (Span(0, total, 0, total),)
     tile = tile // multiple * multiple
-    margin = _ceil_to(overlap, multiple)
+    margin = ceil_to(overlap, multiple)
     step = (tile - 2 * margin) // multiple * multiple
     if step <= 0:
         raise ValueError(f"tile {tile} leaves no room after an overlap of {overlap} on both sides")

@@ -150,7 +150,8 @@ def _filter_valid(a: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Separable 'valid' correlation of a 2-D array with the 1-D window g along both axes."""
     n = g.size
     rows = sum(g[k] * a[k : a.shape[0] - n + 1 + k, :] for k in range(n))
-    return sum(g[k] * rows[:, k : rows.shape[1] - n + 1 + k] for k in range(n))
+    out: np.ndarray = sum(g[k] * rows[:, k : rows.shape[1] - n + 1 + k] for k in range(n))
+    return out
 
 
 def ssim(a: np.ndarray, b: np.ndarray, *, border: int = 0, peak: float = 255.0) -> float:

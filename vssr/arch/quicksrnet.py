@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import onnx
@@ -213,7 +214,7 @@ def _conv_split(
     return g.add(y, residual)
 
 
-def _named(g: GraphBuilder, op_type: str, inputs: list[str], name: str, **attrs: object) -> str:
+def _named(g: GraphBuilder, op_type: str, inputs: list[str], name: str, **attrs: Any) -> str:
     """A node whose node name and output name are both `name` (quant excludes it by name)."""
     g.nodes.append(onnx.helper.make_node(op_type, inputs, [name], name=name, **attrs))
     return name

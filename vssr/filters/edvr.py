@@ -184,7 +184,7 @@ def EDVR(
     mode = _resolve_deform(deform, backend)
     if overlap is None:
         overlap = arch.DEFAULT_OVERLAP if tilesize is not None else 0
-    dtype = dtype_of(clip.format)  # type: ignore[arg-type]
+    dtype = dtype_of(clip.format)
 
     # The split pads frames itself, before feature extraction, with the generic path's own plan:
     # padding the features instead (what the aligner's Session would do) changes the border, and

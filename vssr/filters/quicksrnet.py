@@ -84,7 +84,7 @@ def QuickSRNet(
         VssrError: invalid arguments, or no weights for this size and scale.
     """
     check_clip(clip, QuickSRNet)
-    channels = 1 if clip.format.color_family == vs.GRAY else 3  # type: ignore[union-attr]
+    channels = 1 if clip.format.color_family == vs.GRAY else 3
     if int8 is not None and int8 not in METHODS:
         raise VssrError(QuickSRNet, f"int8 must be one of {', '.join(map(repr, METHODS))} or None, not {int8!r}")
     frames = check_positive(calibration_frames, QuickSRNet, "calibration_frames")

@@ -93,7 +93,7 @@ def frames_from_clip(clip: vs.VideoNode, frames: int) -> list[np.ndarray]:
         gray = clip.resize.Point(format=vs.GRAYS) if fmt.id != vs.GRAYS else clip
         rgb = vs.core.std.ShufflePlanes([gray, gray, gray], [0, 0, 0], vs.RGB)
     elif fmt.color_family == vs.YUV:
-        matrix = int(clip.get_frame(0).props.get("_Matrix", 2))  # type: ignore[arg-type]
+        matrix = int(clip.get_frame(0).props.get("_Matrix", 2))
         rgb = clip.resize.Bicubic(format=vs.RGBS, matrix_in=1 if matrix in (2, 3) else matrix)
     else:
         raise ValueError(f"cannot calibrate on a {fmt.name} clip")

@@ -47,7 +47,7 @@ def _calibration_arrays(calibration: object, frames: int) -> list[np.ndarray]:
     if isinstance(calibration, str | os.PathLike):
         return images_from_folder(calibration, frames)
     if hasattr(calibration, "get_frame") and hasattr(calibration, "num_frames"):  # a vs.VideoNode
-        return frames_from_clip(calibration, frames)  # type: ignore[arg-type]
+        return frames_from_clip(calibration, frames)
     if isinstance(calibration, Sequence) and all(isinstance(a, np.ndarray) and a.ndim == 3 for a in calibration):
         return [np.asarray(a, np.float32) for a in calibration][:frames]
     raise ValueError(
@@ -124,7 +124,8 @@ def quantize_arrays(
 
     def produce() -> bytes:
         logger.info("quantizing %s (%s, %d calibration images)", net.name, method, len(arrays))
-        return _quantize_model(net, arrays, method, per_channel, symmetric).SerializeToString()
+        serialized: bytes = _quantize_model(net, arrays, method, per_channel, symmetric).SerializeToString()
+        return serialized
 
     def valid(p: Path) -> bool:
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .base import BackendConfig, Runner
 from .ort import ORT
@@ -36,7 +36,20 @@ class _BackendNamespace:
         return ["ORT", *_LAZY]
 
 
-Backend = _BackendNamespace()
+if TYPE_CHECKING:
+    # what editors and mypy see: the config classes themselves, so `Backend.TRT(` completes and
+    # its arguments are checked (vs-jetpack's shape); at run time the namespace imports lazily
+    from .ov import OV
+    from .trt import TRT, TRT_RTX
+
+    class Backend:
+        ORT = ORT
+        OV = OV
+        TRT = TRT
+        TRT_RTX = TRT_RTX
+
+else:
+    Backend = _BackendNamespace()
 
 
 def default_backend() -> BackendConfig:

@@ -206,6 +206,20 @@ def test_full_download_verified_by_loading(models: Path, server: Server, rife_li
     assert len(server.requests) == 1 and "already present" in lines[-1]
 
 
+def test_a_present_file_that_is_not_the_official_one(models: Path, server: Server, compact_pth: bytes) -> None:
+    entry = dl.find("realesrgan", "general-x4v3")
+    path = models / "realesrgan" / entry.file
+    path.parent.mkdir(parents=True)
+    path.write_bytes(compact_pth)
+    with pytest.raises(dl.DownloadError, match="is present but is not the official file .*--force replaces it"):
+        dl.download(entry, base_url=server.url, progress=False)
+    assert server.requests == [] and path.read_bytes() == compact_pth
+    server.files[f"/{entry.file}"] = compact_pth
+    with pytest.raises(dl.DownloadError, match="serves"):  # --force fetches again (and the stand-in is refused)
+        dl.download(entry, base_url=server.url, force=True, progress=False)
+    assert path.read_bytes() == compact_pth  # the present file is replaced only by a verified one
+
+
 def test_full_download_with_sha256_from_the_mirror_variable(models: Path, server: Server, compact_pth: bytes,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(dl.MIRROR_ENV, server.url)

@@ -401,12 +401,17 @@ def download(entry: Entry, *, base_url: str | None = None, force: bool = False, 
     """
     dest = _dest(entry)
     say = report or (lambda line: logger.info("%s", line))
-    if dest.is_file() and not force:
-        say(f"{entry.family} {entry.name}: already present at {dest}")
-        return dest
     url = url_for(entry, base_url)
     part = dest.with_name(dest.name + ".part")
     by_hand = f"download {url} yourself and save it as {dest}"
+    if dest.is_file() and not force:
+        try:
+            _check_digest(dest, entry)
+        except DownloadError as err:
+            raise DownloadError(f"{dest} is present but is not the official file ({err}); --force replaces it, "
+                                f"or {by_hand}") from None
+        say(f"{entry.family} {entry.name}: already present at {dest}")
+        return dest
     show = sys.stderr.isatty() if progress is None else progress
     say(f"{entry.family} {entry.name}: {url} -> {dest}" + (" (resuming)" if part.exists() else ""))
     try:
@@ -450,8 +455,8 @@ def _fetch_with_retries(url: str, part: Path, entry: Entry, progress: bool, retr
             why = str(lost) or "the connection broke"
             if attempt == retries:
                 saved = part.stat().st_size if part.exists() else 0
-                raise DownloadError(f"{why} ({attempt + 1} attempts); {saved} bytes kept in {part}: run the same "
-                                    "command again to resume") from lost
+                raise DownloadError(f"{why} (attempt {attempt + 1} of {retries + 1}); {saved} bytes kept in {part}: "
+                                    "run the same command again to resume") from lost
             logger.warning("%s: %s; resuming (attempt %d of %d)", url, why, attempt + 2, retries + 1)
         except urllib.error.URLError as err:
             # a timeout or reset before the headers is worth another try; refusal and DNS are not
@@ -505,6 +510,10 @@ def _run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.s
         except DownloadError as e:
             err.write(f"vssr download: {entry.family} {entry.name}: {e}\n")
             failed += 1
+        except KeyboardInterrupt:
+            err.write(f"vssr download: {entry.family} {entry.name}: interrupted; the .part file is kept, run the "
+                      "same command again to resume\n")
+            return 130
     return 1 if failed else 0
 
 

@@ -388,3 +388,13 @@ def test_rife_model_by_version_names_the_command(models: Path) -> None:
     clip = vs.core.std.BlankClip(format=vs.RGBS, width=64, height=64, length=2)
     with pytest.raises(vs.Error, match=r"flownet_v4\.22\.pkl is missing; fetch it with `vssr download rife 4\.22`"):
         vssr.RIFE(clip, model="4.22", multi=2)
+
+
+def test_the_documented_table_is_the_catalog() -> None:
+    doc = (ROOT / "docs" / "download.md").read_text()
+    rows = [line for line in doc.splitlines() if re.match(r"\| (rife|edvr|realesrgan) \| [^|]+ \| [^|]+ \| http", line)]
+    assert len(rows) == len(dl.CATALOG)
+    for row, entry in zip(rows, dl.CATALOG, strict=True):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[:4] == [entry.family, entry.name, entry.file, entry.url]
+        assert cells[4].split()[0] == (entry.sha256 or "(none")

@@ -403,7 +403,7 @@ def download(entry: Entry, *, base_url: str | None = None, force: bool = False, 
     say = report or (lambda line: logger.info("%s", line))
     url = url_for(entry, base_url)
     part = dest.with_name(dest.name + ".part")
-    by_hand = f"download {url} yourself and save it as {dest}"
+    by_hand = f"download {entry.url} yourself and save it as {dest}"
     if dest.is_file() and not force:
         try:
             _check_digest(dest, entry)

@@ -363,9 +363,6 @@ def test_command_line(models: Path, server: Server, rife_lite: bytes, edvr_pth: 
     assert (models / "rife" / "flownet_v4.22-lite.pkl").read_bytes() == rife_lite
     assert "saved" in done.stdout and "loads as RIFE 4.22-lite" in done.stdout
 
-    listed = run_cli("--list", "rife", models=models)
-    assert re.search(r"rife\s+4\.22-lite\s+flownet_v4\.22\.lite\.pkl\s+load only\s+present", listed.stdout)
-    assert re.search(r"rife\s+4\.26\s+flownet_v4\.26\.pkl\s+sha256\s+-", listed.stdout)
 
     entry = dl.find("edvr", "m-x4-reds")
     server.files[f"/{entry.file}"] = edvr_pth  # not the official file: its sha256 prefix differs
@@ -376,8 +373,25 @@ def test_command_line(models: Path, server: Server, rife_lite: bytes, edvr_pth: 
     assert os.fspath(models / "edvr" / entry.file) in lines[0]
     assert contents(models) == ["rife/flownet_v4.22-lite.pkl"]
 
-    unknown = run_cli("realesrgan", "x8plus", models=models)
-    assert unknown.returncode == 2 and "one of: x4plus, x2plus" in unknown.stderr
+
+
+def test_command_line_list_and_usage_errors(models: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vssr.cli import main
+
+    part = models / "rife" / "flownet_v4.26.pkl.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"x" * 3 * 2**20)
+    (models / "rife" / "flownet_v4.22-lite.pkl").write_bytes(b"placed by hand")
+    assert main(["download", "--list", "rife"]) == 0
+    listed = capsys.readouterr().out
+    assert re.search(r"rife\s+4\.22-lite\s+flownet_v4\.22\.lite\.pkl\s+load only\s+present", listed)
+    assert re.search(r"rife\s+4\.26\s+flownet_v4\.26\.pkl\s+sha256\s+partial \(3\.0 MiB; run again", listed)
+    assert re.search(r"rife\s+4\.25\s+flownet_v4\.25\.pkl\s+sha256\s+-", listed)
+    assert "edvr" not in listed
+    assert main(["download", "realesrgan", "x8plus"]) == 2
+    assert "one of: x4plus, x2plus" in capsys.readouterr().err
+    assert main(["download", "edvr"]) == 2
+    assert "vssr download --list" in capsys.readouterr().err
 
 
 def test_rife_model_by_version_names_the_command(models: Path) -> None:

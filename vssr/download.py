@@ -306,8 +306,9 @@ def _copy(response: http.client.HTTPResponse, out: BinaryIO, done: int, total: i
         bar(0, close=True)
         out.flush()
         os.fsync(out.fileno())
-    if total is not None and done < total:
-        raise _Retry(f"the server closed the connection after {done} of {total} bytes")
+    expected = total if total is not None else entry.size  # without Content-Length, the table's size
+    if expected is not None and done < expected:
+        raise _Retry(f"the server closed the connection after {done} of {expected} bytes")
 
 
 def _progress_bar(desc: str, total: int | None, initial: int, enabled: bool) -> Callable[..., None]:
@@ -486,7 +487,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.set_defaults(run=_run)
 
 
-def _run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def _run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr  # looked up now: tests and callers may swap them
     if args.list:
         _write_list(args.family, out)
         return 0

@@ -286,6 +286,22 @@ def test_a_whole_part_file_is_verified_without_fetching_again(models: Path, serv
     assert path.read_bytes() == compact_pth
 
 
+def test_a_part_file_in_use_by_another_download_is_left_alone(models: Path, server: Server,
+                                                              compact_pth: bytes) -> None:
+    import fcntl
+
+    server.files["/realesr-animevideov3.pth"] = compact_pth
+    part = models / "realesrgan" / "realesr-animevideov3.pth.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(compact_pth)
+    entry = with_hash(dl.find("realesrgan", "animevideov3"), compact_pth)
+    with open(part, "ab") as other:  # another process holds the lock (flock locks are per open file)
+        fcntl.flock(other.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(dl.DownloadError, match="another process is downloading"):
+            dl.download(entry, base_url=server.url, progress=False)
+    assert part.read_bytes() == compact_pth and not (models / "realesrgan" / entry.file).exists()
+
+
 def test_bad_hash_is_rejected_and_nothing_is_left(models: Path, server: Server, edvr_pth: bytes) -> None:
     # a real EDVR checkpoint, but not the official one: the 8-hex prefix in BasicSR's name differs
     entry = dl.find("edvr", "m-x4-reds")

@@ -425,12 +425,15 @@ def download(entry: Entry, *, base_url: str | None = None, force: bool = False, 
         raise DownloadError(f"{err}; {by_hand}") from None
     try:
         with _locked_part(part):
-            digest = _check_digest(part, entry)
-            kind = _check_loads(part, entry)
+            try:
+                digest = _check_digest(part, entry)
+                kind = _check_loads(part, entry)
+            except DownloadError as err:  # a whole file that fails a check: resuming it cannot help
+                part.unlink()
+                raise DownloadError(f"{err}; removed the download") from None
             os.replace(part, dest)  # the final name appears only for a verified file
     except DownloadError as err:
-        part.unlink(missing_ok=True)
-        raise DownloadError(f"{err}; removed the download; {by_hand}") from None
+        raise DownloadError(f"{err}; {by_hand}") from None
     hash_note = "sha256 " + ("matches" if entry.sha256 else f"{digest} (no published value to compare)")
     say(f"{entry.family} {entry.name}: saved {dest} ({dest.stat().st_size / 2**20:.1f} MiB, {hash_note}, "
         f"loads as {kind})")

@@ -40,6 +40,10 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         state = self.server
         state.requests.append((self.path, self.headers.get("Range")))
+        if state.hang_ups:  # close the connection without an answer
+            state.hang_ups -= 1
+            self.close_connection = True
+            return
         if self.path.startswith("/redirect/"):
             self.send_response(302)
             self.send_header("Location", self.path.removeprefix("/redirect"))
@@ -91,6 +95,8 @@ class Server(ThreadingHTTPServer):
         self.drop_after: dict[str, int] = {}
         """path -> bytes sent before the connection is dropped (once)."""
         self.ranges = True
+        self.hang_ups = 0
+        """How many requests get no answer at all (the connection is closed)."""
         self.content_type = "application/octet-stream"
 
     @property
@@ -335,6 +341,24 @@ def test_no_server_at_all(models: Path) -> None:
     with pytest.raises(dl.DownloadError, match=f"connection to 127.0.0.1:{port} refused.*save it as"):
         dl.download(dl.find("rife", "4.26"), base_url=f"http://127.0.0.1:{port}", progress=False)
     assert contents(models) == []
+
+
+def test_no_answer_is_retried_then_reported(models: Path, server: Server, compact_pth: bytes,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    server.files["/realesr-animevideov3.pth"] = compact_pth
+    entry = with_hash(dl.find("realesrgan", "animevideov3"), compact_pth)
+    server.hang_ups = 1
+    assert dl.download(entry, base_url=server.url, retries=1, retry_delay=0, progress=False).is_file()
+    assert len(server.requests) == 2
+
+    monkeypatch.setattr(dl, "_TIMEOUT", 0.2)
+    with socket.socket() as silent:  # accepts connections (backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/"
+        with pytest.raises(dl.DownloadError, match=r"did not answer within 0.2 s; download https://github.com"):
+            dl.download(dl.find("rife", "4.26"), base_url=url, retries=1, retry_delay=0, progress=False)
+    assert contents(models) == ["realesrgan/realesr-animevideov3.pth"]
 
 
 def test_a_web_page_instead_of_the_file(models: Path, server: Server) -> None:

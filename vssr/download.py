@@ -198,8 +198,10 @@ def _describe_unreachable(err: urllib.error.URLError, url: str) -> str:
         return f"cannot resolve {host} (offline or no DNS: {reason.strerror or reason})"
     if isinstance(reason, ConnectionRefusedError):
         return f"connection to {host} refused (offline, or nothing listens there)"
-    if isinstance(reason, TimeoutError | socket.timeout):
-        return f"{host} did not answer within {_TIMEOUT:.0f} s"
+    if isinstance(reason, TimeoutError):
+        return f"{host} did not answer within {_TIMEOUT:g} s"
+    if isinstance(reason, ConnectionResetError):
+        return f"{host} closed the connection before answering"
     return f"cannot reach {host}: {reason}"
 
 
@@ -215,7 +217,12 @@ def _open(url: str, offset: int) -> http.client.HTTPResponse:
     if offset:
         headers["Range"] = f"bytes={offset}-"
     request = urllib.request.Request(url, headers=headers)
-    response: http.client.HTTPResponse = urllib.request.urlopen(request, timeout=_TIMEOUT)
+    try:
+        response: http.client.HTTPResponse = urllib.request.urlopen(request, timeout=_TIMEOUT)
+    except urllib.error.URLError:
+        raise
+    except (OSError, http.client.HTTPException) as err:  # urlopen lets errors of reading the headers through
+        raise urllib.error.URLError(err) from err
     return response
 
 

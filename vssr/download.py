@@ -120,10 +120,19 @@ def _edvr(name: str, file: str, drive_id: str) -> Entry:
 
 
 _REALESRGAN = "https://github.com/xinntao/Real-ESRGAN/releases/download/"
+_REALESRGAN_SHA256 = {  # OpenModelDB's records of the same release URLs
+    "RealESRGAN_x4plus.pth": ("4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1", 67_040_989),
+    "RealESRGAN_x2plus.pth": ("49fafd45f8fd7aa8d31ab2a22d14d91b536c34494a5cfe31eb5d89c2fa266abb", 67_061_725),
+    "RealESRGAN_x4plus_anime_6B.pth": ("f872d837d3c90ed2e05227bed711af5671a6fd1c9f7d7e91c911a61f155e99da", 17_938_799),
+    "realesr-animevideov3.pth": ("b8a8376811077954d82ca3fcf476f1ac3da3e8a68a4f4d71363008000a18b75d", 2_504_012),
+    "realesr-general-x4v3.pth": ("8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292", 4_885_111),
+    "realesr-general-wdn-x4v3.pth": ("1641f8c4464b9f097c9fdda5589273713f67cf59f3d909e0bd688f0cee269dca", 4_885_111),
+}
 
 
-def _realesrgan(name: str, release: str, file: str, sha256: str, size: int, arch: str) -> Entry:
-    return Entry("realesrgan", name, file, f"{_REALESRGAN}{release}/{file}", sha256, size, arch,
+def _realesrgan(name: str, release: str, file: str, arch: str) -> Entry:
+    digest, size = _REALESRGAN_SHA256[file]
+    return Entry("realesrgan", name, file, f"{_REALESRGAN}{release}/{file}", digest, size, arch,
                  aliases=(Path(file).stem,))
 
 
@@ -134,19 +143,13 @@ CATALOG: tuple[Entry, ...] = (
     _edvr("l-x4-vimeo90k", "EDVR_L_x4_SR_Vimeo90K_official-162b54e4.pth", "1aVR3lkX6ItCphNLcT7F5bbbC484h4Qqy"),
     _edvr("l-deblur-reds", "EDVR_L_deblur_REDS_official-ca46bd8c.pth", "1_ma2tgHscZtkIY2tEJkVdU-UP8bnqBRE"),
     _edvr("l-deblurcomp-reds", "EDVR_L_deblurcomp_REDS_official-0e988e5c.pth", "1fEoSeLFnHSBbIs95Au2W197p8e4ws4DW"),
-    # Real-ESRGAN's README/docs/model_zoo.md release links; sha256 and sizes from OpenModelDB.
-    _realesrgan("x4plus", "v0.1.0", "RealESRGAN_x4plus.pth",
-                "4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1", 67_040_989, "rrdb"),
-    _realesrgan("x2plus", "v0.2.1", "RealESRGAN_x2plus.pth",
-                "49fafd45f8fd7aa8d31ab2a22d14d91b536c34494a5cfe31eb5d89c2fa266abb", 67_061_725, "rrdb"),
-    _realesrgan("x4plus-anime", "v0.2.2.4", "RealESRGAN_x4plus_anime_6B.pth",
-                "f872d837d3c90ed2e05227bed711af5671a6fd1c9f7d7e91c911a61f155e99da", 17_938_799, "rrdb"),
-    _realesrgan("animevideov3", "v0.2.5.0", "realesr-animevideov3.pth",
-                "b8a8376811077954d82ca3fcf476f1ac3da3e8a68a4f4d71363008000a18b75d", 2_504_012, "compact"),
-    _realesrgan("general-x4v3", "v0.2.5.0", "realesr-general-x4v3.pth",
-                "8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292", 4_885_111, "compact"),
-    _realesrgan("general-wdn-x4v3", "v0.2.5.0", "realesr-general-wdn-x4v3.pth",
-                "1641f8c4464b9f097c9fdda5589273713f67cf59f3d909e0bd688f0cee269dca", 4_885_111, "compact"),
+    # Real-ESRGAN's README, docs/model_zoo.md and inference_realesrgan.py release links
+    _realesrgan("x4plus", "v0.1.0", "RealESRGAN_x4plus.pth", "rrdb"),
+    _realesrgan("x2plus", "v0.2.1", "RealESRGAN_x2plus.pth", "rrdb"),
+    _realesrgan("x4plus-anime", "v0.2.2.4", "RealESRGAN_x4plus_anime_6B.pth", "rrdb"),
+    _realesrgan("animevideov3", "v0.2.5.0", "realesr-animevideov3.pth", "compact"),
+    _realesrgan("general-x4v3", "v0.2.5.0", "realesr-general-x4v3.pth", "compact"),
+    _realesrgan("general-wdn-x4v3", "v0.2.5.0", "realesr-general-wdn-x4v3.pth", "compact"),
 )
 
 FAMILIES: tuple[str, ...] = ("rife", "edvr", "realesrgan")

@@ -27,6 +27,7 @@ from tests.arch.test_compact import random_state as compact_state
 from tests.weights.torchsave import Tensor, save_zip
 from vssr import download as dl
 from vssr.arch import ifnet
+from vssr.download import fetch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -351,7 +352,7 @@ def test_no_answer_is_retried_then_reported(models: Path, server: Server, compac
     assert dl.download(entry, base_url=server.url, retries=1, retry_delay=0, progress=False).is_file()
     assert len(server.requests) == 2
 
-    monkeypatch.setattr(dl, "_TIMEOUT", 0.2)
+    monkeypatch.setattr(fetch, "_TIMEOUT", 0.2)
     with socket.socket() as silent:  # accepts connections (backlog) and never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen()

@@ -433,6 +433,8 @@ def test_command_line_list_and_usage_errors(models: Path, capsys: pytest.Capture
     assert "one of: x4plus, x2plus" in capsys.readouterr().err
     assert main(["download", "edvr"]) == 2
     assert "vssr download --list" in capsys.readouterr().err
+    assert main(["download", "edvr", "all", "--retries", "-1"]) == 2
+    assert "--retries must be >= 0" in capsys.readouterr().err
 
 
 def test_rife_model_by_version_names_the_command(models: Path) -> None:

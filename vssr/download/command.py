@@ -13,9 +13,6 @@ from .fetch import DownloadError, download
 __all__ = ["add_parser"]
 
 
-# --- command line ---------------------------------------------------------------------------------
-
-
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `download` on the `vssr` command line (cli.py calls this)."""
     p = subparsers.add_parser(
@@ -39,6 +36,9 @@ def _run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None
     if args.list:
         _write_list(args.family, out)
         return 0
+    if args.retries < 0:
+        err.write(f"vssr download: --retries must be >= 0, not {args.retries}\n")
+        return 2
     if args.family is None or not args.names:
         family = args.family or "<family>"
         err.write(f"vssr download: name the {family} models to fetch (or all); `vssr download --list` shows them\n")

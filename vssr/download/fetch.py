@@ -253,6 +253,8 @@ def download(entry: Entry, *, base_url: str | None = None, force: bool = False, 
             message says where to put the file by hand. A `.part` is kept only when it holds bytes
             that a later run can resume; a whole file that fails a check is removed.
     """
+    if retries < 0:
+        raise ValueError(f"retries must be >= 0, not {retries}")
     dest = destination(entry.family, entry.name)
     say = report or (lambda line: logger.info("%s", line))
     url = url_for(entry, base_url)

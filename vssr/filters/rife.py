@@ -29,7 +29,7 @@ import vapoursynth as vs
 
 from ..arch import ifnet
 from ..backends import BackendConfig
-from ..files import models_dir
+from ..download import destination
 from ..glue.checks import VssrError, check_clip, user_errors
 from ..glue.frames import copy_props, dtype_of, frame_to_array, write_frame
 from ..glue.streams import parallel_frames
@@ -110,10 +110,10 @@ def _model_path(model: object, func: Callable[..., object]) -> Path:
     if not isinstance(model, str | os.PathLike):
         raise VssrError(func, f"model must be a file path or a version name, not {type(model).__name__}")
     if isinstance(model, str) and model in ifnet.VERSIONS:
-        path = models_dir() / "rife" / f"flownet_v{model}.pkl"
+        path = destination("rife", model)
         if not path.is_file():
-            raise VssrError(func, f"model={model!r}: put the official flownet.pkl of v{model} at {path}, "
-                                  "or pass model='/path/to/flownet.pkl'")
+            raise VssrError(func, f"model={model!r}: {path} is missing; fetch it with `vssr download rife {model}` "
+                                  "(or put the official flownet.pkl there, or pass model='/path/to/flownet.pkl')")
         return path
     path = Path(model)
     if not path.is_file():

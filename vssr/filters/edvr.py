@@ -31,7 +31,17 @@ import vapoursynth as vs
 from ..arch import edvr as arch
 from ..arch.deform import DeformMode
 from ..backends import BackendConfig, default_backend
-from ..glue.checks import VssrError, check_clip, user_errors
+from ..glue.checks import (
+    VssrError,
+    check_backend,
+    check_bool,
+    check_choice,
+    check_clip,
+    check_file,
+    check_int,
+    check_tiles,
+    user_errors,
+)
 from ..glue.frames import copy_props, dtype_of, frame_to_array, frames_to_array, write_frame
 from ..glue.padding import PadPlan
 from ..glue.streams import parallel_frames
@@ -57,8 +67,6 @@ def window_indices(n: int, length: int, num_frame: int, edge: str) -> list[int]:
 
 
 def _resolve_deform(deform: str, backend: BackendConfig) -> DeformMode:
-    if deform not in _DEFORMS:
-        raise VssrError(EDVR, f"deform must be one of {', '.join(map(repr, _DEFORMS))}, not {deform!r}")
     native = backend.supports_op("DeformConv")
     if deform == "native" and not native:
         raise VssrError(
@@ -79,8 +87,9 @@ def _load_state(model: object) -> StateDict:
     elif isinstance(model, str | os.PathLike):
         from ..weights import pth
 
+        path = check_file(model, EDVR, "model", "a BasicSR EDVR .pth")
         with user_errors(EDVR):
-            state = pth.load(model)
+            state = pth.load(path)
     else:
         raise VssrError(EDVR, f"model must be the path of a BasicSR EDVR .pth or a state dict, not {type(model).__name__}")
     if not arch.detect(state):
@@ -170,8 +179,12 @@ def EDVR(
         VssrError: on invalid arguments or an unusable checkpoint, when the script is evaluated.
     """
     check_clip(clip, EDVR, families=(vs.RGB,))
-    if edge not in EDGES:
-        raise VssrError(EDVR, f"edge must be one of {', '.join(map(repr, EDGES))}, not {edge!r}")
+    check_choice(edge, EDVR, "edge", EDGES)
+    check_choice(deform, EDVR, "deform", _DEFORMS)
+    num_frame = check_int(num_frame, EDVR, "num_frame", 1, optional=True)
+    check_bool(split, EDVR, "split", optional=True)
+    check_backend(backend, EDVR)
+    check_tiles(tilesize, overlap, EDVR)
     state = _load_state(model)
     with user_errors(EDVR):
         params = arch.EDVRParams.from_state(state)

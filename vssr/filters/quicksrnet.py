@@ -14,7 +14,17 @@ from ..arch import quicksrnet
 from ..backends import BackendConfig
 from ..errors import ModelError
 from ..files import models_dir, project_root
-from ..glue.checks import VssrError, check_clip, check_positive, user_errors
+from ..glue.checks import (
+    VssrError,
+    check_backend,
+    check_bool,
+    check_choice,
+    check_clip,
+    check_file,
+    check_positive,
+    check_tiles,
+    user_errors,
+)
 from ..inference import inference
 from ..network import Network
 from ..quant import METHODS, quantize
@@ -22,6 +32,8 @@ from ..quant import METHODS, quantize
 __all__ = ["QuickSRNet", "shipped_weights"]
 
 SCALES = (2, 3, 4, 1.5)
+MAX_CALIBRATION_FRAMES = 1024
+"""Calibration keeps every activation of every frame in memory (ONNX Runtime), so it is bounded."""
 
 
 _WEIGHTS = re.compile(r"(small|medium|large)_x(\d+(?:\.\d+)?)(_qat)?")
@@ -85,14 +97,14 @@ def QuickSRNet(
     """
     check_clip(clip, QuickSRNet)
     channels = 1 if clip.format.color_family == vs.GRAY else 3  # type: ignore[union-attr]
-    if int8 is not None and int8 not in METHODS:
-        raise VssrError(QuickSRNet, f"int8 must be one of {', '.join(map(repr, METHODS))} or None, not {int8!r}")
-    frames = check_positive(calibration_frames, QuickSRNet, "calibration_frames")
+    check_choice(int8, QuickSRNet, "int8", METHODS, optional=True)
+    frames = check_positive(calibration_frames, QuickSRNet, "calibration_frames", MAX_CALIBRATION_FRAMES)
+    symmetric = check_bool(int8_symmetric, QuickSRNet, "int8_symmetric")
+    check_choice(size, QuickSRNet, "size", quicksrnet.SIZES)
+    check_choice(scale, QuickSRNet, "scale", SCALES)
+    check_backend(backend, QuickSRNet)
+    check_tiles(tilesize, overlap, QuickSRNet)
     if weights is None:
-        if size not in quicksrnet.SIZES:
-            raise VssrError(QuickSRNet, f"size must be one of {', '.join(map(repr, quicksrnet.SIZES))}, not {size!r}")
-        if scale not in SCALES:
-            raise VssrError(QuickSRNet, f"scale must be one of {', '.join(map(str, SCALES))}, not {scale!r}")
         available = shipped_weights(qat=int8 is not None)
         path = available.get((size, Fraction(scale)))
         if path is None:
@@ -103,9 +115,7 @@ def QuickSRNet(
                 "(train more with tools/train_quicksrnet.py and pass weights=)",
             )
     else:
-        path = Path(weights)
-        if not path.is_file():
-            raise VssrError(QuickSRNet, f"weights file {os.fspath(path)!r} does not exist")
+        path = check_file(weights, QuickSRNet, "weights", "a .npz of QuickSRNet weights")
     with user_errors(QuickSRNet):
         try:
             with np.load(path) as data:
@@ -125,7 +135,7 @@ def QuickSRNet(
                     None if int8 == "naive" else clip,
                     frames=frames,
                     method=int8,
-                    symmetric=bool(int8_symmetric),
+                    symmetric=bool(symmetric),
                 )
             except ValueError as err:
                 raise VssrError(QuickSRNet, f"int8: {err}") from err

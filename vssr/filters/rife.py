@@ -30,12 +30,25 @@ import vapoursynth as vs
 from ..arch import ifnet
 from ..backends import BackendConfig
 from ..files import models_dir
-from ..glue.checks import VssrError, check_clip, user_errors
+from ..glue.checks import (
+    VssrError,
+    check_backend,
+    check_bool,
+    check_choice,
+    check_clip,
+    check_file,
+    check_frame_count,
+    check_int,
+    check_positive,
+    check_real,
+    user_errors,
+)
 from ..glue.frames import copy_props, dtype_of, frame_to_array, write_frame
 from ..glue.streams import parallel_frames
 from ..glue.timing import Retime, rate_factor
 from ..inference import Session
 from ..network import Network
+from ..validation import INT32_MAX
 from ..weights import rife as rife_weights
 
 __all__ = ["RIFE", "scene_change_metric"]
@@ -115,10 +128,7 @@ def _model_path(model: object, func: Callable[..., object]) -> Path:
             raise VssrError(func, f"model={model!r}: put the official flownet.pkl of v{model} at {path}, "
                                   "or pass model='/path/to/flownet.pkl'")
         return path
-    path = Path(model)
-    if not path.is_file():
-        raise VssrError(func, f"model: {os.fspath(path)!r} does not exist (give a flownet.pkl or a vs-mlrt RIFE .onnx)")
-    return path
+    return check_file(model, func, "model", "a flownet.pkl or a vs-mlrt RIFE .onnx")
 
 
 def RIFE(
@@ -165,6 +175,11 @@ def RIFE(
     """
     func = RIFE
     check_clip(clip, func, families=(vs.RGB,))
+    # positive ints (numpy ones made plain), so that Fractions and frame counts are exact
+    multi, factor_num, fps_num = (check_int(value, func, name, 1, INT32_MAX, optional=True)
+                                  for name, value in (("multi", multi), ("factor_num", factor_num), ("fps_num", fps_num)))
+    factor_den, fps_den = (check_positive(value, func, name, INT32_MAX)
+                           for name, value in (("factor_den", factor_den), ("fps_den", fps_den)))
     try:
         factor = rate_factor(
             multi=multi if (multi is not None or factor_num is not None or fps_num is not None) else 2,
@@ -174,15 +189,13 @@ def RIFE(
         )
     except (ValueError, ZeroDivisionError) as err:
         raise VssrError(func, f"multi/factor_num/factor_den/fps_num/fps_den: {err}") from err
-    if scale not in ifnet.SCALES:
-        raise VssrError(func, f"scale must be one of {', '.join(f'{s:g}' for s in ifnet.SCALES)}, not {scale!r}")
-    if sc_threshold is not None and not (isinstance(sc_threshold, int | float) and 0 < sc_threshold <= 1):
-        raise VssrError(func, f"sc_threshold must be in (0, 1] or None, not {sc_threshold!r}")
-    for name, flag in (("ensemble", ensemble), ("sc", sc)):
-        if not isinstance(flag, bool):
-            raise VssrError(func, f"{name} must be True or False, not {flag!r}")
-    if version is not None and version not in ifnet.VERSIONS:
-        raise VssrError(func, f"version must be one of {', '.join(ifnet.VERSIONS)} or None, not {version!r}")
+    check_frame_count(Retime(clip.num_frames, factor).num_frames, func, f"{clip.num_frames} frames x {factor}")
+    check_choice(scale, func, "scale", ifnet.SCALES)
+    check_real(sc_threshold, func, "sc_threshold", 0, 1, open_minimum=True, optional=True)
+    check_bool(ensemble, func, "ensemble")
+    check_bool(sc, func, "sc")
+    check_choice(version, func, "version", ifnet.VERSIONS, optional=True)
+    check_backend(backend, func)
     path = _model_path(model, func)
     with user_errors(func):
         try:
@@ -248,7 +261,11 @@ def RIFE(
         frame = f.copy()
         props = frame.props
         if "_DurationNum" in props and "_DurationDen" in props:
-            dur = Fraction(int(props["_DurationNum"]), int(props["_DurationDen"])) / factor
+            num, den = int(props["_DurationNum"]), int(props["_DurationDen"])
+            if num <= 0 or den <= 0:
+                raise VssrError(func, f"clip: frame {n} has the duration {num}/{den} (_DurationNum/_DurationDen); "
+                                      "durations must be positive: set them with core.std.AssumeFPS or fix the source")
+            dur = Fraction(num, den) / factor
             props["_DurationNum"], props["_DurationDen"] = dur.numerator, dur.denominator
         return frame
 

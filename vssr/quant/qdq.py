@@ -29,7 +29,7 @@ import numpy as np
 import onnx
 
 from ..errors import ModelError
-from ..files import cached, models_dir
+from ..files import cached, models_dir, readable_stem
 from ..network import Network, get_metadata, set_metadata
 from .calibration import data_digest, frames_from_clip, images_from_folder, random_crops
 
@@ -120,7 +120,7 @@ def quantize_arrays(
         :20
     ]
     kind = "s8" if symmetric else "u8"
-    path = models_dir() / "int8" / f"{net.name}_int8{kind}_{method}_{key}.onnx"
+    path = models_dir() / "int8" / f"{readable_stem(net.name)}_int8{kind}_{method}_{key}.onnx"
 
     def produce() -> bytes:
         logger.info("quantizing %s (%s, %d calibration images)", net.name, method, len(arrays))

@@ -39,7 +39,7 @@ from .glue.streams import RunnerPool, parallel_frames
 from .glue.tiling import TilePlan, ceil_to, scaled
 from .network import Network
 from .types import ShapeProfile, Tensors
-from .validation import INT32_MAX
+from .validation import INT32_MAX, shown
 
 __all__ = ["Session", "check_static_shape", "inference", "load_network"]
 
@@ -59,22 +59,22 @@ def load_network(network: NetworkSource, func: Func, scale: Fraction | None = No
         return Network.load(network, scale=scale)
 
 
-def check_static_shape(network: Network, tile: tuple[int, int], func: Func) -> None:
+def check_static_shape(
+    network: Network, tile: tuple[int, int], frame: tuple[int, int], tiled: bool, func: Func
+) -> None:
     """Image inputs of a static spatial size must get exactly that size (ONNX Runtime fails on the
-    first frame otherwise, and OpenVINO reshapes the network silently)."""
+    first frame otherwise, and OpenVINO reshapes the network silently). `frame`: the padded frame."""
     for spec in network.image_inputs:
         height, width = spec.shape[2:]
         if height is None or width is None or (width, height) == tile:
             continue
-        hint = (
-            f"use tilesize=({width}, {height}) to run it on tiles of that size"
-            if network.tiling and width <= tile[0] and height <= tile[1]
-            else f"resize the clip to {width}x{height}"
-        )
+        fits = network.tiling and width <= frame[0] and height <= frame[1]
         raise VssrError(
             func,
-            f"clip: network {network.name!r} has a static input {spec.name!r} of {width}x{height} (width x height) "
-            f"but would be fed {tile[0]}x{tile[1]}; {hint}, or export the network with dynamic height and width",
+            f"{'tilesize' if tiled else 'clip'}: network {network.name!r} takes a static {width}x{height} input "
+            f"{spec.name!r} (width x height) but would be fed {'tiles' if tiled else 'frames'} of {tile[0]}x{tile[1]}; "
+            + (f"use tilesize=({width}, {height})" if fits else f"resize the clip to {width}x{height}")
+            + ", or export the network with dynamic height and width",
         )
 
 
@@ -103,12 +103,12 @@ class Session:
         tilesize: int | tuple[int, int] | None = None,
         overlap: int | tuple[int, int] = 0,
         dtype: np.dtype | type = np.float32,
-        func: Func = "inference",
+        func: Func = "Session.create",
     ) -> Session:
         """Validate the arguments, load the backend and plan padding and tiles for width x height."""
         check_func(func, "Session.create")
         if not isinstance(network, Network):
-            raise VssrError(func, f"network must be a vssr.Network (Network.load(path)), not {network!r}")
+            raise VssrError(func, f"network must be a vssr.Network (Network.load(path)), not {shown(network)}")
         check_backend(backend, func)
         for name, side in (("width", width), ("height", height)):
             check_int(side, func, name, 1, INT32_MAX)
@@ -144,7 +144,7 @@ class Session:
                 for v in (span.start, span.size, span.keep_start, span.keep_end):
                     if (v * s).denominator != 1:
                         raise VssrError(func, f"tilesize: tile edges must map to whole output pixels at scale {s}")
-        check_static_shape(network, tiles.tile_size, func)
+        check_static_shape(network, tiles.tile_size, (pad.padded_width, pad.padded_height), tilesize is not None, func)
         network = network.with_io_dtype(dtype, dtype)
         profile = ShapeProfile.static(*tiles.tile_size)
         with user_errors(func):
@@ -262,7 +262,7 @@ def inference(
     if scale is not None and Fraction(scale) != net.scale:
         raise VssrError(
             func,
-            f"scale={scale!r}, but network {net.name!r} makes outputs {net.scale}x its input (read from its graph); "
+            f"scale={scale}, but network {net.name!r} makes outputs {net.scale}x its input (read from its graph); "
             "leave scale unset",
         )
     if len(net.inputs) != 1:

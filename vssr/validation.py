@@ -28,6 +28,7 @@ __all__ = [
     "require_int",
     "require_pair",
     "require_real",
+    "shown",
 ]
 
 INT32_MAX = 2**31 - 1
@@ -36,6 +37,12 @@ INT32_MAX = 2**31 - 1
 
 class ParameterError(ValueError):
     """A parameter value wrong in itself (type or range); the message names the parameter."""
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """A value as a message shows it: its repr, or its type where the repr is long (a model proto)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"a {type(value).__name__}"
 
 
 def _is_int(value: object) -> bool:

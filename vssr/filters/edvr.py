@@ -91,7 +91,7 @@ def _load_state(model: object) -> StateDict:
         with user_errors(EDVR):
             state = pth.load(path)
     else:
-        raise VssrError(EDVR, f"model must be the path of a BasicSR EDVR .pth or a state dict, not {type(model).__name__}")
+        raise VssrError(EDVR, f"model must be the path of a BasicSR EDVR .pth or a state dict, not {model!r}")
     if not arch.detect(state):
         raise VssrError(EDVR, "model: not an EDVR checkpoint (no pcd_align.cas_dcnpack / upconv2 weights)")
     return state
@@ -189,7 +189,8 @@ def EDVR(
     with user_errors(EDVR):
         params = arch.EDVRParams.from_state(state)
     if num_frame is not None and num_frame != params.num_frame:
-        raise VssrError(EDVR, f"num_frame={num_frame} but the model was trained for {params.num_frame} frames")
+        raise VssrError(EDVR, f"num_frame={num_frame} but the model was trained for {params.num_frame} frames; "
+                              f"pass num_frame={params.num_frame} or None")
     if split and not params.splittable:
         raise VssrError(EDVR, "split=True is not available for hr_in (deblur) models; use split=False or None")
     use_split = params.splittable if split is None else bool(split)

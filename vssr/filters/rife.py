@@ -117,11 +117,11 @@ def _model_path(model: object, func: Callable[..., object]) -> Path:
     if model is None:
         raise VssrError(
             func,
-            "model= is required: vssr ships no RIFE weights. Pass the path of a Practical-RIFE/vs-rife "
+            "model= is required, not None: vssr ships no RIFE weights; pass the path of a Practical-RIFE/vs-rife "
             "flownet.pkl (any of v" + ", ".join(ifnet.VERSIONS) + ") or of a vs-mlrt rife_v4.x.onnx",
         )
     if not isinstance(model, str | os.PathLike):
-        raise VssrError(func, f"model must be a file path or a version name, not {type(model).__name__}")
+        raise VssrError(func, f"model must be a file path or a version name, not {model!r}")
     if isinstance(model, str) and model in ifnet.VERSIONS:
         path = models_dir() / "rife" / f"flownet_v{model}.pkl"
         if not path.is_file():
@@ -189,7 +189,8 @@ def RIFE(
         )
     except (ValueError, ZeroDivisionError) as err:
         raise VssrError(func, f"multi/factor_num/factor_den/fps_num/fps_den: {err}") from err
-    check_frame_count(Retime(clip.num_frames, factor).num_frames, func, f"{clip.num_frames} frames x {factor}")
+    check_frame_count(Retime(clip.num_frames, factor).num_frames, func,
+                      f"multi/factor_num/factor_den/fps_num/fps_den: {clip.num_frames} frames x {factor}")
     check_choice(scale, func, "scale", ifnet.SCALES)
     check_real(sc_threshold, func, "sc_threshold", 0, 1, open_minimum=True, optional=True)
     check_bool(ensemble, func, "ensemble")

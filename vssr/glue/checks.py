@@ -96,7 +96,7 @@ def check_clip(
 ) -> vs.VideoNode:
     """A constant-format, constant-size float RGB/GRAY clip (16 or 32 bit)."""
     if not isinstance(clip, vs.VideoNode):
-        raise VssrError(func, f"{param} must be a vs.VideoNode, not {type(clip).__name__}")
+        raise VssrError(func, f"{param} must be a vs.VideoNode, not {validation.shown(clip)}")
     fmt = clip.format
     if fmt is None or fmt.id == vs.PresetVideoFormat.NONE:
         raise VssrError(func, f"{param} must have a constant format; convert with core.resize.Bicubic(format=vs.RGBS)")
@@ -229,6 +229,8 @@ def check_frame_count(count: int, func: Func, what: str) -> int:
     """An output frame count VapourSynth can hold (its frame numbers are C ints)."""
     if count > validation.INT32_MAX:
         raise VssrValueError(
-            func, f"{what} gives {count} output frames; VapourSynth clips hold at most {validation.INT32_MAX}"
+            func,
+            f"{what} gives {count} output frames; VapourSynth clips hold at most {validation.INT32_MAX}: "
+            "use a lower rate or a shorter clip",
         )
     return count

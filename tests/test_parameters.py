@@ -175,6 +175,20 @@ TARGETS: dict[str, Target] = {
             "func": [123],
         },
     ),
+    "quantize": Target(
+        vssr.quantize,
+        lambda tmp: {"network": nets.conv3x3(), "calibration": [np.full((3, 16, 16), 0.5, np.float32)]},
+        {
+            "network": [None, 123, DIRECTORY, MISSING],
+            "calibration": [None, 42, MISSING, Made("an empty folder", lambda tmp: _folder(tmp / "empty"))],
+            "frames": [0, 1.5, "16", True, 10**6],
+            "crop": [0, 1.5, "256"],
+            "method": ["kl", 1, None],
+            "per_channel": ["yes", 1],
+            "symmetric": ["no", 0],
+            "seed": [-1, 1.5, "0", 2**40],
+        },
+    ),
     "Backend.ORT": Target(
         vssr.Backend.ORT,
         lambda tmp: {},
@@ -234,7 +248,6 @@ SPOKEN = {"clips": "clip"}
 EXEMPT = {
     "BackendConfig": "abstract: made through Backend.*",
     "Network": "the lower layer's type (raises ModelError); the functions check the paths they are given",
-    "quantize": "int8 calibration helper of the lower layer (raises ValueError naming the parameter)",
 }
 TRT_MODULES = {"Backend.TRT": "tensorrt", "Backend.TRT_RTX": "tensorrt_rtx"}
 

@@ -27,13 +27,11 @@ from ..glue.checks import (
 )
 from ..inference import inference
 from ..network import Network
-from ..quant import METHODS, quantize
+from ..quant import MAX_FRAMES, METHODS, quantize
 
 __all__ = ["QuickSRNet", "shipped_weights"]
 
 SCALES = (2, 3, 4, 1.5)
-MAX_CALIBRATION_FRAMES = 1024
-"""Calibration keeps every activation of every frame in memory (ONNX Runtime), so it is bounded."""
 
 
 _WEIGHTS = re.compile(r"(small|medium|large)_x(\d+(?:\.\d+)?)(_qat)?")
@@ -98,7 +96,7 @@ def QuickSRNet(
     check_clip(clip, QuickSRNet)
     channels = 1 if clip.format.color_family == vs.GRAY else 3  # type: ignore[union-attr]
     check_choice(int8, QuickSRNet, "int8", METHODS, optional=True)
-    frames = check_positive(calibration_frames, QuickSRNet, "calibration_frames", MAX_CALIBRATION_FRAMES)
+    frames = check_positive(calibration_frames, QuickSRNet, "calibration_frames", MAX_FRAMES)
     symmetric = check_bool(int8_symmetric, QuickSRNet, "int8_symmetric")
     check_choice(size, QuickSRNet, "size", quicksrnet.SIZES)
     check_choice(scale, QuickSRNet, "scale", SCALES)

@@ -31,17 +31,8 @@ import vapoursynth as vs
 from ..arch import edvr as arch
 from ..arch.deform import DeformMode
 from ..backends import BackendConfig, default_backend
-from ..glue.checks import (
-    VssrError,
-    check_backend,
-    check_bool,
-    check_choice,
-    check_clip,
-    check_file,
-    check_int,
-    check_tiles,
-    user_errors,
-)
+from ..glue import checks
+from ..glue.checks import VssrError, check_clip, user_errors
 from ..glue.frames import copy_props, dtype_of, frame_to_array, frames_to_array, write_frame
 from ..glue.padding import PadPlan
 from ..glue.streams import parallel_frames
@@ -87,7 +78,7 @@ def _load_state(model: object) -> StateDict:
     elif isinstance(model, str | os.PathLike):
         from ..weights import pth
 
-        path = check_file(model, EDVR, "model", "a BasicSR EDVR .pth")
+        path = checks.check_file(model, EDVR, "model", "a BasicSR EDVR .pth")
         with user_errors(EDVR):
             state = pth.load(path)
     else:
@@ -179,12 +170,12 @@ def EDVR(
         VssrError: on invalid arguments or an unusable checkpoint, when the script is evaluated.
     """
     check_clip(clip, EDVR, families=(vs.RGB,))
-    check_choice(edge, EDVR, "edge", EDGES)
-    check_choice(deform, EDVR, "deform", _DEFORMS)
-    num_frame = check_int(num_frame, EDVR, "num_frame", 1, optional=True)
-    check_bool(split, EDVR, "split", optional=True)
-    check_backend(backend, EDVR)
-    check_tiles(tilesize, overlap, EDVR)
+    checks.check_choice(edge, EDVR, "edge", EDGES)
+    checks.check_choice(deform, EDVR, "deform", _DEFORMS)
+    num_frame = checks.check_int(num_frame, EDVR, "num_frame", 1, optional=True)
+    checks.check_bool(split, EDVR, "split", optional=True)
+    checks.check_backend(backend, EDVR)
+    checks.check_tiles(tilesize, overlap, EDVR)
     state = _load_state(model)
     with user_errors(EDVR):
         params = arch.EDVRParams.from_state(state)

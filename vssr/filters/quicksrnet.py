@@ -14,17 +14,8 @@ from ..arch import quicksrnet
 from ..backends import BackendConfig
 from ..errors import ModelError
 from ..files import models_dir, project_root
-from ..glue.checks import (
-    VssrError,
-    check_backend,
-    check_bool,
-    check_choice,
-    check_clip,
-    check_file,
-    check_positive,
-    check_tiles,
-    user_errors,
-)
+from ..glue import checks
+from ..glue.checks import VssrError, check_clip, check_positive, user_errors
 from ..inference import inference
 from ..network import Network
 from ..quant import MAX_FRAMES, METHODS, quantize
@@ -95,13 +86,13 @@ def QuickSRNet(
     """
     check_clip(clip, QuickSRNet)
     channels = 1 if clip.format.color_family == vs.GRAY else 3  # type: ignore[union-attr]
-    check_choice(int8, QuickSRNet, "int8", METHODS, optional=True)
+    checks.check_choice(int8, QuickSRNet, "int8", METHODS, optional=True)
     frames = check_positive(calibration_frames, QuickSRNet, "calibration_frames", MAX_FRAMES)
-    symmetric = check_bool(int8_symmetric, QuickSRNet, "int8_symmetric")
-    check_choice(size, QuickSRNet, "size", quicksrnet.SIZES)
-    check_choice(scale, QuickSRNet, "scale", SCALES)
-    check_backend(backend, QuickSRNet)
-    check_tiles(tilesize, overlap, QuickSRNet)
+    symmetric = checks.check_bool(int8_symmetric, QuickSRNet, "int8_symmetric")
+    checks.check_choice(size, QuickSRNet, "size", quicksrnet.SIZES)
+    checks.check_choice(scale, QuickSRNet, "scale", SCALES)
+    checks.check_backend(backend, QuickSRNet)
+    checks.check_tiles(tilesize, overlap, QuickSRNet)
     if weights is None:
         available = shipped_weights(qat=int8 is not None)
         path = available.get((size, Fraction(scale)))
@@ -113,7 +104,7 @@ def QuickSRNet(
                 "(train more with tools/train_quicksrnet.py and pass weights=)",
             )
     else:
-        path = check_file(weights, QuickSRNet, "weights", "a .npz of QuickSRNet weights")
+        path = checks.check_file(weights, QuickSRNet, "weights", "a .npz of QuickSRNet weights")
     with user_errors(QuickSRNet):
         try:
             with np.load(path) as data:

@@ -30,19 +30,8 @@ import vapoursynth as vs
 from ..arch import ifnet
 from ..backends import BackendConfig
 from ..files import models_dir
-from ..glue.checks import (
-    VssrError,
-    check_backend,
-    check_bool,
-    check_choice,
-    check_clip,
-    check_file,
-    check_frame_count,
-    check_int,
-    check_positive,
-    check_real,
-    user_errors,
-)
+from ..glue import checks
+from ..glue.checks import VssrError, check_clip, user_errors
 from ..glue.frames import copy_props, dtype_of, frame_to_array, write_frame
 from ..glue.streams import parallel_frames
 from ..glue.timing import Retime, rate_factor
@@ -128,7 +117,7 @@ def _model_path(model: object, func: Callable[..., object]) -> Path:
             raise VssrError(func, f"model={model!r}: put the official flownet.pkl of v{model} at {path}, "
                                   "or pass model='/path/to/flownet.pkl'")
         return path
-    return check_file(model, func, "model", "a flownet.pkl or a vs-mlrt RIFE .onnx")
+    return checks.check_file(model, func, "model", "a flownet.pkl or a vs-mlrt RIFE .onnx")
 
 
 def RIFE(
@@ -176,10 +165,14 @@ def RIFE(
     func = RIFE
     check_clip(clip, func, families=(vs.RGB,))
     # positive ints (numpy ones made plain), so that Fractions and frame counts are exact
-    multi, factor_num, fps_num = (check_int(value, func, name, 1, INT32_MAX, optional=True)
-                                  for name, value in (("multi", multi), ("factor_num", factor_num), ("fps_num", fps_num)))
-    factor_den, fps_den = (check_positive(value, func, name, INT32_MAX)
-                           for name, value in (("factor_den", factor_den), ("fps_den", fps_den)))
+    multi, factor_num, fps_num = (
+        checks.check_int(value, func, name, 1, INT32_MAX, optional=True)
+        for name, value in (("multi", multi), ("factor_num", factor_num), ("fps_num", fps_num))
+    )
+    factor_den, fps_den = (
+        checks.check_positive(value, func, name, INT32_MAX)
+        for name, value in (("factor_den", factor_den), ("fps_den", fps_den))
+    )
     try:
         factor = rate_factor(
             multi=multi if (multi is not None or factor_num is not None or fps_num is not None) else 2,
@@ -189,14 +182,14 @@ def RIFE(
         )
     except (ValueError, ZeroDivisionError) as err:
         raise VssrError(func, f"multi/factor_num/factor_den/fps_num/fps_den: {err}") from err
-    check_frame_count(Retime(clip.num_frames, factor).num_frames, func,
-                      f"multi/factor_num/factor_den/fps_num/fps_den: {clip.num_frames} frames x {factor}")
-    check_choice(scale, func, "scale", ifnet.SCALES)
-    check_real(sc_threshold, func, "sc_threshold", 0, 1, open_minimum=True, optional=True)
-    check_bool(ensemble, func, "ensemble")
-    check_bool(sc, func, "sc")
-    check_choice(version, func, "version", ifnet.VERSIONS, optional=True)
-    check_backend(backend, func)
+    rates = f"multi/factor_num/factor_den/fps_num/fps_den: {clip.num_frames} frames x {factor}"
+    checks.check_frame_count(Retime(clip.num_frames, factor).num_frames, func, rates)
+    checks.check_choice(scale, func, "scale", ifnet.SCALES)
+    checks.check_real(sc_threshold, func, "sc_threshold", 0, 1, open_minimum=True, optional=True)
+    checks.check_bool(ensemble, func, "ensemble")
+    checks.check_bool(sc, func, "sc")
+    checks.check_choice(version, func, "version", ifnet.VERSIONS, optional=True)
+    checks.check_backend(backend, func)
     path = _model_path(model, func)
     with user_errors(func):
         try:

@@ -291,7 +291,7 @@ def _resolve(family: Family, model: str | os.PathLike[str]) -> tuple[str, tuple[
         return f"{family.name}-{zoo_name}", paths, entry.convert
     path = Path(model)
     suffix = path.suffix.lower()
-    if not isinstance(model, str) or suffix in (".onnx", *_BY_SUFFIX) or os.sep in model:
+    if not isinstance(model, str) or suffix in (".onnx", *_BY_SUFFIX) or os.sep in model or path.exists():
         require_file("model", path, "a .pth/.pt/.pkl, .param or .onnx file", error=ModelError)
         if suffix == ".onnx":
             return path.stem, (path,), None

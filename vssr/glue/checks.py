@@ -180,9 +180,10 @@ def check_tiles(tilesize: object, overlap: object, func: Func) -> None:
 
 def check_scale(value: object, func: Func, param: str = "scale") -> Fraction:
     """A positive size ratio: an int, a Fraction or a float (never a bool or str)."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool | np.bool_) or not math.isfinite(value):
-        raise VssrValueError(func, f"{param} must be a positive number (an int, Fraction or float), not {value!r}")
-    ratio = Fraction(value) if isinstance(value, numbers.Rational) else Fraction(float(value))
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_) and math.isfinite(value)
+    ratio = Fraction(0)
+    if number:
+        ratio = Fraction(value) if isinstance(value, numbers.Rational) else Fraction(float(value))  # type: ignore[arg-type]
     if ratio <= 0:
         raise VssrValueError(func, f"{param} must be a positive number (an int, Fraction or float), not {value!r}")
     return ratio

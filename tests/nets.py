@@ -68,6 +68,17 @@ def two_input(channels: int = 3) -> onnx.ModelProto:
     return g.model(scale=1)
 
 
+def static(width: int = 16, height: int = 16, channels: int = 3, seed: int = 0) -> onnx.ModelProto:
+    """A 3x3 conv whose input and output have a fixed width x height (an export without dynamic axes)."""
+    rng = np.random.default_rng(seed)
+    g = GraphBuilder(f"static{width}x{height}")
+    x = g.input("input", channels, height, width)
+    w = rng.normal(0, 0.3, (channels, channels, 3, 3)).astype(np.float32)
+    y = g.conv(x, w, None, "conv")
+    g.output(y, "output", shape=[1, channels, height, width])
+    return g.model()
+
+
 SINGLE_INPUT: dict[str, Callable[[], onnx.ModelProto]] = {
     "identity": identity,
     "conv3x3": lambda: conv3x3(layers=2),

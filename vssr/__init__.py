@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import logging
 
-from .backends import Backend, BackendConfig
+from .backends import BackendConfig
 from .errors import BackendError, MissingBackendError, ModelError
 from .filters.edvr import EDVR
 from .filters.quicksrnet import QuickSRNet
 from .filters.realesrgan import RealESRGAN
 from .filters.rife import RIFE
 from .glue.checks import VssrError
+from .glue.configs import Backend
 from .inference import Session, inference
 from .network import Network
 from .quant import quantize

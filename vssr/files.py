@@ -24,6 +24,7 @@ __all__ = [
     "lock_is_idle",
     "models_dir",
     "project_root",
+    "readable_stem",
     "remove_idle_lock",
     "sha256_bytes",
     "sha256_file",
@@ -182,3 +183,12 @@ def engines_dir() -> Path:
         return Path(env)
     root = project_root()
     return root / "engines" if root else _user_cache() / "engines"
+
+
+def readable_stem(name: str, limit: int = 64) -> str:
+    """`name` as the readable part of a cache file name: safe characters, at most `limit` of them.
+
+    The caller appends a digest that keys the entry, so shortening loses nothing; unshortened, a
+    240-character weights file name makes a cache name past the file system's 255 bytes.
+    """
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:limit] or "model"

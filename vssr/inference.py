@@ -8,7 +8,6 @@ Session.create, when the script is evaluated.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -20,15 +19,29 @@ import onnx
 import vapoursynth as vs
 
 from .backends import BackendConfig, Runner, default_backend
-from .glue.checks import VssrError, check_clip, check_clips_match, check_pair, user_errors
+from .glue.checks import (
+    VssrError,
+    check_backend,
+    check_clip,
+    check_clips_match,
+    check_dtype,
+    check_file,
+    check_func,
+    check_int,
+    check_pair,
+    check_scale,
+    check_tiles,
+    user_errors,
+)
 from .glue.frames import copy_props, dtype_of, frames_to_array, write_frame
 from .glue.padding import PadPlan
 from .glue.streams import RunnerPool, parallel_frames
 from .glue.tiling import TilePlan, ceil_to, scaled
 from .network import Network
 from .types import ShapeProfile, Tensors
+from .validation import INT32_MAX, shown
 
-__all__ = ["Session", "inference", "load_network"]
+__all__ = ["Session", "check_static_shape", "inference", "load_network"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +49,33 @@ type Func = Callable[..., object] | str
 type NetworkSource = Network | onnx.ModelProto | str | os.PathLike[str]
 
 
-def load_network(network: NetworkSource, func: Func) -> Network:
+def load_network(network: NetworkSource, func: Func, scale: Fraction | None = None) -> Network:
+    """`scale`: assumed where the graph does not tell it (then the only source of the output size)."""
     if isinstance(network, Network):
         return network
-    if not isinstance(network, onnx.ModelProto | str | os.PathLike):
-        raise VssrError(func, f"network must be a Network, an onnx.ModelProto or an ONNX file path, not {type(network).__name__}")
+    if not isinstance(network, onnx.ModelProto):
+        check_file(network, func, "network", "an ONNX file (or a vssr.Network or an onnx.ModelProto)")
     with user_errors(func):
-        return Network.load(network)
+        return Network.load(network, scale=scale)
+
+
+def check_static_shape(
+    network: Network, tile: tuple[int, int], frame: tuple[int, int], tiled: bool, func: Func
+) -> None:
+    """Image inputs of a static spatial size must get exactly that size (ONNX Runtime fails on the
+    first frame otherwise, and OpenVINO reshapes the network silently). `frame`: the padded frame."""
+    for spec in network.image_inputs:
+        height, width = spec.shape[2:]
+        if height is None or width is None or (width, height) == tile:
+            continue
+        fits = network.tiling and width <= frame[0] and height <= frame[1]
+        raise VssrError(
+            func,
+            f"{'tilesize' if tiled else 'clip'}: network {network.name!r} takes a static {width}x{height} input "
+            f"{spec.name!r} (width x height) but would be fed {'tiles' if tiled else 'frames'} of {tile[0]}x{tile[1]}; "
+            + (f"use tilesize=({width}, {height})" if fits else f"resize the clip to {width}x{height}")
+            + ", or export the network with dynamic height and width",
+        )
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -70,13 +103,17 @@ class Session:
         tilesize: int | tuple[int, int] | None = None,
         overlap: int | tuple[int, int] = 0,
         dtype: np.dtype | type = np.float32,
-        func: Func = "inference",
+        func: Func = "Session.create",
     ) -> Session:
         """Validate the arguments, load the backend and plan padding and tiles for width x height."""
-        dtype = np.dtype(dtype)
+        check_func(func, "Session.create")
+        if not isinstance(network, Network):
+            raise VssrError(func, f"network must be a vssr.Network (Network.load(path)), not {shown(network)}")
+        check_backend(backend, func)
+        for name, side in (("width", width), ("height", height)):
+            check_int(side, func, name, 1, INT32_MAX)
+        dtype = check_dtype(dtype, func)
         backend = backend if backend is not None else default_backend()
-        if not isinstance(backend, BackendConfig):
-            raise VssrError(func, f"backend must be a vssr.Backend.* config, not {type(backend).__name__}")
         ov = check_pair(overlap, func, "overlap")
         pad = PadPlan.for_size(width, height, network.size)
         if tilesize is None:
@@ -107,6 +144,7 @@ class Session:
                 for v in (span.start, span.size, span.keep_start, span.keep_end):
                     if (v * s).denominator != 1:
                         raise VssrError(func, f"tilesize: tile edges must map to whole output pixels at scale {s}")
+        check_static_shape(network, tiles.tile_size, (pad.padded_width, pad.padded_height), tilesize is not None, func)
         network = network.with_io_dtype(dtype, dtype)
         profile = ShapeProfile.static(*tiles.tile_size)
         with user_errors(func):
@@ -199,7 +237,8 @@ def inference(
         tilesize: run tiles of this size ((width, height) or one int) instead of whole frames.
         overlap: context pixels each tile reads past the part it keeps (>= the network's
             receptive-field radius for a seamless result).
-        scale: output/input size ratio when it cannot be read from the graph.
+        scale: output/input size ratio when it cannot be read from the graph; where it can, the
+            two must agree.
 
     Returns:
         A clip of the input size times the network's scale: GRAY for 1 output channel, RGB for 3.
@@ -208,15 +247,24 @@ def inference(
     Raises:
         VssrError: on any invalid argument, when the script is evaluated.
     """
+    check_func(func, "inference")
+    if not isinstance(clips, vs.VideoNode | list | tuple) or not clips:
+        raise VssrError(func, f"clips must be a vs.VideoNode or a non-empty list of them, not {clips!r}")
     clip_list = [clips] if isinstance(clips, vs.VideoNode) else list(clips)
-    if not clip_list:
-        raise VssrError(func, "clips must hold at least one clip")
     for i, clip in enumerate(clip_list):
         check_clip(clip, func, "clip" if len(clip_list) == 1 else f"clips[{i}]")
     check_clips_match(clip_list, func)
-    net = load_network(network, func)
+    check_backend(backend, func)
+    check_tiles(tilesize, overlap, func)
     if scale is not None:
-        net = dataclasses.replace(net, scale=Fraction(scale), output_scales=(Fraction(scale),) * len(net.outputs))
+        scale = check_scale(scale, func)
+    net = load_network(network, func, scale)
+    if scale is not None and Fraction(scale) != net.scale:
+        raise VssrError(
+            func,
+            f"scale={scale}, but network {net.name!r} makes outputs {net.scale}x its input (read from its graph); "
+            "leave scale unset",
+        )
     if len(net.inputs) != 1:
         names = ", ".join(f"{s.name}{list(s.shape)}" for s in net.inputs)
         raise VssrError(func, f"network: inference() feeds one image input; {net.name!r} has {len(net.inputs)} ({names})")

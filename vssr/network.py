@@ -20,6 +20,7 @@ from onnx import helper, shape_inference
 from .errors import ModelError
 from .files import sha256_bytes
 from .types import SizeReq, TensorSpec
+from .validation import require_file
 
 __all__ = ["IR_VERSION", "OPSET", "Network", "get_metadata", "set_metadata"]
 
@@ -86,16 +87,19 @@ class Network:
 
     @classmethod
     def load(
-        cls, source: str | os.PathLike[str] | onnx.ModelProto, *, name: str | None = None
+        cls, source: str | os.PathLike[str] | onnx.ModelProto, *, name: str | None = None,
+        scale: Fraction | None = None,
     ) -> Network:
-        """Read an ONNX file or model; raises ModelError when it is unusable."""
+        """Read an ONNX file or model; raises ModelError when it is unusable.
+
+        `scale`: the output/input size ratio to assume when the graph does not tell it.
+        """
         if isinstance(source, onnx.ModelProto):
             model = source
             default_name = model.graph.name or "network"
         else:
             path = Path(source)
-            if not path.is_file():
-                raise ModelError(f"model file {os.fspath(path)!r} does not exist")
+            require_file("model file", path, "an ONNX file", error=ModelError)
             try:
                 model = onnx.load_model(os.fspath(path))
             except Exception as err:  # onnx raises DecodeError, ValueError, ...
@@ -113,7 +117,12 @@ class Network:
         elif "scale" in meta:
             scales = (Fraction(meta["scale"]),) * len(outputs)
         else:
-            scales = _read_scales(model, inputs, outputs, size)
+            try:
+                scales = _read_scales(model, inputs, outputs, size)
+            except ModelError:
+                if scale is None:
+                    raise
+                scales = (Fraction(scale),) * len(outputs)
         return cls(
             model=model,
             inputs=inputs,

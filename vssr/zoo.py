@@ -42,6 +42,7 @@ from .arch import compact, registry
 from .errors import MissingBackendError, ModelError, install_hint
 from .network import Network
 from .types import StateDict
+from .validation import require_file
 from .weights import ncnn, pth
 
 __all__ = [
@@ -266,8 +267,7 @@ def convert(name: str, paths: Sequence[Path], converter: Converter, archs: Seque
     digest = hashlib.sha256(f"{name}\n{','.join(archs)}\n{_converter_digest(converter, archs)}\n".encode())
     for path in paths:
         digest.update(_file_digest(path).encode())
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-    target = files.models_dir() / f"{safe}.{digest.hexdigest()[:16]}.onnx"
+    target = files.models_dir() / f"{files.readable_stem(name)}.{digest.hexdigest()[:16]}.onnx"
 
     def produce() -> bytes:
         logger.info("converting %s -> %s", [os.fspath(p) for p in paths], target)
@@ -291,9 +291,8 @@ def _resolve(family: Family, model: str | os.PathLike[str]) -> tuple[str, tuple[
         return f"{family.name}-{zoo_name}", paths, entry.convert
     path = Path(model)
     suffix = path.suffix.lower()
-    if not isinstance(model, str) or suffix in (".onnx", *_BY_SUFFIX) or os.sep in model:
-        if not path.is_file():
-            raise ModelError(f"model file {os.fspath(path)!r} does not exist")
+    if not isinstance(model, str) or suffix in (".onnx", *_BY_SUFFIX) or os.sep in model or path.exists():
+        require_file("model", path, "a .pth/.pt/.pkl, .param or .onnx file", error=ModelError)
         if suffix == ".onnx":
             return path.stem, (path,), None
         if suffix not in _BY_SUFFIX:
@@ -325,8 +324,7 @@ def network(family: str, model: str | os.PathLike[str], *, func: Callable[..., o
         if converter is None:
             return Network.load(paths[0])
         for path in paths:
-            if not path.is_file():
-                raise ModelError(f"model file {os.fspath(path)!r} does not exist")
+            require_file("model", path, "a weights file", error=ModelError)
         onnx_path = convert(name, paths, converter, fam.archs)
         net = Network.load(onnx_path, name=name)
         logger.debug("%s: %s (scale %s, multiple %d)", name, onnx_path, net.scale, net.size.multiple)

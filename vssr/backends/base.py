@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import numbers
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 from ..types import ShapeProfile, Tensors, TensorSpec
+from ..validation import require_bool, require_int
 
 if TYPE_CHECKING:
     from ..network import Network
@@ -43,19 +43,8 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def check_int(name: str, value: object, minimum: int, *, optional: bool = False) -> None:
-    """ValueError naming the setting unless `value` is an int >= minimum (or None if optional)."""
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        accepted = f"an int >= {minimum}" + (" or None" if optional else "")
-        raise ValueError(f"{name} must be {accepted}, not {value!r}")
-
-
-def check_bool(name: str, value: object, *, optional: bool = False) -> None:
-    """ValueError naming the setting unless `value` is True or False (or None if optional)."""
-    if not (isinstance(value, bool) or (optional and value is None)):
-        raise ValueError(f"{name} must be True or False{' or None' if optional else ''}, not {value!r}")
+check_int = require_int
+check_bool = require_bool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,6 +55,18 @@ class BackendConfig(ABC):
     """Runners (inference contexts) made; frames in flight at once."""
     fp16: bool | None = None
     """Compute in fp16 where the runtime can. None: the backend's default for the device."""
+
+    max_streams: ClassVar[int] = 64
+    """Bound of num_streams: every stream is a full inference context (weights, activations,
+    threads), so a mistyped 1000 would exhaust memory before the first frame."""
+
+    def __post_init__(self) -> None:
+        self.normalise("num_streams", require_int("num_streams", self.num_streams, 1, self.max_streams))
+        self.normalise("fp16", require_bool("fp16", self.fp16, optional=True))
+
+    def normalise(self, name: str, value: object) -> None:
+        """Store a checked value in its plain Python type (numpy ints would change cache keys)."""
+        object.__setattr__(self, name, value)
 
     @abstractmethod
     def load(self, network: Network, profile: ShapeProfile) -> list[Runner]:

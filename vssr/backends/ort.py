@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError, MissingBackendError
 from ..types import ShapeProfile, Tensors, TensorSpec
+from ..validation import require_int
 from .base import BackendConfig, Runner, cpu_count, runtime_field
 
 if TYPE_CHECKING:
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
 __all__ = ["ORT", "OrtRunner", "import_onnxruntime"]
 
 logger = logging.getLogger(__name__)
+
+MAX_THREADS = 1024
+"""Bound of threads (intra-op threads per stream): beyond any CPU vssr runs on, so larger is a typo."""
 
 _PROVIDERS = {
     "CPU": "CPUExecutionProvider",
@@ -64,13 +68,18 @@ class ORT(BackendConfig):
     verbosity: int = runtime_field(3, "ORT log severity: 0 verbose .. 4 fatal")
 
     def __post_init__(self) -> None:
-        if self.num_streams < 1:
-            raise ValueError(f"num_streams must be >= 1, not {self.num_streams}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be >= 1 or None, not {self.threads}")
-        unknown = [p for p in self.providers if p not in _PROVIDERS]
-        if unknown or not self.providers:
-            raise ValueError(f"providers must be a non-empty tuple of {sorted(_PROVIDERS)}, not {self.providers!r}")
+        super().__post_init__()
+        self.normalise("threads", require_int("threads", self.threads, 1, MAX_THREADS, optional=True))
+        providers = self.providers
+        if (
+            not isinstance(providers, tuple | list)
+            or not providers
+            or any(not isinstance(p, str) or p not in _PROVIDERS for p in providers)
+        ):
+            raise ValueError(f"providers must be a non-empty tuple of {sorted(_PROVIDERS)}, not {providers!r}")
+        self.normalise("providers", tuple(providers))
+        self.normalise("device_id", require_int("device_id", self.device_id, 0))
+        self.normalise("verbosity", require_int("verbosity", self.verbosity, 0, 4))
 
     def supports_op(self, op_type: str) -> bool:
         if op_type == "DeformConv":  # CPU kernel since onnxruntime 1.25 (1.19 listed it without one)

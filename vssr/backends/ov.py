@@ -31,7 +31,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..errors import BackendError, MissingBackendError, install_hint
 from ..files import engines_dir
 from ..types import ShapeProfile, Tensors, TensorSpec
+from ..validation import require_bool, require_choice, require_int
 from .base import BackendConfig, Runner, cpu_count, runtime_field
+from .ort import MAX_THREADS
 
 if TYPE_CHECKING:
     from ..network import Network
@@ -194,20 +196,17 @@ class OV(BackendConfig):
     cache: bool = runtime_field(True, "keep compiled models under engines/openvino/")
 
     def __post_init__(self) -> None:
-        if self.num_streams < 1:
-            raise ValueError(f"num_streams must be >= 1, not {self.num_streams}")
-        if self.precision is not None and self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} or None, not {self.precision!r}")
+        super().__post_init__()
+        require_choice("precision", self.precision, PRECISIONS, optional=True)
         if self.precision is not None and self.fp16 is not None and (self.precision == "f16") != self.fp16:
             raise ValueError(f"fp16={self.fp16} contradicts precision={self.precision!r}: give one of them")
-        if self.hint is not None and self.hint not in HINTS:
-            raise ValueError(f"hint must be one of {', '.join(HINTS)} or None, not {self.hint!r}")
-        for name in ("ov_streams", "num_threads"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be >= 1 or None, not {value}")
-        if not self.device:
-            raise ValueError("device must be an OpenVINO device name such as 'CPU'")
+        require_choice("hint", self.hint, HINTS, optional=True)
+        self.normalise("ov_streams", require_int("ov_streams", self.ov_streams, 1, self.max_streams, optional=True))
+        self.normalise("num_threads", require_int("num_threads", self.num_threads, 1, MAX_THREADS, optional=True))
+        self.normalise("cpu_pinning", require_bool("cpu_pinning", self.cpu_pinning, optional=True))
+        self.normalise("cache", require_bool("cache", self.cache))
+        if not isinstance(self.device, str) or not self.device:
+            raise ValueError(f"device must be an OpenVINO device name such as 'CPU', not {self.device!r}")
 
     def supports_op(self, op_type: str) -> bool:
         # OpenVINO's ONNX frontend has no conversion rule for DeformConv-19 (measured)

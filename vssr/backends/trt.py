@@ -20,6 +20,7 @@ import functools
 import importlib
 import importlib.util
 import logging
+import os
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,7 @@ import numpy as np
 from .. import files
 from ..errors import BackendError, ConfigError, MissingBackendError, install_hint
 from ..types import ShapeProfile, TensorSpec
+from ..validation import require_choice, require_pair
 from . import cuda, trt_cache
 from .base import BackendConfig, Runner, check_bool, check_int, runtime_field
 from .precision import fp32_io, fp32_node_names, lower_precision
@@ -157,31 +159,32 @@ class _TensorRT(BackendConfig):
             return True
         return has_plugin(import_tensorrt(self.module), DEFORM_CONV_PLUGIN)
 
+    max_streams: ClassVar[int] = 16
+    """Each stream is an execution context with its own activation memory on the GPU (hundreds of
+    MB at 1080p for the larger models); a handful saturates any GPU."""
+
     def __post_init__(self) -> None:
         if importlib.util.find_spec(self.module) is None:
             import_tensorrt(self.module)  # raises MissingBackendError with the pip command
-        check_int("num_streams", self.num_streams, 1)
-        check_bool("fp16", self.fp16, optional=True)
+        super().__post_init__()  # num_streams, fp16
         for name in ("bf16", "static_shape", "tf32", "use_cuda_graph"):
-            check_bool(name, getattr(self, name))
+            self.normalise(name, check_bool(name, getattr(self, name)))
         if self.fp16 and self.bf16:
             raise ValueError("fp16 and bf16 are exclusive: choose one")
-        if self.output_dtype not in (None, "float32", "float16"):
-            raise ValueError(f'output_dtype must be "float32", "float16" or None, not {self.output_dtype!r}')
-        check_int("builder_optimization_level", self.builder_optimization_level, 0)
-        if self.builder_optimization_level > 5:
-            raise ValueError(f"builder_optimization_level must be 0..5, not {self.builder_optimization_level}")
-        check_int("workspace (MiB)", self.workspace, 1, optional=True)
-        check_int("max_aux_streams", self.max_aux_streams, 0, optional=True)
-        check_int("device_id", self.device_id, 0)
+        require_choice("output_dtype", self.output_dtype, ("float32", "float16"), optional=True)
+        for name, low, high, optional in (("builder_optimization_level", 0, 5, False), ("workspace", 1, None, True),
+                                          ("max_aux_streams", 0, None, True), ("device_id", 0, None, False)):
+            self.normalise(name, check_int(name, getattr(self, name), low, high, optional=optional))
         for name in ("min_shapes", "opt_shapes", "max_shapes"):
             value = getattr(self, name)
             if value is None:
                 continue
             if not isinstance(value, tuple | list) or len(value) != 2:
                 raise ValueError(f"{name} must be (width, height), not {value!r}")
-            for side in value:
-                check_int(f"{name} (width, height)", side, 1)
+            self.normalise(name, require_pair(name, tuple(value), 1))
+        folder = self.engine_folder
+        if folder is not None and not isinstance(folder, str | os.PathLike):
+            raise ValueError(f"engine_folder must be a folder path or None, not {folder!r}")
         if self.static_shape and (self.min_shapes is not None or self.max_shapes is not None):
             raise ValueError(
                 "min_shapes/max_shapes describe a dynamic engine: set static_shape=False with them "
@@ -254,7 +257,7 @@ class TRT_RTX(_TensorRT):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_bool("runtime_cache", self.runtime_cache)
+        self.normalise("runtime_cache", check_bool("runtime_cache", self.runtime_cache))
 
     def kernel_cache(self, engine: Path) -> trt_cache.KernelCache | None:
         return trt_cache.KernelCache(trt_cache.kernel_cache_path(engine)) if self.runtime_cache else None

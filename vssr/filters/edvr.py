@@ -31,6 +31,7 @@ import vapoursynth as vs
 from ..arch import edvr as arch
 from ..arch.deform import DeformMode
 from ..backends import BackendConfig, default_backend
+from ..glue import checks
 from ..glue.checks import VssrError, check_clip, user_errors
 from ..glue.frames import copy_props, dtype_of, frame_to_array, frames_to_array, write_frame
 from ..glue.padding import PadPlan
@@ -57,8 +58,6 @@ def window_indices(n: int, length: int, num_frame: int, edge: str) -> list[int]:
 
 
 def _resolve_deform(deform: str, backend: BackendConfig) -> DeformMode:
-    if deform not in _DEFORMS:
-        raise VssrError(EDVR, f"deform must be one of {', '.join(map(repr, _DEFORMS))}, not {deform!r}")
     native = backend.supports_op("DeformConv")
     if deform == "native" and not native:
         raise VssrError(
@@ -79,10 +78,11 @@ def _load_state(model: object) -> StateDict:
     elif isinstance(model, str | os.PathLike):
         from ..weights import pth
 
+        path = checks.check_file(model, EDVR, "model", "a BasicSR EDVR .pth")
         with user_errors(EDVR):
-            state = pth.load(model)
+            state = pth.load(path)
     else:
-        raise VssrError(EDVR, f"model must be the path of a BasicSR EDVR .pth or a state dict, not {type(model).__name__}")
+        raise VssrError(EDVR, f"model must be the path of a BasicSR EDVR .pth or a state dict, not {model!r}")
     if not arch.detect(state):
         raise VssrError(EDVR, "model: not an EDVR checkpoint (no pcd_align.cas_dcnpack / upconv2 weights)")
     return state
@@ -170,13 +170,18 @@ def EDVR(
         VssrError: on invalid arguments or an unusable checkpoint, when the script is evaluated.
     """
     check_clip(clip, EDVR, families=(vs.RGB,))
-    if edge not in EDGES:
-        raise VssrError(EDVR, f"edge must be one of {', '.join(map(repr, EDGES))}, not {edge!r}")
+    checks.check_choice(edge, EDVR, "edge", EDGES)
+    checks.check_choice(deform, EDVR, "deform", _DEFORMS)
+    num_frame = checks.check_int(num_frame, EDVR, "num_frame", 1, optional=True)
+    checks.check_bool(split, EDVR, "split", optional=True)
+    checks.check_backend(backend, EDVR)
+    checks.check_tiles(tilesize, overlap, EDVR)
     state = _load_state(model)
     with user_errors(EDVR):
         params = arch.EDVRParams.from_state(state)
     if num_frame is not None and num_frame != params.num_frame:
-        raise VssrError(EDVR, f"num_frame={num_frame} but the model was trained for {params.num_frame} frames")
+        raise VssrError(EDVR, f"num_frame={num_frame} but the model was trained for {params.num_frame} frames; "
+                              f"pass num_frame={params.num_frame} or None")
     if split and not params.splittable:
         raise VssrError(EDVR, "split=True is not available for hr_in (deblur) models; use split=False or None")
     use_split = params.splittable if split is None else bool(split)

@@ -14,10 +14,11 @@ from ..arch import quicksrnet
 from ..backends import BackendConfig
 from ..errors import ModelError
 from ..files import models_dir, project_root
+from ..glue import checks
 from ..glue.checks import VssrError, check_clip, check_positive, user_errors
 from ..inference import inference
 from ..network import Network
-from ..quant import METHODS, quantize
+from ..quant import MAX_FRAMES, METHODS, quantize
 
 __all__ = ["QuickSRNet", "shipped_weights"]
 
@@ -85,14 +86,14 @@ def QuickSRNet(
     """
     check_clip(clip, QuickSRNet)
     channels = 1 if clip.format.color_family == vs.GRAY else 3
-    if int8 is not None and int8 not in METHODS:
-        raise VssrError(QuickSRNet, f"int8 must be one of {', '.join(map(repr, METHODS))} or None, not {int8!r}")
-    frames = check_positive(calibration_frames, QuickSRNet, "calibration_frames")
+    checks.check_choice(int8, QuickSRNet, "int8", METHODS, optional=True)
+    frames = check_positive(calibration_frames, QuickSRNet, "calibration_frames", MAX_FRAMES)
+    symmetric = checks.check_bool(int8_symmetric, QuickSRNet, "int8_symmetric")
+    checks.check_choice(size, QuickSRNet, "size", quicksrnet.SIZES)
+    checks.check_choice(scale, QuickSRNet, "scale", SCALES)
+    checks.check_backend(backend, QuickSRNet)
+    checks.check_tiles(tilesize, overlap, QuickSRNet)
     if weights is None:
-        if size not in quicksrnet.SIZES:
-            raise VssrError(QuickSRNet, f"size must be one of {', '.join(map(repr, quicksrnet.SIZES))}, not {size!r}")
-        if scale not in SCALES:
-            raise VssrError(QuickSRNet, f"scale must be one of {', '.join(map(str, SCALES))}, not {scale!r}")
         available = shipped_weights(qat=int8 is not None)
         path = available.get((size, Fraction(scale)))
         if path is None:
@@ -103,9 +104,7 @@ def QuickSRNet(
                 "(train more with tools/train_quicksrnet.py and pass weights=)",
             )
     else:
-        path = Path(weights)
-        if not path.is_file():
-            raise VssrError(QuickSRNet, f"weights file {os.fspath(path)!r} does not exist")
+        path = checks.check_file(weights, QuickSRNet, "weights", "a .npz of QuickSRNet weights")
     with user_errors(QuickSRNet):
         try:
             with np.load(path) as data:
@@ -125,7 +124,7 @@ def QuickSRNet(
                     None if int8 == "naive" else clip,
                     frames=frames,
                     method=int8,
-                    symmetric=bool(int8_symmetric),
+                    symmetric=bool(symmetric),
                 )
             except ValueError as err:
                 raise VssrError(QuickSRNet, f"int8: {err}") from err

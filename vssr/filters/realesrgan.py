@@ -8,7 +8,7 @@ import vapoursynth as vs
 
 from .. import zoo
 from ..backends import BackendConfig
-from ..glue.checks import check_clip, user_errors
+from ..glue.checks import check_backend, check_clip, check_model_source, check_tiles, user_errors
 from ..inference import inference
 
 __all__ = ["RealESRGAN"]
@@ -37,6 +37,9 @@ def RealESRGAN(
         VssrError: on invalid arguments, unknown model names, unreadable model files.
     """
     check_clip(clip, RealESRGAN, families=(vs.RGB,))
+    check_model_source(model, RealESRGAN, "model", "a zoo name (vssr.zoo.names('realesrgan')) or a model file path")
+    check_backend(backend, RealESRGAN)
+    check_tiles(tilesize, overlap, RealESRGAN)
     with user_errors(RealESRGAN):
         network = zoo.network("realesrgan", model, func=RealESRGAN)
     return inference(

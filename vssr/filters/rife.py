@@ -30,12 +30,14 @@ import vapoursynth as vs
 from ..arch import ifnet
 from ..backends import BackendConfig
 from ..download import destination
+from ..glue import checks
 from ..glue.checks import VssrError, check_clip, user_errors
 from ..glue.frames import copy_props, dtype_of, frame_to_array, write_frame
 from ..glue.streams import parallel_frames
 from ..glue.timing import Retime, rate_factor
 from ..inference import Session
 from ..network import Network
+from ..validation import INT32_MAX
 from ..weights import rife as rife_weights
 
 __all__ = ["RIFE", "scene_change_metric"]
@@ -104,21 +106,18 @@ def _model_path(model: object, func: Callable[..., object]) -> Path:
     if model is None:
         raise VssrError(
             func,
-            "model= is required: vssr ships no RIFE weights. Pass the path of a Practical-RIFE/vs-rife "
+            "model= is required, not None: vssr ships no RIFE weights; pass the path of a Practical-RIFE/vs-rife "
             "flownet.pkl (any of v" + ", ".join(ifnet.VERSIONS) + ") or of a vs-mlrt rife_v4.x.onnx",
         )
     if not isinstance(model, str | os.PathLike):
-        raise VssrError(func, f"model must be a file path or a version name, not {type(model).__name__}")
+        raise VssrError(func, f"model must be a file path or a version name, not {model!r}")
     if isinstance(model, str) and model in ifnet.VERSIONS:
         path = destination("rife", model)
         if not path.is_file():
             raise VssrError(func, f"model={model!r}: {path} is missing; fetch it with `vssr download rife {model}` "
                                   "(or put the official flownet.pkl there, or pass model='/path/to/flownet.pkl')")
         return path
-    path = Path(model)
-    if not path.is_file():
-        raise VssrError(func, f"model: {os.fspath(path)!r} does not exist (give a flownet.pkl or a vs-mlrt RIFE .onnx)")
-    return path
+    return checks.check_file(model, func, "model", "a flownet.pkl or a vs-mlrt RIFE .onnx")
 
 
 def RIFE(
@@ -165,6 +164,15 @@ def RIFE(
     """
     func = RIFE
     check_clip(clip, func, families=(vs.RGB,))
+    # positive ints (numpy ones made plain), so that Fractions and frame counts are exact
+    multi, factor_num, fps_num = (
+        checks.check_int(value, func, name, 1, INT32_MAX, optional=True)
+        for name, value in (("multi", multi), ("factor_num", factor_num), ("fps_num", fps_num))
+    )
+    factor_den, fps_den = (
+        checks.check_positive(value, func, name, INT32_MAX)
+        for name, value in (("factor_den", factor_den), ("fps_den", fps_den))
+    )
     try:
         factor = rate_factor(
             multi=multi if (multi is not None or factor_num is not None or fps_num is not None) else 2,
@@ -174,15 +182,14 @@ def RIFE(
         )
     except (ValueError, ZeroDivisionError) as err:
         raise VssrError(func, f"multi/factor_num/factor_den/fps_num/fps_den: {err}") from err
-    if scale not in ifnet.SCALES:
-        raise VssrError(func, f"scale must be one of {', '.join(f'{s:g}' for s in ifnet.SCALES)}, not {scale!r}")
-    if sc_threshold is not None and not (isinstance(sc_threshold, int | float) and 0 < sc_threshold <= 1):
-        raise VssrError(func, f"sc_threshold must be in (0, 1] or None, not {sc_threshold!r}")
-    for name, flag in (("ensemble", ensemble), ("sc", sc)):
-        if not isinstance(flag, bool):
-            raise VssrError(func, f"{name} must be True or False, not {flag!r}")
-    if version is not None and version not in ifnet.VERSIONS:
-        raise VssrError(func, f"version must be one of {', '.join(ifnet.VERSIONS)} or None, not {version!r}")
+    rates = f"multi/factor_num/factor_den/fps_num/fps_den: {clip.num_frames} frames x {factor}"
+    checks.check_frame_count(Retime(clip.num_frames, factor).num_frames, func, rates)
+    checks.check_choice(scale, func, "scale", ifnet.SCALES)
+    checks.check_real(sc_threshold, func, "sc_threshold", 0, 1, open_minimum=True, optional=True)
+    checks.check_bool(ensemble, func, "ensemble")
+    checks.check_bool(sc, func, "sc")
+    checks.check_choice(version, func, "version", ifnet.VERSIONS, optional=True)
+    checks.check_backend(backend, func)
     path = _model_path(model, func)
     with user_errors(func):
         try:
@@ -248,7 +255,11 @@ def RIFE(
         frame = f.copy()
         props = frame.props
         if "_DurationNum" in props and "_DurationDen" in props:
-            dur = Fraction(int(props["_DurationNum"]), int(props["_DurationDen"])) / factor
+            num, den = int(props["_DurationNum"]), int(props["_DurationDen"])
+            if num <= 0 or den <= 0:
+                raise VssrError(func, f"clip: frame {n} has the duration {num}/{den} (_DurationNum/_DurationDen); "
+                                      "durations must be positive: set them with core.std.AssumeFPS or fix the source")
+            dur = Fraction(num, den) / factor
             props["_DurationNum"], props["_DurationDen"] = dur.numerator, dur.denominator
         return frame
 

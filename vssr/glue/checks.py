@@ -7,19 +7,41 @@ parameter, what is accepted and how to get there.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+import math
+import numbers
+import os
+from collections.abc import Callable, Collection, Iterator, Sequence
+from fractions import Fraction
+from pathlib import Path
 
+import numpy as np
 import vapoursynth as vs
 
+from .. import validation
+from ..backends.base import BackendConfig
 from ..errors import BackendError, ConfigError, ModelError
 
 __all__ = [
     "VssrError",
+    "VssrValueError",
+    "check_backend",
+    "check_bool",
+    "check_choice",
     "check_clip",
     "check_clips_match",
+    "check_dtype",
+    "check_file",
+    "check_frame_count",
+    "check_func",
+    "check_int",
+    "check_model_source",
     "check_pair",
     "check_positive",
+    "check_real",
+    "check_scale",
+    "check_tiles",
     "func_name",
+    "named_errors",
     "user_errors",
 ]
 
@@ -35,6 +57,19 @@ class VssrError(vs.Error):  # type: ignore[misc]  # vapoursynth has no py.typed,
 
     def __init__(self, func: Func, message: str) -> None:
         super().__init__(f"vssr.{func_name(func)}: {message}")
+
+
+class VssrValueError(VssrError, ValueError):
+    """A value wrong in itself (a `vssr.validation` rule); also a ValueError, as the lower layers raise."""
+
+
+@contextlib.contextmanager
+def named_errors(func: Func) -> Iterator[None]:
+    """The ValueErrors of `vssr.validation` rules (which name the parameter) as VssrError."""
+    try:
+        yield
+    except ValueError as err:
+        raise VssrValueError(func, str(err)) from err
 
 
 @contextlib.contextmanager
@@ -61,7 +96,7 @@ def check_clip(
 ) -> vs.VideoNode:
     """A constant-format, constant-size float RGB/GRAY clip (16 or 32 bit)."""
     if not isinstance(clip, vs.VideoNode):
-        raise VssrError(func, f"{param} must be a vs.VideoNode, not {type(clip).__name__}")
+        raise VssrError(func, f"{param} must be a vs.VideoNode, not {validation.shown(clip)}")
     fmt = clip.format
     if fmt is None or fmt.id == vs.PresetVideoFormat.NONE:
         raise VssrError(func, f"{param} must have a constant format; convert with core.resize.Bicubic(format=vs.RGBS)")
@@ -97,21 +132,106 @@ def check_clips_match(clips: Sequence[vs.VideoNode], func: Func, param: str = "c
             raise VssrError(func, f"{param}[{i}] is {_format_name(clip)}; all clips must be {first.format.bits_per_sample}-bit float")
 
 
+def check_int(
+    value: object, func: Func, param: str, minimum: int = 0, maximum: int | None = None, *, optional: bool = False
+) -> int | None:
+    """An int (numpy integers too; never a bool, float or str) in minimum..maximum."""
+    with named_errors(func):
+        return validation.require_int(param, value, minimum, maximum, optional=optional)
+
+
+def check_positive(value: object, func: Func, param: str, maximum: int | None = None) -> int:
+    return check_int(value, func, param, 1, maximum)  # type: ignore[return-value]  # not optional: an int
+
+
+def check_bool(value: object, func: Func, param: str, *, optional: bool = False) -> bool | None:
+    """True or False (never 0/1 or a string such as "no")."""
+    with named_errors(func):
+        return validation.require_bool(param, value, optional=optional)
+
+
+def check_real(
+    value: object, func: Func, param: str, minimum: float, maximum: float, *, open_minimum: bool = False,
+    optional: bool = False,
+) -> float | None:
+    with named_errors(func):
+        return validation.require_real(param, value, minimum, maximum, open_minimum=open_minimum, optional=optional)
+
+
+def check_choice[T](value: T, func: Func, param: str, choices: Collection[object], *, optional: bool = False) -> T:
+    with named_errors(func):
+        return validation.require_choice(param, value, choices, optional=optional)
+
+
 def check_pair(value: object, func: Func, param: str, *, minimum: int = 0) -> tuple[int, int]:
     """An int or a (width, height) pair of ints >= minimum."""
-    pair = (value, value) if isinstance(value, int) else value
-    if (
-        not isinstance(pair, tuple | list)
-        or len(pair) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
-    ):
-        raise VssrError(func, f"{param} must be an int or a (width, height) pair of ints, not {value!r}")
-    if min(pair) < minimum:
-        raise VssrError(func, f"{param} must be >= {minimum}, not {value!r}")
-    return int(pair[0]), int(pair[1])
+    with named_errors(func):
+        return validation.require_pair(param, value, minimum)
 
 
-def check_positive(value: object, func: Func, param: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise VssrError(func, f"{param} must be a positive int, not {value!r}")
-    return value
+def check_tiles(tilesize: object, overlap: object, func: Func) -> None:
+    """tilesize: None or an int / (width, height) >= 1; overlap: None or an int / pair >= 0.
+    (How they fit the network and the frame is checked where the tiles are planned.)"""
+    if tilesize is not None:
+        check_pair(tilesize, func, "tilesize", minimum=1)
+    if overlap is not None:
+        check_pair(overlap, func, "overlap")
+
+
+def check_scale(value: object, func: Func, param: str = "scale") -> Fraction:
+    """A positive size ratio: an int, a Fraction or a float (never a bool or str)."""
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_) and math.isfinite(value)
+    ratio = Fraction(0)
+    if number:
+        ratio = Fraction(value) if isinstance(value, numbers.Rational) else Fraction(float(value))  # type: ignore[arg-type]
+    if ratio <= 0:
+        raise VssrValueError(func, f"{param} must be a positive number (an int, Fraction or float), not {value!r}")
+    return ratio
+
+
+def check_dtype(value: object, func: Func, param: str = "dtype") -> np.dtype:
+    """float32 or float16, as a numpy dtype or type."""
+    try:
+        dtype: np.dtype | None = np.dtype(value)  # type: ignore[call-overload]
+    except TypeError:
+        dtype = None
+    if value is None or dtype not in (np.float32, np.float16):
+        raise VssrValueError(func, f"{param} must be numpy.float32 or numpy.float16, not {value!r}")
+    return dtype
+
+
+def check_file(value: object, func: Func, param: str, what: str) -> Path:
+    """An existing regular file (a directory or a missing path is said as such)."""
+    with named_errors(func):
+        return validation.require_file(param, value, what)
+
+
+def check_model_source(value: object, func: Func, param: str, what: str) -> None:
+    """A path-or-name parameter: a str or os.PathLike (checked further where it is resolved)."""
+    if not isinstance(value, str | os.PathLike):
+        raise VssrValueError(func, f"{param} must be {what}, not {value!r}")
+
+
+def check_backend(value: object, func: Func, param: str = "backend") -> None:
+    """A vssr.Backend.* config or None (the default backend)."""
+    if value is not None and not isinstance(value, BackendConfig):
+        raise VssrValueError(
+            func, f"{param} must be a vssr.Backend.* config (ORT(), OV(), TRT(), TRT_RTX()) or None, not {value!r}"
+        )
+
+
+def check_func(value: object, func: Func, param: str = "func") -> None:
+    """The name shown in messages: a function or a str."""
+    if not (callable(value) or (isinstance(value, str) and value)):
+        raise VssrValueError(func, f"{param} must be a function or a non-empty str naming the caller, not {value!r}")
+
+
+def check_frame_count(count: int, func: Func, what: str) -> int:
+    """An output frame count VapourSynth can hold (its frame numbers are C ints)."""
+    if count > validation.INT32_MAX:
+        raise VssrValueError(
+            func,
+            f"{what} gives {count} output frames; VapourSynth clips hold at most {validation.INT32_MAX}: "
+            "use a lower rate or a shorter clip",
+        )
+    return count

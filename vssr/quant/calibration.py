@@ -62,11 +62,12 @@ def images_from_folder(folder: str | os.PathLike[str], frames: int) -> list[np.n
     from PIL import Image
 
     path = Path(folder)
+    accepted = f"give a folder of images ({', '.join(IMAGE_SUFFIXES)})"
     if not path.is_dir():
-        raise ValueError(f"calibration folder {os.fspath(path)!r} does not exist")
+        raise ValueError(f"calibration folder {os.fspath(path)!r} does not exist or is not a folder; {accepted}")
     files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise ValueError(f"calibration folder {os.fspath(path)!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise ValueError(f"calibration folder {os.fspath(path)!r} holds no images; {accepted}")
     out = []
     for i in _pick(len(files), frames):
         with Image.open(files[i]) as im:

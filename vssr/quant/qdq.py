@@ -29,14 +29,17 @@ import numpy as np
 import onnx
 
 from ..errors import ModelError
-from ..files import cached, models_dir
+from ..files import cached, models_dir, readable_stem
 from ..network import Network, get_metadata, set_metadata
+from ..validation import ParameterError, require_bool, require_choice, require_file, require_int, shown
 from .calibration import data_digest, frames_from_clip, images_from_folder, random_crops
 
 __all__ = ["METHODS", "quantize", "quantize_arrays"]
 
 logger = logging.getLogger(__name__)
 
+MAX_FRAMES = 1024
+"""Calibration frames: ONNX Runtime keeps every activation of every frame in memory."""
 METHODS = ("minmax", "entropy", "percentile", "naive")
 """Calibration methods. "naive" uses no data: every activation gets the fixed range [-1, 1]."""
 
@@ -52,7 +55,7 @@ def _calibration_arrays(calibration: object, frames: int) -> list[np.ndarray]:
         return [np.asarray(a, np.float32) for a in calibration][:frames]
     raise ValueError(
         "calibration must be a VapourSynth clip, an image folder path or a list of (C, H, W) arrays, "
-        f"not {type(calibration).__name__}"
+        f"not {shown(calibration)}"
     )
 
 
@@ -88,15 +91,30 @@ def quantize(
     Raises:
         ValueError: bad arguments or calibration source. ModelError: the model cannot be quantized.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
-    net = network if isinstance(network, Network) else Network.load(network)
-    if method == "naive":
+    from ..glue.checks import named_errors  # lazy: vssr.quant imports without VapourSynth
+
+    with named_errors(quantize):  # the user's values, and the user's data as it is read
+        require_choice("method", method, METHODS)
+        frames = require_int("frames", frames, 1, MAX_FRAMES)
+        crop = require_int("crop", crop, 1, optional=True)
+        per_channel, symmetric = require_bool("per_channel", per_channel), require_bool("symmetric", symmetric)
+        seed = require_int("seed", seed, 0, 2**32 - 1)
+        if not isinstance(network, Network | onnx.ModelProto):
+            require_file("network", network, "an ONNX file (or a vssr.Network or an onnx.ModelProto)")
+        if method == "naive" and calibration is not None:
+            raise ParameterError(
+                f"calibration must be None with method='naive' (it uses no data), not {shown(calibration)}"
+            )
+        if method != "naive" and calibration is None:
+            raise ParameterError(
+                f"calibration: method {method!r} needs calibration data: pass a clip, an image folder or a list of "
+                "(C, H, W) arrays, not None (only method='naive' uses no data)"
+            )
+        net = network if isinstance(network, Network) else Network.load(network)
         arrays: list[np.ndarray] = []
-    else:
-        if calibration is None:
-            raise ValueError(f"method {method!r} needs calibration data (a clip or an image folder)")
-        arrays = random_crops(_calibration_arrays(calibration, frames), crop, seed, net.size.multiple)
+        if method != "naive":
+            arrays = random_crops(_calibration_arrays(calibration, frames), crop, seed, net.size.multiple)
+    if method != "naive":
         channels = net.inputs[0].channels
         if channels == 1:  # a grey network (e.g. QuickSRNet on luma): grey frames, replicated by the reader
             arrays = [a.mean(axis=0, keepdims=True) for a in arrays]
@@ -120,7 +138,7 @@ def quantize_arrays(
         :20
     ]
     kind = "s8" if symmetric else "u8"
-    path = models_dir() / "int8" / f"{net.name}_int8{kind}_{method}_{key}.onnx"
+    path = models_dir() / "int8" / f"{readable_stem(net.name)}_int8{kind}_{method}_{key}.onnx"
 
     def produce() -> bytes:
         logger.info("quantizing %s (%s, %d calibration images)", net.name, method, len(arrays))

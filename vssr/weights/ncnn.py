@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..types import StateDict
+from ..validation import require_file
 
 __all__ = ["Layer", "load", "read_param", "trailing_resize"]
 
@@ -198,8 +199,7 @@ def load(param_path: str | os.PathLike[str], bin_path: str | os.PathLike[str] | 
     param_path = Path(param_path)
     bin_file = Path(bin_path) if bin_path is not None else param_path.with_suffix(".bin")
     for path in (param_path, bin_file):
-        if not path.is_file():
-            raise ModelError(f"ncnn file {os.fspath(path)!r} does not exist")
+        require_file("ncnn file", path, "an ncnn .param with its .bin", error=ModelError)
     layers = read_param(param_path)
     _load_weights(layers, bin_file)
     types = {layer.type for layer in layers}

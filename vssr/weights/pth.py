@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..types import StateDict
+from ..validation import require_file
 from .canonical import state_dict
 
 __all__ = ["load", "load_raw"]
@@ -305,8 +306,7 @@ def load_raw(path: str | os.PathLike[str]) -> Any:
     """
     path = Path(path)
     source = os.fspath(path)
-    if not path.is_file():
-        raise ModelError(f"weights file {source!r} does not exist")
+    require_file("weights file", path, "a PyTorch checkpoint", error=ModelError)
     try:
         if zipfile.is_zipfile(path):
             obj = _read_zip(path, source)

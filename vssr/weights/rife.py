@@ -29,6 +29,7 @@ from ..arch import ifnet
 from ..errors import ModelError
 from ..network import get_metadata, set_metadata
 from ..types import StateDict
+from ..validation import require_file
 from . import pth
 from .canonical import unwrap
 
@@ -122,8 +123,7 @@ def load(path: str | os.PathLike[str], *, version: str | None = None, scale: flo
         ValueError: scale/ensemble/version not valid for this model.
     """
     p = Path(path)
-    if not p.is_file():
-        raise ModelError(f"RIFE model file {os.fspath(p)!r} does not exist")
+    require_file("RIFE model file", p, "a flownet.pkl or a vs-mlrt RIFE .onnx", error=ModelError)
     if p.suffix.lower() in _ONNX_SUFFIXES:
         if scale != 1.0 or ensemble:
             raise ValueError("scale and ensemble need flownet.pkl weights; a vs-mlrt ONNX file runs as exported")

@@ -289,7 +289,8 @@ def _read_only_folder(tmp_path: Path) -> Callable[[], None]:
     folder.mkdir()
     folder.chmod(0o555)
     if os.geteuid() == 0:
-        if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        chattr = shutil.which("chattr")
+        if chattr is None or subprocess.run([chattr, "+i", str(folder)], check=False, capture_output=True).returncode:
             folder.chmod(0o755)
             pytest.skip("running as root without chattr +i: a read-only folder cannot be made")
         return lambda: (subprocess.run(["chattr", "-i", str(folder)], check=True), folder.chmod(0o755))[-1]
@@ -302,7 +303,7 @@ def test_unwritable_model_folder_converts_in_memory(where: str, tmp_path: Path, 
     weights = _pth(tmp_path / "w.pth", 0)
     monkeypatch.setenv("VSSR_MODEL_DIR", str(tmp_path / "fresh"))
     fresh = zoo.network("realesrgan", weights, func=FUNC)
-    undo: Callable[[], None] = lambda: None  # noqa: E731
+    undo: Callable[[], None] = lambda: None
     if where == "read-only":
         undo = _read_only_folder(tmp_path)
         folder = tmp_path / "ro"
@@ -356,7 +357,8 @@ def test_read_only_checkout_as_an_unprivileged_user(request: pytest.FixtureReque
     env = {k: v for k, v in os.environ.items() if not k.startswith("VSSR_")}
     env.update(PYTHONPATH=str(ROOT), VSSR_MODEL_DIR=str(shared / "models"), HOME=str(shared))
     (shared / "models").mkdir(mode=0o755)
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", script], check=False, env=env, capture_output=True,
+                            text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "cannot write the cache folder" in result.stderr and "VSSR_MODEL_DIR" in result.stderr
     assert not any((shared / "models").iterdir())

@@ -20,6 +20,7 @@ from onnx import helper, shape_inference
 from .errors import ModelError
 from .files import sha256_bytes
 from .types import SizeReq, TensorSpec
+from .weights import onnxfile
 
 __all__ = ["IR_VERSION", "OPSET", "Network", "get_metadata", "set_metadata"]
 
@@ -96,10 +97,7 @@ class Network:
             path = Path(source)
             if not path.is_file():
                 raise ModelError(f"model file {os.fspath(path)!r} does not exist")
-            try:
-                model = onnx.load_model(os.fspath(path))
-            except Exception as err:  # onnx raises DecodeError, ValueError, ...
-                raise ModelError(f"cannot read ONNX model {os.fspath(path)!r}: {err}") from err
+            model = onnxfile.load_model(path)  # external data checked to stay in the model's folder
             default_name = path.stem
         if not model.graph.output or not _graph_inputs(model):
             raise ModelError("the ONNX graph has no inputs or no outputs")

@@ -7,17 +7,16 @@ import re
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 import vapoursynth as vs
 
 from ..arch import quicksrnet
 from ..backends import BackendConfig
-from ..errors import ModelError
 from ..files import models_dir, project_root
 from ..glue.checks import VssrError, check_clip, check_positive, user_errors
 from ..inference import inference
 from ..network import Network
 from ..quant import METHODS, quantize
+from ..weights import npz
 
 __all__ = ["QuickSRNet", "shipped_weights"]
 
@@ -107,11 +106,7 @@ def QuickSRNet(
         if not path.is_file():
             raise VssrError(QuickSRNet, f"weights file {os.fspath(path)!r} does not exist")
     with user_errors(QuickSRNet):
-        try:
-            with np.load(path) as data:
-                state = {k: np.asarray(data[k], np.float32) for k in data.files}
-        except (OSError, ValueError) as err:
-            raise ModelError(f"cannot read weights {os.fspath(path)!r} (a .npz of arrays): {err}") from err
+        state = npz.load(path)  # memory bounded by the file, no pickles
         # int8: quantization-aware weights (<size>_x<scale>_qat.npz) quantize well as they are;
         # other weights get their identity taps moved to exact residual paths (quicksrnet.build)
         split = int8 is not None and not path.stem.endswith("_qat")

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from tests import nets
@@ -362,3 +363,31 @@ def test_read_only_checkout_as_an_unprivileged_user(request: pytest.FixtureReque
     assert result.returncode == 0, result.stderr
     assert "cannot write the cache folder" in result.stderr and "VSSR_MODEL_DIR" in result.stderr
     assert not any((shared / "models").iterdir())
+
+
+def test_processes_starting_together_compile_openvino_once(tmp_path: Path) -> None:
+    pytest.importorskip("openvino")
+    onnx_path = tmp_path / "net.onnx"
+    onnx.save_model(nets.conv3x3(layers=2), onnx_path)
+    go = tmp_path / "go"
+    script = textwrap.dedent(f"""
+        import logging, os, time
+        logging.basicConfig(level=logging.INFO)
+        from vssr.backends import Backend
+        from vssr.network import Network
+        from vssr.types import ShapeProfile
+        net = Network.load({str(onnx_path)!r})
+        while not os.path.exists({str(go)!r}):
+            time.sleep(0.005)
+        Backend.OV(precision="f32", num_streams=1).load(net, ShapeProfile.static(24, 24))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "VSSR_ENGINE_DIR": str(tmp_path / "engines")}
+    children = [subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE, text=True)
+                for _ in range(3)]
+    time.sleep(3)  # all imported and waiting for the start signal
+    go.touch()
+    logs = [child.communicate(timeout=120)[1] for child in children]
+    assert all(child.returncode == 0 for child in children), logs
+    assert sum("compiling" in log for log in logs) == 1, logs
+    names = sorted(p.name for p in (tmp_path / "engines" / "openvino").iterdir())
+    assert len(names) == 2 and names[0].endswith(".blob") and names[1] == names[0] + ".meta.json"  # no lock left

@@ -288,6 +288,7 @@ class OV(BackendConfig):
         config = self.compile_config(precision)
 
         def export() -> bytes:
+            logger.info("OV: compiling %s for %s once; cached in %s", network.name, self.device, entry)
             buffer = io.BytesIO()
             compile_model().export_model(buffer)
             return buffer.getvalue()
@@ -295,7 +296,7 @@ class OV(BackendConfig):
         def import_model(data: bytes) -> Any:
             return core.import_model(data, self.device, config)
 
-        key = {"kind": "openvino-compiled", "digest": digest, "network": network.name}
+        key = {"kind": "openvino-compiled", "digest": digest}
         return cachefile.load_or_build(entry, key, export, import_model, env="VSSR_ENGINE_DIR")
 
     def load(self, network: Network, profile: ShapeProfile) -> list[Runner]:

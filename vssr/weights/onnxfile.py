@@ -49,7 +49,7 @@ def _nbytes(tensor: onnx.TensorProto) -> int | None:
         return None
     if tensor.data_type in (onnx.TensorProto.STRING,) or itemsize == 0:
         return None
-    return math.prod(tensor.dims) * itemsize
+    return int(math.prod(tensor.dims)) * itemsize
 
 
 def _check_external(tensor: onnx.TensorProto, folder: Path, source: str) -> None:

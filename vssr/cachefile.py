@@ -149,7 +149,7 @@ def load_or_build[T](entry: Path, key: Key, build: Callable[[], bytes], load: Ca
             logger.warning("no file locks in %s: two processes may build %s at once", folder, entry.name)
         else:  # the lock file goes when we are done, built or failed (waiters re-lock by name)
             held.callback(Path(f"{entry}.lock").unlink, missing_ok=True)
-        if (result := _load_verified(entry, key, load)) is not None:  # built meanwhile by another process
+        if (result := _load_verified(entry, key, load, quiet=True)) is not None:  # built meanwhile elsewhere
             return result
         data = build()
         try:
@@ -161,8 +161,8 @@ def load_or_build[T](entry: Path, key: Key, build: Callable[[], bytes], load: Ca
     return load(data)
 
 
-def _load_verified[T](entry: Path, key: Key, load: Callable[[bytes], T]) -> T | None:
-    data = read_verified(entry, key)
+def _load_verified[T](entry: Path, key: Key, load: Callable[[bytes], T], *, quiet: bool = False) -> T | None:
+    data = _check(entry, key)[0] if quiet else read_verified(entry, key)  # quiet: already warned
     if data is None:
         return None
     try:

@@ -1,7 +1,7 @@
 """Hostile and broken weight files are refused in milliseconds, under a memory ceiling.
 
 Each file is crafted here (a 663-byte-class .pth whose tensor has stride 0 over one element, a
-DEFLATE bomb storage entry, an .npz whose header declares 80 GB, ncnn counts beyond the .bin, ONNX
+DEFLATE bomb storage entry, pickles whose opcodes make the C unpickler allocate gigabytes, an .npz whose header declares 80 GB, ncnn counts beyond the .bin, ONNX
 external data outside its folder or past its file's end, truncated and malformed files) and loaded
 in a fresh subprocess whose address space is capped at 400 MB above what its imports use
 (RLIMIT_AS): a reader that materialises what the file declares dies of MemoryError there instead of
@@ -165,6 +165,23 @@ def huge_legacy_pth(tmp: Path) -> Path:
     return path
 
 
+def _pickle_pth(tmp: Path, name: str, pkl: bytes) -> Path:
+    with zipfile.ZipFile(tmp / name, "w") as z:
+        z.writestr("archive/data.pkl", pkl)
+    return tmp / name
+
+
+def memo_bomb_pth(tmp: Path) -> Path:
+    """A 9-byte pickle storing None at memo index 2**28: the C unpickler grows its memo table to
+    that index (2 GB of pointers) before anything else."""
+    return _pickle_pth(tmp, "memo.pth", b"\x80\x02Nr" + (1 << 28).to_bytes(4, "little") + b".")
+
+
+def bytes8_bomb_pth(tmp: Path) -> Path:
+    """BINBYTES8 declaring 2**38 bytes followed by 100: the C unpickler allocates the declared size."""
+    return _pickle_pth(tmp, "bytes8.pth", b"\x80\x04\x8e" + (1 << 38).to_bytes(8, "little") + bytes(100) + b".")
+
+
 def truncated_pth(tmp: Path) -> Path:
     tensor = torchsave.Tensor.of(np.ones((64, 64), np.float32))
     path = torchsave.save_zip({"w": tensor}, tmp / "cut.pth")
@@ -265,6 +282,8 @@ CASES: dict[str, tuple[str, Callable[[Path], Path], str]] = {
     "pth-overlapping": ("pth", overlapping_pth, "more than a"),
     "pth-deflate-bomb": ("pth", bomb_pth, "more than a"),
     "pth-legacy-huge-storage": ("pth", huge_legacy_pth, "the file is shorter"),
+    "pth-memo-bomb": ("pth", memo_bomb_pth, "malformed pickle"),
+    "pth-bytes8-bomb": ("pth", bytes8_bomb_pth, "malformed pickle"),
     "pth-truncated": ("pth", truncated_pth, ""),
     "pth-garbage": ("pth", garbage_pth, ""),
     "pkl-stride0": ("pkl", stride0_pkl, "more than a"),

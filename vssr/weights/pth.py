@@ -25,12 +25,13 @@ import logging
 import math
 import os
 import pickle
+import pickletools
 import zipfile
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
@@ -154,10 +155,32 @@ _ALLOWED: dict[tuple[str, str], object] = {
 }
 
 
+_MEMO_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+
+
+def _scan(f: io.BytesIO, source: str) -> None:
+    """Walk the next pickle's opcodes without running them; refuse what would make the C
+    unpickler allocate far more than the pickle's size: a BINBYTES8/LONG4 length beyond the data
+    (it allocates the declared length before reading) or a memo index beyond the pickle (it grows
+    its memo table to that index: 9 bytes can ask for gigabytes)."""
+    start = f.tell()
+    size = len(f.getbuffer())
+    try:
+        for opcode, arg, _ in pickletools.genops(f):
+            if opcode.name in _MEMO_OPS and isinstance(arg, int) and arg > size:
+                raise ModelError(f"{source}: malformed pickle (memo index {arg} in {size} bytes)")
+    except ValueError as err:  # genops: a length past the end, an unknown opcode ...
+        if isinstance(err, ModelError):
+            raise
+        raise ModelError(f"{source}: malformed pickle ({err})") from None
+    f.seek(start)
+
+
 class _Unpickler(pickle.Unpickler):
     """Allow-list unpickler: storages come from `persistent_load`, tensors from `_rebuild_*`."""
 
-    def __init__(self, file: BinaryIO, source: str) -> None:
+    def __init__(self, file: io.BytesIO, source: str) -> None:
+        _scan(file, source)
         super().__init__(file, encoding="utf-8")
         self.source = source
         self.storages: dict[str, _Storage] = {}
@@ -279,7 +302,7 @@ def _read_zip(path: Path, budget: Budget) -> object:
     return obj
 
 
-def _read_legacy(f: BinaryIO, budget: Budget) -> object:
+def _read_legacy(f: io.BytesIO, budget: Budget) -> object:
     source = budget.source
     magic = _Unpickler(f, source).load()
     if magic != _LEGACY_MAGIC:
@@ -305,7 +328,7 @@ def _read_legacy(f: BinaryIO, budget: Budget) -> object:
         if numel != storage.numel:
             raise ModelError(f"{source}: legacy storage {key!r} holds {numel} elements, expected {storage.numel}")
         need = numel * storage.kind.dtype.itemsize
-        if need > budget.file_size - f.tell():  # f.read(n) allocates n bytes before reading
+        if need > budget.file_size - f.tell():  # never more than the bytes left
             raise ModelError(f"{source}: legacy storage {key!r} declares {need:,} bytes; the file is shorter")
         budget.charge(need, f"legacy storage {key!r}")
         _storage_bytes(storage, f.read(need), source, big_endian=big_endian)
@@ -329,11 +352,11 @@ def load_raw(path: str | os.PathLike[str]) -> Any:
         if zipfile.is_zipfile(path):
             obj = _read_zip(path, budget)
         else:
-            with open(path, "rb") as f:
-                if f.read(512).startswith(b"ustar", 257):
-                    raise ModelError(f"{source}: the tar checkpoint format of torch < 0.4 is not supported")
-                f.seek(0)
-                obj = _read_legacy(f, budget)
+            budget.charge(budget.file_size, "the legacy stream")  # read whole: pickles are scanned in memory
+            data = path.read_bytes()
+            if data[:512].startswith(b"ustar", 257):
+                raise ModelError(f"{source}: the tar checkpoint format of torch < 0.4 is not supported")
+            obj = _read_legacy(io.BytesIO(data), budget)
         return _resolve(obj, budget, {})
     except ModelError:
         raise

@@ -391,3 +391,37 @@ def test_processes_starting_together_compile_openvino_once(tmp_path: Path) -> No
     assert sum("compiling" in log for log in logs) == 1, logs
     names = sorted(p.name for p in (tmp_path / "engines" / "openvino").iterdir())
     assert len(names) == 2 and names[0].endswith(".blob") and names[1] == names[0] + ".meta.json"  # no lock left
+
+
+# --- python -m vssr caches ---------------------------------------------------------------------------
+def test_caches_command_lists_and_prunes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from vssr import caches, cli
+
+    monkeypatch.setenv("VSSR_MODEL_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("VSSR_ENGINE_DIR", str(tmp_path / "engines"))
+    weights = [_pth(tmp_path / f"{name}.pth", seed) for seed, name in enumerate(("a", "b", "c"))]
+    for path in weights:
+        zoo.network("realesrgan", path, func=FUNC)
+    models = tmp_path / "models"
+    a, b, c = (next(models.glob(f"realesrgan-{n}.*.onnx")) for n in "abc")
+    _damage("flipped", b, a)
+    old = time.time() - 10 * 86400
+    os.utime(c, (old, old))
+    leftover = models / f".{a.name}.x1y2z3.tmp"
+    leftover.write_bytes(b"half")
+    orphan = models / "gone.onnx.meta.json"
+    orphan.write_text("{}")
+    empty = tmp_path / "engines" / "openvino" / "0123456789abcdef01234567"
+    empty.mkdir(parents=True)
+
+    assert cli.main(["caches", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "3 cache entries" in listing and f"{b}  " in listing and "DAMAGED" in listing.split(str(b))[1].split("\n")[0]
+    assert cli.main(["caches", "prune", "--dry-run"]) == 0
+    assert all(p.exists() for p in (b, leftover, orphan, empty))
+    assert cli.main(["caches", "prune"]) == 0
+    assert not any(p.exists() for p in (b, cachefile.meta_path(b), leftover, orphan, empty))
+    assert a.exists() and c.exists()
+    assert sorted(caches.prune(unused_days=5)) == sorted([c, cachefile.meta_path(c)])
+    assert [r.path for r in caches.list_entries()] == [a] and caches.list_entries()[0].intact

@@ -30,7 +30,7 @@ from pathlib import Path
 from . import files
 from .errors import BackendError
 
-__all__ = ["META_SUFFIX", "load_or_build", "meta_path", "read_verified", "verified", "write"]
+__all__ = ["META_SUFFIX", "intact", "load_or_build", "meta_path", "read_verified", "verified", "write"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +102,15 @@ def verified(entry: Path, key: Key) -> bool:
     return _check(entry, key)[0] is not None
 
 
+def intact(entry: Path) -> bool:
+    """Whether `entry` matches its sidecar, whatever key that holds (for listing and pruning)."""
+    try:
+        key = json.loads(meta_path(entry).read_text())["key"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return isinstance(key, dict) and verified(entry, key)
+
+
 def _warn_unwritable(folder: Path, err: OSError, env: str) -> None:
     with _warned_lock:
         if os.fspath(folder) in _warned_folders:
@@ -161,12 +170,19 @@ def load_or_build[T](entry: Path, key: Key, build: Callable[[], bytes], load: Ca
     return load(data)
 
 
+def _touch(entry: Path) -> None:
+    with contextlib.suppress(OSError):  # a read-only or another user's cache still loads
+        os.utime(entry)  # last use, for `python -m vssr caches prune --unused-days`
+
+
 def _load_verified[T](entry: Path, key: Key, load: Callable[[bytes], T], *, quiet: bool = False) -> T | None:
     data = _check(entry, key)[0] if quiet else read_verified(entry, key)  # quiet: already warned
     if data is None:
         return None
     try:
-        return load(data)
+        result = load(data)
     except Exception as err:  # noqa: BLE001 - verified bytes the runtime refuses: rebuild them
         logger.warning("cache entry %s cannot be loaded (%s); building it again", entry, err)
         return None
+    _touch(entry)
+    return result

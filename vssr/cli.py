@@ -1,4 +1,4 @@
-"""Command line: `python -m vssr models | engines list | engines prune`."""
+"""Command line: `python -m vssr models | engines list|prune | caches list|prune`."""
 
 from __future__ import annotations
 
@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     engines.add_argument("--unused-days", type=float, default=None, help="prune: engines unused this long")
     engines.add_argument("--dry-run", action="store_true", help="prune: only print what would go")
     engines.set_defaults(run=_engines)
+    from .caches import add_command as add_caches_command  # `caches list | prune`: vssr/caches.py
+
+    add_caches_command(sub)
     args = parser.parse_args(argv)
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(message)s")

@@ -414,6 +414,11 @@ def test_caches_command_lists_and_prunes(tmp_path: Path, monkeypatch: pytest.Mon
     orphan.write_text("{}")
     empty = tmp_path / "engines" / "openvino" / "0123456789abcdef01234567"
     empty.mkdir(parents=True)
+    users = [models / "README.md", models / "rife" / "flownet_v4.22.pkl", models / "mine"]  # never touched
+    users[1].parent.mkdir()
+    users[0].write_text("readme")
+    users[1].write_bytes(b"weights")
+    users[2].mkdir()
 
     assert cli.main(["caches", "list"]) == 0
     listing = capsys.readouterr().out
@@ -422,6 +427,6 @@ def test_caches_command_lists_and_prunes(tmp_path: Path, monkeypatch: pytest.Mon
     assert all(p.exists() for p in (b, leftover, orphan, empty))
     assert cli.main(["caches", "prune"]) == 0
     assert not any(p.exists() for p in (b, cachefile.meta_path(b), leftover, orphan, empty))
-    assert a.exists() and c.exists()
+    assert a.exists() and c.exists() and all(p.exists() for p in users)
     assert sorted(caches.prune(unused_days=5)) == sorted([c, cachefile.meta_path(c)])
     assert [r.path for r in caches.list_entries()] == [a] and caches.list_entries()[0].intact

@@ -19,7 +19,9 @@ from . import cachefile, files
 
 __all__ = ["CacheRecord", "add_command", "cache_folders", "list_entries", "prune"]
 
-_NOT_ENTRIES = (cachefile.META_SUFFIX, ".lock", files.TMP_SUFFIX)
+_SUFFIXES = {"onnx": ".onnx", "int8": ".onnx", "openvino": ".blob"}
+"""What an entry of each kind is named; nothing else in these folders is touched (models/ also
+holds the README, shipped weights and the user's own files)."""
 
 
 def cache_folders() -> dict[str, Path]:
@@ -41,10 +43,9 @@ class CacheRecord:
     """The entry matches its sidecar (size, sha256); a damaged one is rebuilt on next use."""
 
 
-def _entries(folder: Path) -> list[Path]:
+def _entries(folder: Path, kind: str) -> list[Path]:
     try:
-        return sorted(p for p in folder.iterdir()
-                      if p.is_file() and not p.name.startswith(".") and not p.name.endswith(_NOT_ENTRIES))
+        return sorted(p for p in folder.glob(f"*{_SUFFIXES[kind]}") if p.is_file() and not p.name.startswith("."))
     except OSError:
         return []
 
@@ -53,7 +54,7 @@ def list_entries() -> list[CacheRecord]:
     """Every cache entry, newest use first."""
     records = []
     for kind, folder in cache_folders().items():
-        for path in _entries(folder):
+        for path in _entries(folder, kind):
             with contextlib.suppress(OSError):
                 stat = path.stat()
                 records.append(CacheRecord(kind, path, stat.st_size, stat.st_mtime, cachefile.intact(path)))
@@ -66,7 +67,7 @@ def prune(*, unused_days: float | None = None, dry_run: bool = False) -> list[Pa
     Returns the removed (with `dry_run`: the removable) paths."""
     removed: list[Path] = []
     now = time.time()
-    for folder in cache_folders().values():
+    for kind, folder in cache_folders().items():
         if not folder.is_dir():
             continue
         if dry_run:
@@ -74,7 +75,7 @@ def prune(*, unused_days: float | None = None, dry_run: bool = False) -> list[Pa
                         if files.lock_is_idle(p)]
         else:
             removed += files.remove_leftovers(folder)
-        for entry in _entries(folder):
+        for entry in _entries(folder, kind):
             stale = unused_days is not None and now - entry.stat().st_mtime > unused_days * 86400
             if stale or not cachefile.intact(entry):
                 removed += _remove_entry(entry, dry_run)
@@ -83,7 +84,8 @@ def prune(*, unused_days: float | None = None, dry_run: bool = False) -> list[Pa
                 removed.append(sidecar)
                 if not dry_run:
                     sidecar.unlink(missing_ok=True)
-        for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()):
+        subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()) if kind == "openvino" else []
+        for sub in subfolders:
             if not any(sub.iterdir()):  # what failed OpenVINO compiles of older versions left
                 removed.append(sub)
                 if not dry_run:

@@ -100,7 +100,8 @@ class Network:
             model = onnxfile.load_model(path)  # external data checked to stay in the model's folder
             default_name = path.stem
         if not model.graph.output or not _graph_inputs(model):
-            raise ModelError("the ONNX graph has no inputs or no outputs")
+            where = "" if isinstance(source, onnx.ModelProto) else f"{os.fspath(source)}: "
+            raise ModelError(f"{where}the ONNX graph has no inputs or no outputs (an empty or cut file?)")
         meta = get_metadata(model)
         inputs = tuple(_spec(i) for i in _graph_inputs(model))
         outputs = tuple(_spec(o) for o in model.graph.output)

@@ -294,7 +294,7 @@ class OV(BackendConfig):
             return buffer.getvalue()
 
         def import_model(data: bytes) -> Any:
-            return core.import_model(data, self.device, config)
+            return core.import_model(io.BytesIO(data), self.device, config)  # a stream: accepted since 2024
 
         key = {"kind": "openvino-compiled", "digest": digest}
         return cachefile.load_or_build(entry, key, export, import_model, env="VSSR_ENGINE_DIR")

@@ -35,6 +35,7 @@ __all__ = ["META_SUFFIX", "intact", "load_or_build", "meta_path", "read_verified
 logger = logging.getLogger(__name__)
 
 META_SUFFIX = ".meta.json"
+_MAX_SIDECAR = 1 << 20
 
 type Key = Mapping[str, object]
 
@@ -66,7 +67,8 @@ def write(entry: Path, data: bytes, key: Key) -> None:
 def _check(entry: Path, key: Key) -> tuple[bytes | None, str | None]:
     """(verified bytes, None) or (None, what is wrong); (None, None) when there is no entry at all."""
     try:
-        record = json.loads(meta_path(entry).read_text())
+        with open(meta_path(entry), "rb") as f:
+            record = json.loads(f.read(_MAX_SIDECAR))
         size, digest, stored_key = int(record["size"]), str(record["sha256"]), record["key"]
     except FileNotFoundError:
         return None, "has no sidecar (its writer was interrupted)" if entry.exists() else None
@@ -76,13 +78,15 @@ def _check(entry: Path, key: Key) -> tuple[bytes | None, str | None]:
         return None, "was written for another key"
     try:
         with open(entry, "rb") as f:
-            data = f.read(size + 1)  # never more than the sidecar promises: a swapped-in file may be huge
+            actual = os.fstat(f.fileno()).st_size
+            # compared before reading: neither a swapped-in file nor a forged size is read whole
+            data = f.read(size) if actual == size else b""
     except FileNotFoundError:
         return None, None
     except OSError as err:
         return None, f"cannot be read ({err})"
-    if len(data) != size:
-        return None, f"holds {len(data)}{'+' if len(data) > size else ''} bytes where its sidecar says {size}"
+    if actual != size or len(data) != size:
+        return None, f"holds {actual} bytes where its sidecar says {size}"
     if files.sha256_bytes(data) != digest:
         return None, "does not match its sidecar's sha256 (corrupted or replaced)"
     return data, None

@@ -430,3 +430,25 @@ def test_caches_command_lists_and_prunes(tmp_path: Path, monkeypatch: pytest.Mon
     assert a.exists() and c.exists() and all(p.exists() for p in users)
     assert sorted(caches.prune(unused_days=5)) == sorted([c, cachefile.meta_path(c)])
     assert [r.path for r in caches.list_entries()] == [a] and caches.list_entries()[0].intact
+
+
+def test_other_folder_errors_are_a_vs_error_naming_folder_and_variable(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not an unwritable folder (an I/O error, a broken mount): no silent fallback, a vs.Error."""
+    import errno
+
+    import vapoursynth as vs
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setenv("VSSR_MODEL_DIR", str(tmp_path / "models"))
+    monkeypatch.setattr(files, "file_lock", broken)
+    with pytest.raises(vs.Error, match=rf"vssr\.RealESRGAN: cannot use the cache folder {tmp_path / 'models'} .*"
+                                       "set VSSR_MODEL_DIR to another folder"):
+        zoo.network("realesrgan", _pth(tmp_path / "w.pth", 0), func=FUNC)
+    monkeypatch.undo()
+    monkeypatch.setenv("VSSR_MODEL_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("VSSR_LOCK_TIMEOUT", "-1")
+    with pytest.raises(vs.Error, match=r"VSSR_LOCK_TIMEOUT='-1' must be a number of seconds >= 0"):
+        zoo.network("realesrgan", tmp_path / "w.pth", func=FUNC)

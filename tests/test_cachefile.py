@@ -336,7 +336,8 @@ def test_unwritable_engine_folder_compiles_openvino_in_memory(tmp_path: Path, mo
 
 
 def test_read_only_checkout_as_an_unprivileged_user(request: pytest.FixtureRequest) -> None:
-    """The default folders of a checkout nobody may write: run as `nobody` (root ignores modes)."""
+    """A checkout its user may not write (its models/ is root's): run as `nobody` (root ignores
+    modes), with no VSSR_MODEL_DIR."""
     if os.geteuid() != 0:
         pytest.skip("needs root to switch to an unprivileged user")
     shared = Path(tempfile.mkdtemp(prefix="vssr-nobody-"))  # pytest's tmp_path is private to root
@@ -356,13 +357,15 @@ def test_read_only_checkout_as_an_unprivileged_user(request: pytest.FixtureReque
         print("digest", net.digest)
     """)
     env = {k: v for k, v in os.environ.items() if not k.startswith("VSSR_")}
-    env.update(PYTHONPATH=str(ROOT), VSSR_MODEL_DIR=str(shared / "models"), HOME=str(shared))
-    (shared / "models").mkdir(mode=0o755)
+    env.update(PYTHONPATH=str(ROOT), HOME=str(shared))  # the checkout's models/, owned by root
+    if (ROOT / "models").stat().st_mode & 0o002:
+        pytest.skip("the checkout's models/ is writable by everyone")
+    before = sorted((ROOT / "models").iterdir())
     result = subprocess.run([sys.executable, "-c", script], check=False, env=env, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "cannot write the cache folder" in result.stderr and "VSSR_MODEL_DIR" in result.stderr
-    assert not any((shared / "models").iterdir())
+    assert f"cannot write the cache folder {ROOT / 'models'}" in result.stderr and "VSSR_MODEL_DIR" in result.stderr
+    assert sorted((ROOT / "models").iterdir()) == before
 
 
 def test_processes_starting_together_compile_openvino_once(tmp_path: Path) -> None:

@@ -265,7 +265,7 @@ def convert(name: str, paths: Sequence[Path], converter: Converter, archs: Seque
     digest = hashlib.sha256(f"{name}\n{','.join(archs)}\n{_converter_digest(converter, archs)}\n".encode())
     for path in paths:
         digest.update(_file_digest(path).encode())
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:100]
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:100]  # names <= 255 bytes; the digest keeps them apart
     target = files.models_dir() / f"{safe}.{digest.hexdigest()[:16]}.onnx"
 
     def produce() -> bytes:

@@ -120,7 +120,7 @@ def quantize_arrays(
     data = data_digest(arrays)
     key = hashlib.sha256(json.dumps([net.digest, settings, data], sort_keys=True).encode()).hexdigest()[:20]
     kind = "s8" if symmetric else "u8"
-    path = models_dir() / "int8" / f"{net.name}_int8{kind}_{method}_{key}.onnx"
+    path = models_dir() / "int8" / f"{net.name[:100]}_int8{kind}_{method}_{key}.onnx"  # names <= 255 bytes
 
     def produce() -> bytes:
         logger.info("quantizing %s (%s, %d calibration images)", net.name, method, len(arrays))

@@ -1,4 +1,4 @@
-"""Command line: `python -m vssr models | engines list | engines prune | download`."""
+"""Command line: `python -m vssr models | engines list|prune | caches list|prune | download`."""
 
 from __future__ import annotations
 
@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     from .download import add_parser as add_download_parser  # `vssr download`: vssr/download/command.py
 
     add_download_parser(sub)
+    from .caches import add_command as add_caches_command  # `caches list | prune`: vssr/caches.py
+
+    add_caches_command(sub)
     args = parser.parse_args(argv)
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(message)s")

@@ -8,29 +8,45 @@ artifact twice.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
+import logging
+import math
 import os
+import socket
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from .errors import BackendError
+
 __all__ = [
+    "CANNOT_WRITE",
+    "LOCK_TIMEOUT_ENV",
+    "LockTimeoutError",
     "atomic_write",
-    "cached",
     "engines_dir",
     "file_lock",
+    "lock_holder",
     "lock_is_idle",
+    "lock_timeout",
     "models_dir",
     "project_root",
     "readable_stem",
     "remove_idle_lock",
+    "remove_leftovers",
     "sha256_bytes",
     "sha256_file",
 ]
 
+logger = logging.getLogger(__name__)
+
 type PathLike = str | os.PathLike[str]
+
+TMP_SUFFIX = ".tmp"
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -49,11 +65,22 @@ def atomic_write(path: PathLike, data: bytes | Callable[[BinaryIO], None]) -> Pa
     """Write `data` (bytes, or a function writing to a binary file) to `path` atomically.
 
     The bytes go to a temporary file in the same directory, are fsynced, then renamed over
-    `path` with `os.replace`: readers see the old file or the whole new one, never a part.
+    `path` with `os.replace`: readers see the old file or the whole new one, never a part. The
+    writer holds a lock on its temporary file until the rename, so `remove_leftovers` can tell a
+    file being written from one a killed writer left behind (the kernel drops a dead process's locks).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    while True:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if _holds_name_fd(fd, Path(tmp)):
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # a cleaner took it for a leftover between mkstemp and flock: take another name
     try:
         with os.fdopen(fd, "wb") as f:
             if isinstance(data, bytes | bytearray | memoryview):
@@ -62,10 +89,10 @@ def atomic_write(path: PathLike, data: bytes | Callable[[BinaryIO], None]) -> Pa
                 data(f)
             f.flush()
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; caches are shared like any file
-        os.replace(tmp, path)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; caches are shared like any file
+            os.replace(tmp, path)  # still locked: the name is never a leftover while it exists
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -73,27 +100,73 @@ def atomic_write(path: PathLike, data: bytes | Callable[[BinaryIO], None]) -> Pa
     return path
 
 
+LOCK_TIMEOUT_ENV = "VSSR_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT = 3600.0
+"""Seconds a process waits for another one's lock before giving up (a TensorRT build of a large
+model takes minutes; an hour means the holder is stuck). `VSSR_LOCK_TIMEOUT=0`: no limit."""
+
+
+class LockTimeoutError(BackendError):
+    """Another process held a cache lock for longer than VSSR_LOCK_TIMEOUT."""
+
+
+def lock_timeout() -> float | None:
+    """$VSSR_LOCK_TIMEOUT in seconds (default 3600); None (wait for good) for 0 or inf."""
+    text = os.environ.get(LOCK_TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_LOCK_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also NaN
+        raise BackendError(f"{LOCK_TIMEOUT_ENV}={text!r} must be a number of seconds >= 0 (0: wait without limit)")
+    return None if value == 0 or math.isinf(value) else value
+
+
+def lock_holder(lock_path: PathLike) -> str:
+    """Who holds (or last held) a lock file, as its holder wrote it: `process 123 on host`."""
+    try:
+        text = Path(lock_path).read_text(errors="replace").strip()
+    except OSError:
+        text = ""
+    return text[:200] or "another process"
+
+
 @contextlib.contextmanager
-def file_lock(path: PathLike, on_wait: Callable[[], object] | None = None) -> Iterator[None]:
+def file_lock(
+    path: PathLike, on_wait: Callable[[], object] | None = None, *, timeout: float | None = None
+) -> Iterator[None]:
     """Hold an exclusive cross-process lock on `<path>.lock` (fcntl; released if the process dies).
+
+    The holder writes its pid and host into the file; a process that has to wait logs whom it
+    waits for and gives up after `timeout` seconds (None: `lock_timeout()`, from
+    $VSSR_LOCK_TIMEOUT) with a LockTimeoutError naming the holder and the variable.
 
     The holder may delete the lock file (prune_engines does): whoever was waiting on it then finds
     the name gone or naming a new file, and locks again by name, so two holders never coexist.
     """
     lock_path = Path(f"{os.fspath(path)}.lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
+    limit = lock_timeout() if timeout is None else timeout
+    deadline: float | None = None
     while True:
         f = open(lock_path, "a+b")  # noqa: SIM115 - closed below or after the yield
         try:
-            if on_wait is None:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-            else:
-                try:
-                    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:  # held by another process: say so, then wait
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # held by another process: say by whom, then wait
+                logger.info("waiting for %s, which holds %s", lock_holder(lock_path), lock_path)
+                if on_wait is not None:
                     on_wait()
-                    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+                if deadline is None:
+                    deadline = math.inf if limit is None else time.monotonic() + limit
+                _wait_for_lock(f, lock_path, deadline, limit)
             locked_this_name = _holds_name(f, lock_path)
+            if locked_this_name:  # say who holds it, for whoever waits next
+                f.truncate(0)
+                f.write(f"process {os.getpid()} on {socket.gethostname()}\n".encode())
+                f.flush()
         except BaseException:  # an interrupt while waiting: never leave a held lock behind
             f.close()
             raise
@@ -107,10 +180,37 @@ def file_lock(path: PathLike, on_wait: Callable[[], object] | None = None) -> It
         f.close()
 
 
+def _wait_for_lock(f: BinaryIO, lock_path: Path, deadline: float, limit: float | None) -> None:
+    """Poll for the lock until `deadline` (a blocking flock could not be given up)."""
+    pause, said = 0.01, time.monotonic()
+    while True:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        now = time.monotonic()
+        if now >= deadline:
+            raise LockTimeoutError(
+                f"gave up after {limit:g} s waiting for {lock_holder(lock_path)}, which holds {lock_path}; "
+                f"if that process is stuck, end it (its lock goes with it), or set {LOCK_TIMEOUT_ENV}=<seconds> "
+                "to wait longer (0: no limit)"
+            )
+        if now - said >= 60:
+            said = now
+            logger.warning("still waiting for %s, which holds %s", lock_holder(lock_path), lock_path)
+        time.sleep(min(pause, max(deadline - now, 0.0)))
+        pause = min(pause * 2, 0.5)
+
+
 def _holds_name(f: BinaryIO, lock_path: Path) -> bool:
     """Whether the locked file `f` is still the one `lock_path` names (a holder may delete it)."""
+    return _holds_name_fd(f.fileno(), lock_path)
+
+
+def _holds_name_fd(fd: int, path: Path) -> bool:
     try:
-        return os.stat(lock_path).st_ino == os.fstat(f.fileno()).st_ino
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
     except FileNotFoundError:
         return False
 
@@ -145,17 +245,52 @@ def remove_idle_lock(lock_path: Path) -> bool:
         f.close()
 
 
-def cached(path: PathLike, produce: Callable[[], bytes], valid: Callable[[Path], bool] | None = None) -> Path:
-    """Return `path`, producing it once under a lock if it is missing or fails `valid`."""
-    path = Path(path)
-    ok = valid or (lambda p: p.is_file())
-    if path.exists() and ok(path):
-        return path
-    with file_lock(path):
-        if path.exists() and ok(path):  # another process made it while we waited
-            return path
-        atomic_write(path, produce())
-    return path
+def remove_leftovers(folder: PathLike) -> list[Path]:
+    """Delete what killed or failed writers left in `folder` (not in its subfolders); returns them.
+
+    Temporary files of `atomic_write` whose writer is gone (its lock on the file went with it) and
+    lock files nobody holds. Files being written and locks being held are left alone.
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    try:
+        candidates = sorted(folder.glob(f".*{TMP_SUFFIX}")) + sorted(folder.glob("*.lock"))
+    except OSError:
+        return removed
+    for path in candidates:
+        gone = remove_idle_lock(path) if path.suffix == ".lock" else _remove_unheld(path)
+        if gone:
+            removed.append(path)
+    if removed:
+        logger.info("removed %d leftover(s) of interrupted writes in %s: %s", len(removed), folder,
+                    ", ".join(p.name for p in removed[:5]) + (" ..." if len(removed) > 5 else ""))
+    return removed
+
+
+def _remove_unheld(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # BlockingIOError: a live writer holds it
+            return False
+        if not _holds_name_fd(fd, path):
+            return False
+        try:
+            path.unlink()
+        except OSError:
+            return False
+        return True
+    finally:
+        os.close(fd)
+
+
+CANNOT_WRITE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
+                          errno.EEXIST})
+"""errnos of a cache location that cannot be written (read-only, full, a regular file in the way)."""
 
 
 def project_root() -> Path | None:

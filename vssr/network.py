@@ -21,6 +21,7 @@ from .errors import ModelError
 from .files import sha256_bytes
 from .types import SizeReq, TensorSpec
 from .validation import require_file
+from .weights import onnxfile
 
 __all__ = ["IR_VERSION", "OPSET", "Network", "get_metadata", "set_metadata"]
 
@@ -100,13 +101,11 @@ class Network:
         else:
             path = Path(source)
             require_file("model file", path, "an ONNX file", error=ModelError)
-            try:
-                model = onnx.load_model(os.fspath(path))
-            except Exception as err:  # onnx raises DecodeError, ValueError, ...
-                raise ModelError(f"cannot read ONNX model {os.fspath(path)!r}: {err}") from err
+            model = onnxfile.load_model(path)  # external data checked to stay in the model's folder
             default_name = path.stem
         if not model.graph.output or not _graph_inputs(model):
-            raise ModelError("the ONNX graph has no inputs or no outputs")
+            where = "" if isinstance(source, onnx.ModelProto) else f"{os.fspath(source)}: "
+            raise ModelError(f"{where}the ONNX graph has no inputs or no outputs (an empty or cut file?)")
         meta = get_metadata(model)
         inputs = tuple(_spec(i) for i in _graph_inputs(model))
         outputs = tuple(_spec(o) for o in model.graph.output)

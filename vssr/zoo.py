@@ -8,8 +8,8 @@ name of that family (`names(family)` lists them) or a path:
 * `.param` (with the `.bin` beside it): read by `weights.ncnn`.
 
 Weight files are converted to ONNX once, into `files.models_dir()/<name>.<digest16>.onnx` through
-`files.cached` (locked, atomic; validity checked by parsing the file). The digest covers the
-weight files' sha256, the family, the name and the source of the converter modules, so a changed
+`cachefile.load_or_build` (locked, atomic, checked against its `.meta.json` sidecar before each
+use). The digest covers the weight files' sha256, the family, the name and the source of the converter modules, so a changed
 file or builder makes a new cache entry instead of reusing a stale one.
 
 Adding models (other families): build a `Family` and register it, e.g. in `vssr/zoo.py` below the
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import onnx
 
-from . import files
+from . import cachefile, files
 from .arch import compact, registry
 from .errors import MissingBackendError, ModelError, install_hint
 from .network import Network
@@ -253,17 +253,16 @@ def _converter_digest(converter: Converter, archs: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
-def _valid_onnx(path: Path) -> bool:
-    try:
-        onnx.load_model(os.fspath(path), load_external_data=False)
-    except Exception:  # noqa: BLE001 - any parse failure means: rebuild it
-        logger.warning("cached model %s is unreadable; converting again", path)
-        return False
-    return True
+def _onnx_from_bytes(data: bytes) -> onnx.ModelProto:
+    """A cached converted model (verified bytes); raises when they do not parse."""
+    model = onnx.load_model_from_string(data)
+    if not model.graph.output:
+        raise ModelError("the ONNX graph has no outputs")
+    return model
 
 
-def convert(name: str, paths: Sequence[Path], converter: Converter, archs: Sequence[str]) -> Path:
-    """Convert weight files once into the models cache; returns the cached ONNX path."""
+def convert(name: str, paths: Sequence[Path], converter: Converter, archs: Sequence[str]) -> onnx.ModelProto:
+    """Convert weight files once into the models cache (verified by its sidecar before each use)."""
     digest = hashlib.sha256(f"{name}\n{','.join(archs)}\n{_converter_digest(converter, archs)}\n".encode())
     for path in paths:
         digest.update(_file_digest(path).encode())
@@ -275,7 +274,8 @@ def convert(name: str, paths: Sequence[Path], converter: Converter, archs: Seque
         data: bytes = model.SerializeToString()
         return data
 
-    return files.cached(target, produce, _valid_onnx)
+    key = {"kind": "converted-onnx", "name": name, "digest": digest.hexdigest()}
+    return cachefile.load_or_build(target, key, produce, _onnx_from_bytes, env="VSSR_MODEL_DIR")
 
 
 def _resolve(family: Family, model: str | os.PathLike[str]) -> tuple[str, tuple[Path, ...], Converter | None]:
@@ -325,7 +325,6 @@ def network(family: str, model: str | os.PathLike[str], *, func: Callable[..., o
             return Network.load(paths[0])
         for path in paths:
             require_file("model", path, "a weights file", error=ModelError)
-        onnx_path = convert(name, paths, converter, fam.archs)
-        net = Network.load(onnx_path, name=name)
-        logger.debug("%s: %s (scale %s, multiple %d)", name, onnx_path, net.scale, net.size.multiple)
+        net = Network.load(convert(name, paths, converter, fam.archs), name=name)
+        logger.debug("%s: scale %s, multiple %d", name, net.scale, net.size.multiple)
         return net

@@ -171,11 +171,11 @@ def test_compiled_models_are_cached_per_setting(engine_dir: Path) -> None:
     for precision in ("f32", "bf16", "f32"):
         (runner,) = Backend.OV(precision=precision, num_streams=1).load(net, PROFILE)
         nets.check_runner(runner, nets.conv3x3(), rtol=3e-2, atol=3e-2)
-    dirs = sorted(p for p in (engine_dir / "openvino").iterdir() if p.is_dir())
-    assert len(dirs) == 2  # f32 twice -> one directory, reused
-    assert all(any(d.glob("*.blob")) for d in dirs)
+    blobs = sorted((engine_dir / "openvino").glob("*.blob"))
+    assert len(blobs) == 2  # f32 twice -> one entry, reused
+    assert all(b.with_name(b.name + ".meta.json").is_file() for b in blobs)
     (runner,) = Backend.OV(precision="f32", num_streams=1, cache=False).load(net, PROFILE)
-    assert len([p for p in (engine_dir / "openvino").iterdir() if p.is_dir()]) == 2
+    assert sorted((engine_dir / "openvino").glob("*.blob")) == blobs
 
 
 # --- concurrency -------------------------------------------------------------------------------

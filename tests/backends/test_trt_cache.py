@@ -313,8 +313,8 @@ def test_a_lock_its_holder_deletes_still_excludes(tmp_path: Path, monkeypatch: p
     real_flock = files.fcntl.flock
 
     def flock(fd: int, operation: int) -> None:
-        if threading.current_thread().name == "waiter" and operation == files.fcntl.LOCK_EX:
-            waiting.set()  # about to block on the pruner's file
+        if threading.current_thread().name == "waiter" and operation & files.fcntl.LOCK_EX:
+            waiting.set()  # trying the pruner's file (file_lock polls it without blocking)
         real_flock(fd, operation)
 
     monkeypatch.setattr(files.fcntl, "flock", flock)

@@ -21,13 +21,17 @@ BackendError that says so. Under vspipe the core exists before the script runs, 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from .. import cachefile
 from ..errors import BackendError, MissingBackendError, install_hint
 from ..files import engines_dir
 from ..types import ShapeProfile, Tensors, TensorSpec
@@ -42,7 +46,7 @@ __all__ = [
     "OV",
     "OvRunner",
     "available",
-    "cache_dir_for",
+    "cache_entry_for",
     "default_precision",
     "import_openvino",
     "install_import_hook",
@@ -165,8 +169,18 @@ def default_precision(core: Any, device: str) -> Precision:
     return "f16" if "FP16" in caps else "f32"
 
 
-def cache_dir_for(digest: str) -> Path:
-    return engines_dir() / "openvino" / digest[:24]
+def cache_entry_for(digest: str) -> Path:
+    """The compiled-model cache file of a cache digest (with its `.meta.json` sidecar)."""
+    return engines_dir() / "openvino" / f"{digest[:24]}.blob"
+
+
+def remove_empty_folders(folder: Path) -> None:
+    """Drop the empty per-model folders that failed compiles of older vssr versions left (CACHE_DIR)."""
+    with contextlib.suppress(OSError):
+        for sub in folder.iterdir():
+            if sub.is_dir() and not sub.is_symlink():
+                with contextlib.suppress(OSError):
+                    sub.rmdir()  # only succeeds when empty
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -255,26 +269,58 @@ class OV(BackendConfig):
             network.digest, version, self.device, precision, self.compile_config(precision), profile
         )
 
+    def cached_compile(
+        self, core: Any, network: Network, profile: ShapeProfile, precision: Precision, compile_model: Callable[[], Any]
+    ) -> Any:
+        """The compiled model from `engines/openvino/<digest>.blob`, compiling and exporting it once.
+
+        vssr exports the compiled model itself rather than handing OpenVINO a CACHE_DIR: OpenVINO
+        writes and reads those blobs on its own, in place, with no integrity check (100 flipped
+        bytes gave garbage frames on every run), and never says which files it used. Here the
+        exported bytes go through `cachefile` (atomic entry + sha256 sidecar, verified before each
+        import) and the lock makes one process compile while the others wait and import.
+        """
+        ov = import_openvino()
+        digest = self.cache_digest(network, profile, precision, ov.__version__)
+        entry = cache_entry_for(digest)
+        remove_empty_folders(entry.parent)
+        config = self.compile_config(precision)
+
+        def export() -> bytes:
+            logger.info("OV: compiling %s for %s once; cached in %s", network.name, self.device, entry)
+            buffer = io.BytesIO()
+            compile_model().export_model(buffer)
+            return buffer.getvalue()
+
+        def import_model(data: bytes) -> Any:
+            return core.import_model(io.BytesIO(data), self.device, config)  # a stream: accepted since 2024
+
+        key = {"kind": "openvino-compiled", "digest": digest}
+        return cachefile.load_or_build(entry, key, export, import_model, env="VSSR_ENGINE_DIR")
+
     def load(self, network: Network, profile: ShapeProfile) -> list[Runner]:
         ov = import_openvino()
         core = shared_core()
         precision = self.resolve_precision(core)
         config = self.compile_config(precision)
+
+        def compile_model() -> Any:  # only when the cache has no verified entry
+            model = model_from_network(core, network, profile)
+            if precision != "f32" and network.fp32_nodes:
+                # only the declared nodes (RIFE's grid arithmetic...): OpenVINO's CPU plugin already keeps
+                # its own fragile ops in f32, and pinning e.g. BatchNormalization would stop conv fusion
+                model = keep_fp32(ov, core, model, set(network.fp32_nodes))
+            try:
+                return core.compile_model(model, self.device, config)
+            except Exception as err:
+                raise BackendError(
+                    f"OpenVINO cannot compile network {network.name!r} for {self.device}: {err}"
+                ) from err
+
         if self.cache:
-            cache_dir = cache_dir_for(self.cache_digest(network, profile, precision, ov.__version__))
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            config["CACHE_DIR"] = str(cache_dir)
-        model = model_from_network(core, network, profile)
-        if precision != "f32" and network.fp32_nodes:
-            # only the declared nodes (RIFE's grid arithmetic...): OpenVINO's CPU plugin already keeps
-            # its own fragile ops in f32, and pinning e.g. BatchNormalization would stop conv fusion
-            model = keep_fp32(ov, core, model, set(network.fp32_nodes))
-        try:
-            compiled = core.compile_model(model, self.device, config)
-        except Exception as err:
-            raise BackendError(
-                f"OpenVINO cannot compile network {network.name!r} for {self.device}: {err}"
-            ) from err
+            compiled = self.cached_compile(core, network, profile, precision, compile_model)
+        else:
+            compiled = compile_model()
         warm_up_bindings()  # before VapourSynth's threads make their first calls at once
         runners: list[Runner] = [
             OvRunner(compiled, compiled.create_infer_request(), network.inputs, network.outputs)

@@ -7,18 +7,17 @@ import re
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 import vapoursynth as vs
 
 from ..arch import quicksrnet
 from ..backends import BackendConfig
-from ..errors import ModelError
 from ..files import models_dir, project_root
 from ..glue import checks
 from ..glue.checks import VssrError, check_clip, check_positive, user_errors
 from ..inference import inference
 from ..network import Network
 from ..quant import MAX_FRAMES, METHODS, quantize
+from ..weights import npz
 
 __all__ = ["QuickSRNet", "shipped_weights"]
 
@@ -106,11 +105,7 @@ def QuickSRNet(
     else:
         path = checks.check_file(weights, QuickSRNet, "weights", "a .npz of QuickSRNet weights")
     with user_errors(QuickSRNet):
-        try:
-            with np.load(path) as data:
-                state = {k: np.asarray(data[k], np.float32) for k in data.files}
-        except (OSError, ValueError) as err:
-            raise ModelError(f"cannot read weights {os.fspath(path)!r} (a .npz of arrays): {err}") from err
+        state = npz.load(path)  # memory bounded by the file, no pickles
         # int8: quantization-aware weights (<size>_x<scale>_qat.npz) quantize well as they are;
         # other weights get their identity taps moved to exact residual paths (quicksrnet.build)
         split = int8 is not None and not path.stem.endswith("_qat")

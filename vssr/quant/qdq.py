@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from .. import cachefile
 from ..errors import ModelError
-from ..files import cached, models_dir, readable_stem
+from ..files import models_dir, readable_stem
 from ..network import Network, get_metadata, set_metadata
 from ..validation import ParameterError, require_bool, require_choice, require_file, require_int, shown
 from .calibration import data_digest, frames_from_clip, images_from_folder, random_crops
@@ -134,9 +135,8 @@ def quantize_arrays(
         raise ModelError("quantize a float32 network (fp16 I/O is applied later by the backend)")
     # version 3: symmetric models keep float biases (TensorRT); older cached files are not reused
     settings = {"method": method, "per_channel": per_channel, "symmetric": symmetric, "format": "qdq", "version": 3}
-    key = hashlib.sha256(json.dumps([net.digest, settings, data_digest(arrays)], sort_keys=True).encode()).hexdigest()[
-        :20
-    ]
+    data = data_digest(arrays)
+    key = hashlib.sha256(json.dumps([net.digest, settings, data], sort_keys=True).encode()).hexdigest()[:20]
     kind = "s8" if symmetric else "u8"
     path = models_dir() / "int8" / f"{readable_stem(net.name)}_int8{kind}_{method}_{key}.onnx"
 
@@ -145,14 +145,8 @@ def quantize_arrays(
         serialized: bytes = _quantize_model(net, arrays, method, per_channel, symmetric).SerializeToString()
         return serialized
 
-    def valid(p: Path) -> bool:
-        try:
-            onnx.load_model(os.fspath(p))
-        except Exception:  # noqa: BLE001 (onnx raises DecodeError, OSError...: rebuild the file)
-            return False
-        return True
-
-    model = onnx.load_model(os.fspath(cached(path, produce, valid)))
+    cache_key = {"kind": "int8-onnx", "network": net.digest, "settings": settings, "data": data}
+    model = cachefile.load_or_build(path, cache_key, produce, onnx.load_model_from_string, env="VSSR_MODEL_DIR")
     return dataclasses.replace(Network.load(model), name=f"{net.name}_int8")
 
 

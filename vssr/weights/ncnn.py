@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 _MAGIC = 7767517
 _TAG_FP16 = 0x01306B47
 _TAG_FP32 = 0
+_MAX_PARAM = 4 << 20
+"""Largest .param text read (Real-ESRGAN's are 2-30 KB): the text is read whole."""
 
 
 @dataclass(slots=True)
@@ -61,6 +63,8 @@ def read_param(param_path: str | os.PathLike[str]) -> list[Layer]:
     """Parse a text `.param` file into layers (weights not loaded)."""
     source = os.fspath(param_path)
     try:
+        if (size := Path(param_path).stat().st_size) > _MAX_PARAM:
+            raise ModelError(f"{source}: {size:,} bytes is not an ncnn .param (text of a few KB; at most {_MAX_PARAM:,})")
         lines = [ln.split() for ln in Path(param_path).read_text().splitlines() if ln.strip()]
     except (OSError, UnicodeDecodeError) as err:
         raise ModelError(f"cannot read ncnn param file {source!r}: {err}") from err
@@ -94,7 +98,7 @@ class _Reader:
         self.data, self.pos, self.source = data, 0, source
 
     def _take(self, nbytes: int) -> bytes:
-        if self.pos + nbytes > len(self.data):
+        if nbytes < 0 or self.pos + nbytes > len(self.data):  # declared counts never exceed the .bin
             raise ModelError(f"{self.source}: the .bin file is shorter than its .param describes")
         chunk = self.data[self.pos:self.pos + nbytes]
         self.pos += nbytes
@@ -129,12 +133,15 @@ def _load_weights(layers: list[Layer], bin_path: Path) -> None:
             out, k = int(layer.number(0)), int(layer.number(1, 0))
             kh = int(layer.number(11, k))
             size = int(layer.number(6))
-            if out * k * kh == 0 or size % (out * k * kh):
+            if out <= 0 or k <= 0 or kh <= 0 or size <= 0 or size % (out * k * kh):
                 raise ModelError(f"{source}: layer {layer.name}: weight size {size} does not fit {out}x?x{kh}x{k}")
             weight = reader.tagged(size).reshape(out, size // (out * k * kh), kh, k)
             layer.weights = [weight] + ([reader.raw_fp32(out)] if p.get(5, 0) else [])
         elif layer.type == "PReLU":
-            layer.weights = [reader.raw_fp32(int(layer.number(0, 1)))]
+            count = int(layer.number(0, 1))
+            if count <= 0:
+                raise ModelError(f"{source}: layer {layer.name}: {count} PReLU slopes")
+            layer.weights = [reader.raw_fp32(count)]
         elif layer.type not in ("Input", "Split", "Concat", "Eltwise", "BinaryOp", "Interp", "PixelShuffle"):
             raise ModelError(f"{source}: unsupported ncnn layer type {layer.type} ({layer.name})")
     if reader.pos != len(reader.data):

@@ -11,6 +11,10 @@ Two container formats are read:
 Tensors are rebuilt as numpy arrays (offset, sizes and strides honoured; fp16/bf16/fp64 -> float32
 for `load`). `find_class` admits only the globals a state dict needs; anything else (`os.system`,
 `builtins.eval`, ...) raises ModelError naming it, before any of it runs.
+
+Memory is bounded by the file (`vssr.weights.bounded`): zip entries' declared sizes are checked
+before they are inflated, and every storage and tensor is charged to a budget of a few times the
+file's size before it is allocated (a stride-0 view can declare a huge tensor over one element).
 """
 
 from __future__ import annotations
@@ -21,17 +25,20 @@ import logging
 import math
 import os
 import pickle
+import pickletools
 import zipfile
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
 from ..errors import ModelError
 from ..types import StateDict
 from ..validation import require_file
+from .bounded import Budget, read_member
 from .canonical import state_dict
 
 __all__ = ["load", "load_raw"]
@@ -149,10 +156,32 @@ _ALLOWED: dict[tuple[str, str], object] = {
 }
 
 
+_MEMO_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+
+
+def _scan(f: io.BytesIO, source: str) -> None:
+    """Walk the next pickle's opcodes without running them; refuse what would make the C
+    unpickler allocate far more than the pickle's size: a BINBYTES8/LONG4 length beyond the data
+    (it allocates the declared length before reading) or a memo index beyond the pickle (it grows
+    its memo table to that index: 9 bytes can ask for gigabytes)."""
+    start = f.tell()
+    size = len(f.getbuffer())
+    try:
+        for opcode, arg, _ in pickletools.genops(f):
+            if opcode.name in _MEMO_OPS and isinstance(arg, int) and arg > size:
+                raise ModelError(f"{source}: malformed pickle (memo index {arg} in {size} bytes)")
+    except ValueError as err:  # genops: a length past the end, an unknown opcode ...
+        if isinstance(err, ModelError):
+            raise
+        raise ModelError(f"{source}: malformed pickle ({err})") from None
+    f.seek(start)
+
+
 class _Unpickler(pickle.Unpickler):
     """Allow-list unpickler: storages come from `persistent_load`, tensors from `_rebuild_*`."""
 
-    def __init__(self, file: BinaryIO, source: str) -> None:
+    def __init__(self, file: io.BytesIO, source: str) -> None:
+        _scan(file, source)
         super().__init__(file, encoding="utf-8")
         self.source = source
         self.storages: dict[str, _Storage] = {}
@@ -192,12 +221,16 @@ class _StorageView:
     offset: int
 
 
-def _to_array(t: _PendingTensor, source: str) -> np.ndarray:
+def _to_array(t: _PendingTensor, source: str, budget: Budget) -> np.ndarray:
     storage, offset = t.storage, t.offset
     if storage.data is None:
         raise ModelError(f"{source}: storage {storage.key!r} has no data")
     flat = storage.data
     count = math.prod(t.size)
+    # charged before allocating: a view may repeat elements (stride 0, overlaps), so a tiny storage
+    # can declare a huge tensor; bf16 is widened to 4 bytes
+    itemsize = 4 if storage.kind.name == "BFloat16Storage" else flat.itemsize
+    budget.charge(count * itemsize, f"tensor of shape {t.size} over storage {storage.key!r}")
     if count == 0:
         return np.zeros(t.size, flat.dtype)
     last = offset + sum((n - 1) * s for n, s in zip(t.size, t.stride, strict=True))
@@ -215,21 +248,22 @@ def _widen(array: np.ndarray, kind: _StorageType) -> np.ndarray:
     return array
 
 
-def _resolve(obj: object, source: str, memo: dict[int, object]) -> object:
+def _resolve(obj: object, budget: Budget, memo: dict[int, object]) -> object:
     """Replace pending tensors by numpy arrays throughout dicts, lists and tuples."""
     if id(obj) in memo:
         return memo[id(obj)]
     result: object
+    source = budget.source
     if isinstance(obj, _PendingTensor):
-        result = _widen(_to_array(obj, source), obj.storage.kind)
+        result = _widen(_to_array(obj, source, budget), obj.storage.kind)
     elif isinstance(obj, OrderedDict):
-        result = OrderedDict((k, _resolve(v, source, memo)) for k, v in obj.items())
+        result = OrderedDict((k, _resolve(v, budget, memo)) for k, v in obj.items())
     elif isinstance(obj, dict):
-        result = {k: _resolve(v, source, memo) for k, v in obj.items()}
+        result = {k: _resolve(v, budget, memo) for k, v in obj.items()}
     elif isinstance(obj, list):
-        result = [_resolve(v, source, memo) for v in obj]
+        result = [_resolve(v, budget, memo) for v in obj]
     elif isinstance(obj, tuple):
-        result = tuple(_resolve(v, source, memo) for v in obj)
+        result = tuple(_resolve(v, budget, memo) for v in obj)
     elif isinstance(obj, _Storage | _StorageView | _TypeMarker | _StorageType):
         raise ModelError(f"{source}: a bare storage or type in the checkpoint is not supported")
     else:
@@ -247,7 +281,8 @@ def _storage_bytes(storage: _Storage, raw: bytes, source: str, *, big_endian: bo
     storage.data = data.astype(dtype) if big_endian else data
 
 
-def _read_zip(path: Path, source: str) -> object:
+def _read_zip(path: Path, budget: Budget) -> object:
+    source = budget.source
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
         pkl = [n for n in names if n == "data.pkl" or n.endswith("/data.pkl")]
@@ -256,19 +291,20 @@ def _read_zip(path: Path, source: str) -> object:
         prefix = pkl[0][: -len("data.pkl")]
         big_endian = False
         if f"{prefix}byteorder" in names:
-            big_endian = archive.read(f"{prefix}byteorder").strip() == b"big"
-        unpickler = _Unpickler(io.BytesIO(archive.read(pkl[0])), source)
+            big_endian = read_member(archive, f"{prefix}byteorder", budget).strip() == b"big"
+        unpickler = _Unpickler(io.BytesIO(read_member(archive, pkl[0], budget)), source)
         obj = unpickler.load()
         for key, storage in unpickler.storages.items():
-            try:
-                raw = archive.read(f"{prefix}data/{key}")
-            except KeyError:
-                raise ModelError(f"{source}: storage data/{key} is missing from the archive") from None
+            # the entry's declared size is checked, and only the storage's bytes inflated, before
+            # anything is allocated (a DEFLATE bomb is refused from its header)
+            need = storage.numel * storage.kind.dtype.itemsize
+            raw = read_member(archive, f"{prefix}data/{key}", budget, size=need)
             _storage_bytes(storage, raw, source, big_endian=big_endian)
     return obj
 
 
-def _read_legacy(f: BinaryIO, source: str) -> object:
+def _read_legacy(f: io.BytesIO, budget: Budget) -> object:
+    source = budget.source
     magic = _Unpickler(f, source).load()
     if magic != _LEGACY_MAGIC:
         raise ModelError(f"{source}: not a PyTorch checkpoint (no zip archive, no legacy magic number)")
@@ -292,7 +328,11 @@ def _read_legacy(f: BinaryIO, source: str) -> object:
         numel = int.from_bytes(header, "big" if big_endian else "little", signed=True)
         if numel != storage.numel:
             raise ModelError(f"{source}: legacy storage {key!r} holds {numel} elements, expected {storage.numel}")
-        _storage_bytes(storage, f.read(numel * storage.kind.dtype.itemsize), source, big_endian=big_endian)
+        need = numel * storage.kind.dtype.itemsize
+        if need > budget.file_size - f.tell():  # never more than the bytes left
+            raise ModelError(f"{source}: legacy storage {key!r} declares {need:,} bytes; the file is shorter")
+        budget.charge(need, f"legacy storage {key!r}")
+        _storage_bytes(storage, f.read(need), source, big_endian=big_endian)
     return obj
 
 
@@ -308,18 +348,19 @@ def load_raw(path: str | os.PathLike[str]) -> Any:
     source = os.fspath(path)
     require_file("weights file", path, "a PyTorch checkpoint", error=ModelError)
     try:
+        budget = Budget(path)
         if zipfile.is_zipfile(path):
-            obj = _read_zip(path, source)
+            obj = _read_zip(path, budget)
         else:
-            with open(path, "rb") as f:
-                if f.read(512).startswith(b"ustar", 257):
-                    raise ModelError(f"{source}: the tar checkpoint format of torch < 0.4 is not supported")
-                f.seek(0)
-                obj = _read_legacy(f, source)
-        return _resolve(obj, source, {})
+            budget.charge(budget.file_size, "the legacy stream")  # read whole: pickles are scanned in memory
+            data = path.read_bytes()
+            if data[:512].startswith(b"ustar", 257):
+                raise ModelError(f"{source}: the tar checkpoint format of torch < 0.4 is not supported")
+            obj = _read_legacy(io.BytesIO(data), budget)
+        return _resolve(obj, budget, {})
     except ModelError:
         raise
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, TypeError, KeyError,
+    except (pickle.UnpicklingError, zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, TypeError, KeyError,
             AttributeError, IndexError, OverflowError, MemoryError, RecursionError) as err:
         raise ModelError(f"cannot read checkpoint {source!r}: {type(err).__name__}: {err}") from err
 

@@ -30,7 +30,7 @@ from ..errors import ModelError
 from ..network import get_metadata, set_metadata
 from ..types import StateDict
 from ..validation import require_file
-from . import pth
+from . import onnxfile, pth
 from .canonical import unwrap
 
 __all__ = ["RifeModel", "from_vsmlrt", "load", "load_state"]
@@ -169,10 +169,7 @@ def from_vsmlrt(path: str | os.PathLike[str]) -> RifeModel:
     """Wrap a vs-mlrt RIFE ONNX (v1: 11 channels, v2: 7) into img0, img1, timestep inputs."""
     p = Path(path)
     source = os.fspath(p)
-    try:
-        model = onnx.load_model(source)
-    except Exception as err:  # DecodeError, OSError, ...
-        raise ModelError(f"cannot read ONNX model {source!r}: {err}") from err
+    model = onnxfile.load_model(source)  # memory bounded by the file (external data checked)
     if get_metadata(model).get("rife_role") == "flownet":
         return RifeModel(model, None, get_metadata(model).get("rife_version", "?"), source)
     inits = {i.name for i in model.graph.initializer}

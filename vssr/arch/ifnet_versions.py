@@ -216,7 +216,7 @@ def detect(state: StateDict) -> bool:
 
 def _describe(state: StateDict) -> str:
     blocks = sorted({int(m.group(1)) for k in state if (m := re.match(r"block(\d+)\.", k))})
-    widths = [tuple(state[k].shape)[0] for i in blocks if (k := f"block{i}.conv0.1.0.weight") in state]
+    widths = [int(state[k].shape[0]) for i in blocks if (k := f"block{i}.conv0.1.0.weight") in state]
     encoder = sorted({k.split(".")[1] for k in state if k.startswith("encode.")})
     return f"{len(blocks)} blocks of widths {widths}, encoder layers {encoder or 'none'}"
 

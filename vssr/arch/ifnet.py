@@ -21,9 +21,8 @@ Frames are padded exactly as vs-rife pads them: with zeros, on the right and bot
 multiple and `tiling=False`, and the generic Session pads and crops. The encoder reads the padded
 frames, as in vs-rife.
 
-Not reproduced: v4.0/4.1's data-dependent restart (when block 1's flow update exceeds 32 px in
-both directions, vs-rife reruns block 0 and every later block at half resolution); vssr always
-takes the normal path, which is the same output whenever that branch is not taken.
+v4.0/4.1 restart at half resolution when block 1's flow update is large (vs-rife's data-dependent
+branch); both paths are in the graph and a Where picks one (`_restart`).
 """
 
 from __future__ import annotations
@@ -61,10 +60,12 @@ logger = logging.getLogger(__name__)
 
 
 class _Warp:
-    """Backward warp by a pixel flow: grid = (pixel coords + flow) * 2/(size-1) - 1.
+    """Backward warp by a pixel flow, as vs-rife's warplayer: grid = linspace(-1, 1, size) + flow / ((size-1)/2).
 
-    The coordinate ramps and factors are built once from the input shape; every node here is
-    recorded in `nodes` for the fp32 list.
+    The base grid (torch.linspace's two-sided formula) and the divisors are built once from the
+    input shape, and each warp adds flow / divisor in the same order as torch: with flows of
+    tens of pixels, other orderings of the same arithmetic round differently (7e-5 at 180 px).
+    Every node here is recorded in `nodes` for the fp32 list.
     """
 
     def __init__(self, g: GraphBuilder, image: str) -> None:
@@ -74,15 +75,24 @@ class _Warp:
         def i64(v: int | list[int]) -> str:
             return g.const(np.array(v, np.int64), "i")
 
+        def f32(v: float) -> str:
+            return g.const(np.float32(v), "f")
+
         shape = g.op("Shape", [image], "grid_shape")
-        self.ramps = []
-        self.factors = []
+        self.bases = []
+        self.divisors = []
         for axis, dims in ((3, [1, 1, 1, -1]), (2, [1, 1, -1, 1])):
             n = g.op("Gather", [shape, i64(axis)], "grid_n")
-            ramp = g.op("Cast", [g.op("Range", [i64(0), n, i64(1)], "grid_range")], "grid_ramp", to=onnx.TensorProto.FLOAT)
-            self.ramps.append(g.op("Reshape", [ramp, i64(dims)], "grid_ramp"))
-            nf = g.op("Cast", [n], "grid_nf", to=onnx.TensorProto.FLOAT)
-            self.factors.append(g.op("Div", [g.const(np.float32(2.0), "two"), g.sub(nf, g.const(np.float32(1.0), "one"))], "grid_k"))
+            index = g.op("Cast", [g.op("Range", [i64(0), n, i64(1)], "grid_range")], "grid_index", to=onnx.TensorProto.FLOAT)
+            last = g.sub(g.op("Cast", [n], "grid_nf", to=onnx.TensorProto.FLOAT), f32(1.0))
+            step = g.op("Div", [f32(2.0), last], "grid_step")
+            # torch.linspace: start + step * i below the halfway index, end - step * (n - 1 - i) from it
+            halfway = g.op("Cast", [g.op("Div", [n, i64(2)], "grid_half")], "grid_halff", to=onnx.TensorProto.FLOAT)
+            low = g.add(f32(-1.0), g.mul(step, index))
+            high = g.sub(f32(1.0), g.mul(step, g.sub(last, index)))
+            base = g.op("Where", [g.op("Less", [index, halfway], "grid_low"), low, high], "grid_base")
+            self.bases.append(g.op("Reshape", [base, i64(dims)], "grid_base"))
+            self.divisors.append(g.op("Div", [last, f32(2.0)], "grid_div"))
         self.nodes = [n.name for n in g.nodes[first:]]
 
     def __call__(self, image: str, flow: str, start: int) -> str:
@@ -92,7 +102,7 @@ class _Warp:
         coords = []
         for axis in range(2):
             f = g.slice_channels(flow, start + axis, start + axis + 1)
-            coords.append(g.sub(g.mul(g.add(f, self.ramps[axis]), self.factors[axis]), g.const(np.float32(1.0), "one")))
+            coords.append(g.add(self.bases[axis], g.op("Div", [f, self.divisors[axis]], "grid_flow")))
         grid = g.op("Transpose", [g.concat(coords)], "grid", perm=[0, 2, 3, 1])
         out = g.op("GridSample", [image, grid], "warped", mode="bilinear", padding_mode="border", align_corners=1)
         self.nodes += [n.name for n in g.nodes[first:]]
@@ -208,6 +218,88 @@ def build_encoder(state: StateDict, version: IFNetVersion) -> onnx.ModelProto:
                    rife_role="encoder")
 
 
+def _pyramid(g: GraphBuilder, blocks: list[_Block], version: IFNetVersion, imgs: list[str], feats: list[str],
+             t: str, t_rev: str, scales: tuple[float, ...], ensemble_from: int | None,
+             warp: _Warp) -> tuple[str, str]:
+    """The coarse-to-fine loop of IFNet.forward -> (output, block 1's first flow update).
+
+    ensemble_from: first block with the swapped-frames pass (None: none).
+    """
+    img0, img1 = imgs
+    # images and their features are warped together: one GridSample per frame per block
+    sources = [g.concat([img0, feats[0]]), g.concat([img1, feats[1]])] if feats else imgs
+    flow = mask = feat = update = None
+    warped: list[str] = []
+    wfeats: list[str] = []
+    for i, (block, s) in enumerate(zip(blocks, scales, strict=True)):
+        ensemble = ensemble_from is not None and i >= ensemble_from
+        if flow is None:
+            flow, mask, feat = block([img0, img1, *feats], t, [], None, s)
+            if ensemble:
+                f1, m1, _ = block([img1, img0, *feats[::-1]], t_rev, [], None, s)
+                flow = _average(g, flow, _swap(g, f1))
+                mask = _average(g, mask, g.op("Neg", [m1], "neg"))
+        else:
+            assert mask is not None  # internal invariant, not user input
+            after = [mask, feat] if feat else [mask]
+            fd, m0, feat = block([warped[0], warped[1], *wfeats], t, after, flow, s)
+            if i == 1:
+                update = fd  # before the ensemble average: what v4.0/4.1 test for their restart
+            if ensemble:
+                neg = g.op("Neg", [mask], "neg")
+                f1, m1, _ = block([warped[1], warped[0], *wfeats[::-1]], t_rev, [neg], _swap(g, flow), s)
+                fd = _average(g, fd, _swap(g, f1))
+                m0 = _average(g, m0, g.op("Neg", [m1], "neg"))
+            flow = g.add(flow, fd)
+            mask = g.add(mask, m0) if version.accumulate_mask else m0
+        last = i == len(blocks) - 1
+        srcs = imgs if last or not feats else sources
+        w = [warp(srcs[0], flow, 0), warp(srcs[1], flow, 2)]
+        if feats and not last:
+            warped = [g.slice_channels(x, 0, 3) for x in w]
+            wfeats = [g.slice_channels(x, 3, 3 + version.enc) for x in w]
+        else:
+            warped = w
+    assert mask is not None and update is not None
+    m = g.sigmoid(mask)
+    return g.add(warped[1], g.mul(g.sub(warped[0], warped[1]), m)), update  # w0*m + w1*(1-m)
+
+
+def _pad_zeros(g: GraphBuilder, x: str, multiple: int) -> str:
+    """Zeros on the right and bottom up to a multiple of `multiple` (nothing when already one)."""
+    hw = g.op("Slice", [g.op("Shape", [x], "shape"), g.const(np.array([2], np.int64), "s"),
+                        g.const(np.array([4], np.int64), "e")], "hw")
+    m = g.const(np.array([multiple, multiple], np.int64), "multiple")
+    extra = g.op("Mod", [g.sub(m, g.op("Mod", [hw, m], "rem")), m], "extra")
+    pads = g.concat([g.const(np.zeros(6, np.int64), "zeros6"), extra], axis=0)
+    return g.op("Pad", [x, pads], "padded", mode="constant")
+
+
+def _restart(g: GraphBuilder, blocks: list[_Block], version: IFNetVersion, imgs: list[str], t: str, t_rev: str,
+             scales: tuple[float, ...], ensemble: bool, update: str, normal: str) -> tuple[str, _Warp]:
+    """v4.0/4.1: when block 1's flow update exceeds 32 px in both frames' directions, vs-rife doubles
+    every block's scale and starts again from block 0 (without its ensemble pass).
+
+    Both paths are computed and one is selected (Where), so the graph has no control flow for
+    backends to support; the restarted path works at half resolution (~25% more work). It runs on
+    frames padded with zeros to its own multiple, a no-op where vs-rife's torch code can run it
+    (sizes an even multiple of 32 at scale 1: at odd multiples its flow comes out larger than the
+    frame and torch fails).
+    """
+    doubled = tuple(2 * s for s in scales)
+    padded = [_pad_zeros(g, x, max(2, int(4 * max(doubled)))) for x in imgs]
+    warp = _Warp(g, padded[0])
+    out, _ = _pyramid(g, blocks, version, padded, [], t, t_rev, doubled, 1 if ensemble else None, warp)
+    hw = g.op("Slice", [g.op("Shape", [imgs[0]], "shape"), g.const(np.array([2], np.int64), "s"),
+                        g.const(np.array([4], np.int64), "e")], "hw")
+    zero2 = g.const(np.array([0, 0], np.int64), "zero2")
+    out = g.op("Slice", [out, zero2, hw, g.const(np.array([2, 3], np.int64), "axes23")], "cropped")
+    limit = g.const(np.float32(32.0), "limit")
+    large = [g.op("Greater", [g.op("ReduceMax", [g.op("Abs", [g.slice_channels(update, c, c + 2)], "abs")], "max",
+                                   keepdims=1), limit], "large") for c in (0, 2)]
+    return g.op("Where", [g.op("And", large, "restart"), out, normal], "output"), warp
+
+
 def build_flownet(state: StateDict, version: IFNetVersion, *, scale: float = 1.0,
                   ensemble: bool = False) -> onnx.ModelProto:
     """The interpolation network of one version at one flow scale.
@@ -222,53 +314,24 @@ def build_flownet(state: StateDict, version: IFNetVersion, *, scale: float = 1.0
     check_shapes(state, version)
     suffix = "-ensemble" if ensemble else ""
     g = GraphBuilder(f"rife-v{version.name}{suffix}-s{scale:g}")
-    img0, img1 = g.clip(g.input("img0", 3)), g.clip(g.input("img1", 3))
+    imgs = [g.clip(g.input("img0", 3)), g.clip(g.input("img1", 3))]
     feats = [g.input("feat0", version.enc), g.input("feat1", version.enc)] if version.encoder else []
     t = g.input("timestep", None, shape=[1, 1, 1, 1])
     t_rev = g.sub(g.const(np.float32(1.0), "one"), t) if ensemble else t
-    warp = _Warp(g, img0)
-    # images and their features are warped together: one GridSample per frame per block
-    sources = [g.concat([img0, feats[0]]), g.concat([img1, feats[1]])] if feats else [img0, img1]
+    warp = _Warp(g, imgs[0])
     blocks = [_Block(g, state, i, version) for i in range(len(version.channels))]
-    flow = mask = feat = None
-    warped: list[str] = []
-    wfeats: list[str] = []
-    for i, (block, s) in enumerate(zip(blocks, scales, strict=True)):
-        if flow is None:
-            flow, mask, feat = block([img0, img1, *feats], t, [], None, s)
-            if ensemble:
-                f1, m1, _ = block([img1, img0, *feats[::-1]], t_rev, [], None, s)
-                flow = _average(g, flow, _swap(g, f1))
-                mask = _average(g, mask, g.op("Neg", [m1], "neg"))
-        else:
-            assert mask is not None  # internal invariant, not user input
-            after = [mask, feat] if feat else [mask]
-            fd, m0, feat = block([warped[0], warped[1], *wfeats], t, after, flow, s)
-            if ensemble:
-                neg = g.op("Neg", [mask], "neg")
-                f1, m1, _ = block([warped[1], warped[0], *wfeats[::-1]], t_rev, [neg], _swap(g, flow), s)
-                fd = _average(g, fd, _swap(g, f1))
-                m0 = _average(g, m0, g.op("Neg", [m1], "neg"))
-            flow = g.add(flow, fd)
-            mask = g.add(mask, m0) if version.accumulate_mask else m0
-        last = i == len(blocks) - 1
-        srcs = [img0, img1] if last or not feats else sources
-        w = [warp(srcs[0], flow, 0), warp(srcs[1], flow, 2)]
-        if feats and not last:
-            warped = [g.slice_channels(x, 0, 3) for x in w]
-            wfeats = [g.slice_channels(x, 3, 3 + version.enc) for x in w]
-        else:
-            warped = w
-    assert mask is not None
-    m = g.sigmoid(mask)
-    out = g.add(warped[1], g.mul(g.sub(warped[0], warped[1]), m))  # w0*m + w1*(1-m)
+    out, update = _pyramid(g, blocks, version, imgs, feats, t, t_rev, scales, 0 if ensemble else None, warp)
+    fp32 = warp.nodes
+    if version.restart:
+        out, restart_warp = _restart(g, blocks, version, imgs, t, t_rev, scales, ensemble, update, out)
+        fp32 = fp32 + restart_warp.nodes
     g.output(out, "output", 3)
     return g.model(
         scale=1,
         multiple=pad_multiple(version, scale),
         padding="zeros",
         tiling=False,
-        fp32_nodes=",".join(warp.nodes),
+        fp32_nodes=",".join(fp32),
         rife_version=version.name,
         rife_role="flownet",
         rife_scale=scale,

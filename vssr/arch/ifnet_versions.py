@@ -15,6 +15,7 @@ the same coarse-to-fine stack of IFBlocks; what varies is the few fields of `IFN
 * the per-frame encoder (v4.7+): `Sequential(conv, deconv)` 16 -> 4 (4.7-4.9), `Sequential` of
   three convs + deconv (4.10-4.13.lite), or `Head` (4.13+, cnn0..cnn3, clamps its input first);
 * whether the mask accumulates over blocks (v4.0-4.6) and whether an ensemble pass exists (< 4.21);
+* v4.0/4.1's restart at half resolution when block 1 finds large motion;
 * vs-rife's padding modulo: 32, 64 for 4.25/4.26 and their heavy variants, 128 for 4.25.lite.
 
 Versions in one row group (4.13 = 4.14 = 4.15 = ...) have identical files and weight shapes: the
@@ -75,6 +76,9 @@ class IFNetVersion:
     """Whether the version has the swapped-frames ensemble pass (vs-rife raises for v4.21+)."""
     modulo: int = 32
     """vs-rife's padding modulo at scale 1."""
+    restart: bool = False
+    """v4.0/4.1: when block 1's flow update exceeds 32 px in both directions, start again from
+    block 0 with every block's scale doubled (a data-dependent branch of IFNet.forward)."""
 
     @property
     def enc(self) -> int:
@@ -112,7 +116,7 @@ def _rows() -> list[IFNetVersion]:
         for name in names.split():
             rows.append(IFNetVersion(name, channels, scales, encoder[0], encoder[1], head, **kw))  # type: ignore[arg-type]
 
-    add("4.0 4.1", c4, (None, ""), 5, style="prelu")
+    add("4.0 4.1", c4, (None, ""), 5, style="prelu", restart=True)
     add("4.2 4.3 4.4", c4, (None, ""), 5, style="plain")
     add("4.5", c4, (None, ""), 5)
     add("4.6", c4, (None, ""), 6)

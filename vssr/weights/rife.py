@@ -188,7 +188,8 @@ def from_vsmlrt(path: str | os.PathLike[str]) -> RifeModel:
     kind = "v1" if channels == 11 else "v2"
     multiple = _multiple_v1(model, p) if kind == "v1" else 1
     wrapped, fp32 = _wrap(model, inputs[0], kind)
-    # vs-mlrt pads RIFE inputs with zeros too (constant padding), so these graphs were run that way
+    # the same RIFE networks: padded with zeros as vs-rife does (vs-mlrt's v2 graphs pad inside with zeros;
+    # its v1 graphs take only aligned frames)
     set_metadata(wrapped, scale=1, multiple=multiple, padding="zeros", tiling=False, fp32_nodes=",".join(fp32),
                  name=f"rife-vsmlrt-{kind}-{p.stem}", rife_version=f"vs-mlrt {kind}", rife_role="flownet")
     try:

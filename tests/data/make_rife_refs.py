@@ -239,7 +239,7 @@ def main() -> None:
             state = seeded.seeded_state(group["spec"], lastconv_gain=case.get("lastconv_gain", 0.25))
             flownet, encode = init_module(group, group["case"], modulo0, case["scale"], case["ensemble"], state)
             calls = [0]
-            flownet.block0.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+            flownet.block0.register_forward_hook(lambda *_, c=calls: c.__setitem__(0, c[0] + 1))
             for t in case["ts"]:
                 calls[0] = 0
                 out = interpolate(flownet, encode, img0, img1, t, group["modulo"], case["scale"])

@@ -443,7 +443,7 @@ def test_rife_model_by_version_names_the_command(models: Path) -> None:
     import vssr
 
     clip = vs.core.std.BlankClip(format=vs.RGBS, width=64, height=64, length=2)
-    with pytest.raises(vs.Error, match=r"flownet_v4\.22\.pkl is missing; fetch it with `vssr download rife 4\.22`"):
+    with pytest.raises(vs.Error, match=r"looked for flownet_v4\.22\.pkl.*`vssr download rife 4\.22` fetches them"):
         vssr.RIFE(clip, model="4.22", multi=2)
 
 

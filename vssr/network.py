@@ -110,7 +110,10 @@ class Network:
         inputs = tuple(_spec(i) for i in _graph_inputs(model))
         outputs = tuple(_spec(o) for o in model.graph.output)
         data = model.SerializeToString()
-        size = SizeReq(int(meta.get("multiple", 1)), int(meta.get("minimum", 0)))
+        try:
+            size = SizeReq(int(meta.get("multiple", 1)), int(meta.get("minimum", 0)), meta.get("padding", "mirror"))
+        except ValueError as err:
+            raise ModelError(f"the model's vssr.padding metadata: {err}") from err
         if "scales" in meta:
             scales = tuple(Fraction(v) for v in meta["scales"].split(","))
         elif "scale" in meta:

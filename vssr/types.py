@@ -7,7 +7,9 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["ShapeProfile", "SizeReq", "StateDict", "TensorSpec", "Tensors"]
+__all__ = ["PADDING_MODES", "ShapeProfile", "SizeReq", "StateDict", "TensorSpec", "Tensors"]
+
+PADDING_MODES = ("mirror", "zeros")
 
 type StateDict = dict[str, np.ndarray]
 """Canonical (PyTorch) key -> float32 array."""
@@ -44,6 +46,14 @@ class SizeReq:
     """H and W are padded up to a multiple of this."""
     minimum: int = 0
     """H and W are padded up to at least this."""
+    padding: str = "mirror"
+    """How the added right/bottom strips are filled: "mirror" (reflect, then replicate: borders look
+    like picture, for per-pixel super-resolution nets) or "zeros" (what RIFE was trained and is run
+    with in vs-rife and vs-mlrt: its coarse flow blocks carry the border into the interior)."""
+
+    def __post_init__(self) -> None:
+        if self.padding not in PADDING_MODES:
+            raise ValueError(f"padding must be one of {PADDING_MODES}, not {self.padding!r}")
 
     def padded(self, size: int) -> int:
         size = max(size, self.minimum)

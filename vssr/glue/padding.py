@@ -1,7 +1,9 @@
 """Pad to a network's size rule and crop back: pure numpy.
 
-Padding goes on the right and bottom, mirrored (reflect) where the frame is large enough and
-edge-replicated beyond that, so that borders look like picture content, not black bars.
+Padding goes on the right and bottom. The network says how it is filled (`SizeReq.padding`):
+"mirror" reflects where the frame is large enough and replicates the edge beyond that, so that
+borders look like picture content, not black bars (super-resolution nets); "zeros" is what RIFE
+is run with upstream (vs-rife's `F.pad`, vs-mlrt's constant padding), and its output depends on it.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ from ..types import SizeReq
 __all__ = ["PadPlan", "pad_array"]
 
 
-def pad_array(array: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Pad an (..., H, W) array on the bottom/right to (height, width): reflect, then replicate."""
+def pad_array(array: np.ndarray, height: int, width: int, mode: str = "mirror") -> np.ndarray:
+    """Pad an (..., H, W) array on the bottom/right to (height, width): reflect, then replicate
+    ("mirror"), or with zeros ("zeros")."""
     h, w = array.shape[-2:]
     if (h, w) == (height, width):
         return array
     lead = [(0, 0)] * (array.ndim - 2)
     ph, pw = height - h, width - w
+    if mode == "zeros":
+        return np.pad(array, [*lead, (0, ph), (0, pw)])
     rh, rw = min(ph, h - 1), min(pw, w - 1)
     out = np.pad(array, [*lead, (0, rh), (0, rw)], mode="reflect") if rh or rw else array
     if ph > rh or pw > rw:
@@ -37,14 +42,16 @@ class PadPlan:
     height: int
     padded_width: int
     padded_height: int
+    mode: str = "mirror"
+    """SizeReq.padding of the network."""
 
     @classmethod
     def for_size(cls, width: int, height: int, size: SizeReq) -> PadPlan:
-        return cls(width, height, size.padded(width), size.padded(height))
+        return cls(width, height, size.padded(width), size.padded(height), size.padding)
 
     @property
     def needed(self) -> bool:
         return (self.width, self.height) != (self.padded_width, self.padded_height)
 
     def pad(self, array: np.ndarray) -> np.ndarray:
-        return pad_array(array, self.padded_height, self.padded_width)
+        return pad_array(array, self.padded_height, self.padded_width, self.mode)

@@ -2,8 +2,10 @@
 
 * Practical-RIFE / vs-rife `flownet.pkl` (a torch checkpoint of `module.`-prefixed tensors) is read
   through the allow-listed unpickler of `vssr.weights.pth` (no torch); the version is detected
-  from key names and tensor shapes (`vssr.arch.ifnet.candidates`). 4.25 and 4.26 share one
-  architecture: the file name decides the label when it can, the graph is the same either way.
+  from key names and tensor shapes (`vssr.arch.ifnet.candidates`: every vs-rife 5.7.0 version,
+  v4.0 .. v4.26 with lite and heavy). Versions with identical networks (4.25 and 4.26, 4.13 ..
+  4.24, ...): the file name (vs-rife's `flownet_v4.25.lite.pkl`, or vssr's `4.25-lite`) decides
+  the label when it can, the graph is the same either way.
 * vs-mlrt `rife_v4.x.onnx` (v1: one 11-channel input img0, img1, timestep, x/y grid planes and
   the 2/(W-1), 2/(H-1) planes) and `rife_v2/rife_v4.x.onnx` (v2: 7 channels, grid made inside) are
   wrapped into vssr's interface (img0, img1, timestep [1,1,1,1]): the extra planes are built
@@ -47,17 +49,17 @@ class RifeModel:
     flownet: onnx.ModelProto
     encoder: onnx.ModelProto | None
     version: str
-    """"4.22", "4.25/4.26" when ambiguous, or "vs-mlrt v1"/"vs-mlrt v2" for wrapped ONNX."""
+    """vssr's version name ("4.22", "4.25-lite"), or "vs-mlrt v1"/"vs-mlrt v2" for wrapped ONNX."""
     source: str
 
 
 def _version_hint(path: Path) -> str | None:
-    """'4.26' from names such as flownet_v4.26.pkl, rife_v4.25_lite.onnx, 4_22-lite/flownet.pkl."""
+    """'4.26' from names such as flownet_v4.26.pkl, flownet_v4.25.lite.pkl, rife_v4.25_lite.onnx, 4_22-lite/flownet.pkl."""
     text = "/".join(path.parts[-2:]).lower()
-    m = re.search(r"4[._](\d+)(?:[._-]?(lite|heavy))?", text)
-    if not m:
-        return None
-    return f"4.{int(m.group(1))}" + (f"-{m.group(2)}" if m.group(2) else "")
+    for m in re.finditer(r"4[._]\d+(?:[._-]?(?:lite|heavy))?", text):
+        if name := ifnet.canonical_name(m.group(0)):
+            return name
+    return None
 
 
 def load_state(path: str | os.PathLike[str]) -> StateDict:
@@ -81,27 +83,25 @@ def _choose_version(state: StateDict, path: Path, version: str | None) -> ifnet.
         raise ModelError(
             f"{source} is not a RIFE IFNet checkpoint (no block0.conv0 / block0.lastconv keys; found {sample}, ...)"
         )
-    found = ifnet.candidates(state)
-    if not found:
-        p = ifnet.IFNetParams.from_state(state)
-        known = ", ".join(ifnet.VERSIONS)
-        raise ModelError(
-            f"{source}: RIFE weights with block widths {list(p.channels)}, encoder {p.encoder} and "
-            f"{p.head}-channel heads match no supported version ({known})"
-        )
+    try:
+        found = ifnet.candidates(state)
+    except ModelError as err:
+        raise ModelError(f"{source}: {err}") from err
     names = [v.name for v in found]
     if version is not None:
-        if version not in ifnet.VERSIONS:
-            raise ValueError(f"version must be one of {list(ifnet.VERSIONS)}, not {version!r}")
-        if version not in names:
-            raise ModelError(f"{source}: the weights are RIFE {'/'.join(names)}, not {version}")
-        return ifnet.VERSIONS[version]
+        name = ifnet.canonical_name(version)
+        if name is None:
+            raise ValueError(f"version must be one of {', '.join(ifnet.VERSIONS)} (or vs-rife's 4.22.lite), not {version!r}")
+        if name not in names:
+            raise ModelError(f"{source}: the weights are RIFE {'/'.join(names)}, not {name}")
+        return ifnet.VERSIONS[name]
     hint = _version_hint(path)
     if len(found) > 1:
+        # identical networks (e.g. 4.13 = 4.14 = ... = 4.24): the label is all that differs
         chosen = ifnet.VERSIONS[hint] if hint in names else found[-1]
-        logger.info("%s: RIFE %s share one architecture; using %s", source, "/".join(names), chosen.name)
+        logger.info("%s: RIFE %s are one network; labelled %s", source, "/".join(names), chosen.name)
         return chosen
-    if hint and hint in ifnet.VERSIONS and hint != found[0].name:
+    if hint and hint != found[0].name:
         logger.warning("%s: the name says %s but the weights are RIFE %s; using %s", source, hint, found[0].name,
                        found[0].name)
     return found[0]
@@ -185,7 +185,9 @@ def from_vsmlrt(path: str | os.PathLike[str]) -> RifeModel:
     kind = "v1" if channels == 11 else "v2"
     multiple = _multiple_v1(model, p) if kind == "v1" else 1
     wrapped, fp32 = _wrap(model, inputs[0], kind)
-    set_metadata(wrapped, scale=1, multiple=multiple, tiling=False, fp32_nodes=",".join(fp32),
+    # the same RIFE networks: padded with zeros as vs-rife does (vs-mlrt's v2 graphs pad inside with zeros;
+    # its v1 graphs take only aligned frames)
+    set_metadata(wrapped, scale=1, multiple=multiple, padding="zeros", tiling=False, fp32_nodes=",".join(fp32),
                  name=f"rife-vsmlrt-{kind}-{p.stem}", rife_version=f"vs-mlrt {kind}", rife_role="flownet")
     try:
         onnx.checker.check_model(wrapped)

@@ -210,7 +210,7 @@ def test_full_tensorrt_runtime_config_is_not_taken_for_rtx(
 
 def _engine_and_kernels(tmp_path: Path) -> tuple[Path, Path]:
     (engine,) = tmp_path.glob("*.engine")
-    return engine, engine.with_name(engine.name + ".rtxcache")
+    return engine, engine.with_name(engine.name + ".runtimecache")
 
 
 def test_rtx_kernels_persist_between_processes(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -266,9 +266,10 @@ def test_rtx_runtime_cache_can_be_turned_off(gpu: FakeGpu, monkeypatch: pytest.M
     config = TRT_RTX(engine_folder=str(tmp_path), runtime_cache=False)
     (runner,), _ = _load(gpu, monkeypatch, nets.conv3x3(), config, ShapeProfile.static(16, 16))
     runner.infer({"input": np.zeros((1, 3, 16, 16), np.float32)})
+    engine = runner.engine
     runner.close()
-    runner.engine.create_runtime_config.return_value.set_runtime_cache.assert_not_called()
-    assert not gpu.kernel_caches and not list(tmp_path.glob("*.rtxcache"))
+    engine.create_runtime_config.return_value.set_runtime_cache.assert_not_called()
+    assert not gpu.kernel_caches and not list(tmp_path.glob("*.runtimecache"))
 
 
 def test_session_rgbh_tiles_through_trt(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -355,7 +356,7 @@ def test_undeserializable_engine_is_rebuilt(
 ) -> None:
     """A truncated engine is rebuilt; TensorRT's error about it is a warning (vspipe shows a logged
     error as "Critical:", alarming for what the cache repairs)."""
-    from vssr.backends.trt import shared_logger
+    from vssr.backends.trt.build import shared_logger
 
     model = nets.conv3x3()
     config = TRT_RTX(engine_folder=str(tmp_path))
@@ -459,7 +460,7 @@ def test_one_logger_serves_every_builder_and_runtime(
     gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """TensorRT keeps one logger per process and warns when a Builder or Runtime brings another."""
-    from vssr.backends.trt import shared_logger
+    from vssr.backends.trt.build import shared_logger
 
     builders: list[Any] = []
     real_builder = trt.Builder

@@ -285,8 +285,7 @@ def fake_engine(gpu: FakeGpu, model: onnx.ModelProto, profile: ShapeProfile) -> 
         context.get_tensor_shape.side_effect = get_tensor_shape
         context.set_tensor_address.side_effect = set_tensor_address
         context.execute_async_v3.side_effect = execute_async_v3
-        _record_device_at_release(gpu, context, "context")
-        return context
+        return Released(gpu, context, "context")
 
     engine.create_execution_context.side_effect = make_context
     runtime_config = mock.create_autospec(RUNTIME_CONFIG, instance=True)
@@ -298,15 +297,26 @@ def fake_engine(gpu: FakeGpu, model: onnx.ModelProto, profile: ShapeProfile) -> 
     engine.get_tensor_name.side_effect = lambda index: [*(i.name for i in inputs), *outputs][index]
     engine.is_shape_inference_io.return_value = False
     engine.get_tensor_shape.side_effect = lambda name: (1, c, -1, -1) if not profile.is_static else (1, c, 1, 1)
-    _record_device_at_release(gpu, engine, "engine")
-    return engine
+    return Released(gpu, engine, "engine")
 
 
-def _record_device_at_release(gpu: FakeGpu, obj: Any, what: str) -> None:
-    """Note the device current when `obj` is released (TensorRT frees its memory on that device)."""
-    import weakref
+class Released:
+    """A TensorRT object (an autospec, reached through attribute access) that notes the device
+    current when its last reference goes: the real object frees its GPU memory there. (The mock
+    itself, in reference cycles of its own, would go only at the next collection.)"""
 
-    weakref.finalize(obj, lambda: gpu.device_of.__setitem__(what, gpu.current_device))
+    def __init__(self, gpu: FakeGpu, real: Any, what: str) -> None:
+        object.__setattr__(self, "_fake", (gpu, real, what))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fake[1], name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._fake[1], name, value)
+
+    def __del__(self) -> None:
+        gpu, _, what = self._fake
+        gpu.device_of[what] = gpu.current_device
 
 
 def fake_kernel_cache(gpu: FakeGpu) -> Any:

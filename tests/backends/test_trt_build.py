@@ -343,9 +343,11 @@ def test_shipped_models_build(make: Callable[[], onnx.ModelProto], static: bool,
     islands = fp32_node_names(network.model, network.fp32_nodes)
     convolutions = engine_convolutions(path.read_bytes())
     assert convolutions
-    for name, types in convolutions.items():
+    for name, (data, weight, output) in convolutions.items():
         want = "float" if precision == "fp32" or name in islands else "half"
-        assert types == (want, want, want), (name, types)
+        # the compute type is the weights' and the result's; a Cast in front of the convolution
+        # may be fused into it, which then reads its data in fp32 (EDVR's conv_l2_1)
+        assert (weight, output) == (want, want) and data in {want, "float"}, (name, data, weight, output)
 
 
 def test_build_ahead_of_time_and_list(tmp_path: Path) -> None:

@@ -129,7 +129,7 @@ class _AsTensorRT10:
     def __getattr__(self, name: str) -> Any:
         return getattr(trt, name)
 
-    def Builder(self, logger: Any) -> Any:  # noqa: N802 - TensorRT's name
+    def Builder(self, logger: Any) -> Any:  # TensorRT's name
         real, recorder = trt.Builder(logger), self
 
         class Config:

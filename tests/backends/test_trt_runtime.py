@@ -521,8 +521,8 @@ def test_gpu_check_script_runs_on_the_fake_gpu(gpu: FakeGpu, monkeypatch: pytest
     assert gpu_check.accuracy(TRT_RTX, network, str(tmp_path), fp16=False, size=(32, 24)) <= 1e-5
     assert 1e-5 < gpu_check.accuracy(TRT_RTX, network, str(tmp_path), fp16=True, size=(32, 24)) <= 1e-2
     for static in (True, False):
-        fps, load_s = gpu_check.speed(TRT_RTX, network, str(tmp_path), (24, 16), 2, static, True, 4)
-        assert fps > 0 and load_s >= 0
+        fps, load_s, cpu_ms = gpu_check.speed(TRT_RTX, network, str(tmp_path), (24, 16), 2, static, True, 4)
+        assert fps > 0 and load_s >= 0 and cpu_ms > 0
     sys.modules.pop("gpu_check", None)
 
 

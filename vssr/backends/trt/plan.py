@@ -64,22 +64,36 @@ layer information in the engine."""
 
 
 class PlanOptions(Protocol):
-    """The settings a plan, a build and a key read (`config._TensorRT` has them all)."""
+    """The settings a plan, a build and a key read (`config._TensorRT` has them all; read-only)."""
 
-    module: str
-    fp16: bool | None
-    bf16: bool
-    output_dtype: str | None
-    static_shape: bool
-    min_shapes: tuple[int, int] | None
-    opt_shapes: tuple[int, int] | None
-    max_shapes: tuple[int, int] | None
-    workspace: int | None
-    builder_optimization_level: int
-    max_aux_streams: int | None
-    tf32: bool
-    device_id: int
-    engine_folder: str | None
+    @property
+    def module(self) -> str: ...
+    @property
+    def fp16(self) -> bool | None: ...
+    @property
+    def bf16(self) -> bool: ...
+    @property
+    def output_dtype(self) -> str | None: ...
+    @property
+    def static_shape(self) -> bool: ...
+    @property
+    def min_shapes(self) -> tuple[int, int] | None: ...
+    @property
+    def opt_shapes(self) -> tuple[int, int] | None: ...
+    @property
+    def max_shapes(self) -> tuple[int, int] | None: ...
+    @property
+    def workspace(self) -> int | None: ...
+    @property
+    def builder_optimization_level(self) -> int: ...
+    @property
+    def max_aux_streams(self) -> int | None: ...
+    @property
+    def tf32(self) -> bool: ...
+    @property
+    def device_id(self) -> int: ...
+    @property
+    def engine_folder(self) -> str | None: ...
 
     def engine_options(self) -> dict[str, object]: ...
 

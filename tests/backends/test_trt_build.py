@@ -252,6 +252,51 @@ def test_size_arithmetic_builds_in_fp16() -> None:
     assert len(engine_bytes_from_network(builder, network, config)) > 1000
 
 
+def _conv_bn() -> onnx.ModelProto:
+    """conv -> BatchNormalization -> relu -> conv -> BatchNormalization, PyTorch-export style."""
+    rng = np.random.default_rng(3)
+    h = onnx.helper
+    inits = []
+    nodes = []
+    x = "input"
+    for i, (cin, cout) in enumerate(((3, 8), (8, 3))):
+        inits += [onnx.numpy_helper.from_array(rng.normal(0, 0.3, (cout, cin, 3, 3)).astype(np.float32), f"w{i}"),
+                  onnx.numpy_helper.from_array(rng.normal(0, 0.1, cout).astype(np.float32), f"b{i}")]
+        for name, value in (("gamma", rng.uniform(0.5, 1.5, cout)), ("beta", rng.normal(0, 0.1, cout)),
+                            ("mean", rng.normal(0, 0.2, cout)), ("var", rng.uniform(0.5, 2.0, cout))):
+            inits.append(onnx.numpy_helper.from_array(value.astype(np.float32), f"{name}{i}"))
+        nodes += [h.make_node("Conv", [x, f"w{i}", f"b{i}"], [f"c{i}"], name=f"conv{i}", pads=[1, 1, 1, 1]),
+                  h.make_node("BatchNormalization", [f"c{i}", f"gamma{i}", f"beta{i}", f"mean{i}", f"var{i}"],
+                              [f"n{i}"], name=f"bn{i}", epsilon=1e-3)]
+        x = f"n{i}"
+        if i == 0:
+            nodes.append(h.make_node("Relu", [x], ["r0"], name="relu0"))
+            x = "r0"
+    nodes.append(h.make_node("Identity", [x], ["output"], name="out"))
+    graph = h.make_graph(nodes, "conv_bn", [h.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [1, 3, None, None])],
+                         [h.make_tensor_value_info("output", onnx.TensorProto.FLOAT, [1, 3, None, None])], inits)
+    return h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+
+
+def test_batch_norm_is_folded_into_the_convolutions(tmp_path: Path) -> None:
+    """BatchNormalization after a Conv is folded into its weights before lowering, not kept as an
+    fp32 island between Casts (which blocks conv + BN fusion under strong typing): the plan's
+    graph has no BN, computes the same, and every convolution of the built engine runs in fp16."""
+    import onnxruntime as ort
+
+    model = _conv_bn()
+    network = Network.load(model, name="conv_bn")
+    plan = BuildPlan.make(TRT_RTX(), network, ShapeProfile.static(16, 16))
+    built = onnx.load_model_from_string(plan.model_bytes)
+    assert "BatchNormalization" not in {n.op_type for n in built.graph.node}
+    x = np.random.default_rng(0).random((1, 3, 16, 16), dtype=np.float32)
+    run = lambda m: ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]  # noqa: E731
+    np.testing.assert_allclose(run(built), run(model), rtol=1e-5, atol=1e-5)
+    path = TRT_RTX(engine_folder=str(tmp_path), fp16=True).build_engine(network, ShapeProfile.static(16, 16))
+    convolutions = engine_convolutions(path.read_bytes())
+    assert len(convolutions) == 2 and all(w == o == "half" for _, w, o in convolutions.values()), convolutions
+
+
 # --- shipped models, as their builders land ------------------------------------------------------
 def _compact() -> onnx.ModelProto:
     from vssr.arch import compact

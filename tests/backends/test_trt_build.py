@@ -290,7 +290,11 @@ def test_batch_norm_is_folded_into_the_convolutions(tmp_path: Path) -> None:
     built = onnx.load_model_from_string(plan.model_bytes)
     assert "BatchNormalization" not in {n.op_type for n in built.graph.node}
     x = np.random.default_rng(0).random((1, 3, 16, 16), dtype=np.float32)
-    run = lambda m: ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]  # noqa: E731
+
+    def run(graph: onnx.ModelProto) -> np.ndarray:
+        session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+        return session.run(None, {"input": x})[0]
+
     np.testing.assert_allclose(run(built), run(model), rtol=1e-5, atol=1e-5)
     path = TRT_RTX(engine_folder=str(tmp_path), fp16=True).build_engine(network, ShapeProfile.static(16, 16))
     convolutions = engine_convolutions(path.read_bytes())

@@ -121,6 +121,15 @@ def _full_tensorrt_dynamic(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_pa
     return runner
 
 
+def _runs_like_the_graph(runner: Any, sides: list[int]) -> None:
+    """Random side x side frames through `runner` (conv3x3) equal onnx.reference's, one per side."""
+    reference = ReferenceEvaluator(nets.conv3x3())
+    for i, side in enumerate(sides):
+        x = np.random.default_rng(i).random((1, 3, side, side), dtype=np.float32)
+        np.testing.assert_allclose(runner.infer({"input": x})["output"], reference.run(None, {"input": x})[0],
+                                   rtol=1e-5, atol=1e-5)
+
+
 def test_cuda_graph_capture_waits_for_an_enqueue_after_each_shape_change(
     gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -128,12 +137,7 @@ def test_cuda_graph_capture_waits_for_an_enqueue_after_each_shape_change(
     fake invalidates such a capture): after every change of shapes, one plain run, then a capture;
     a graph is never replayed on a context whose shapes moved on since its capture."""
     runner = _full_tensorrt_dynamic(gpu, monkeypatch, tmp_path)  # warm-up ran 16x16
-    reference = ReferenceEvaluator(nets.conv3x3())
-    sizes = [32, 16, 16, 16, 32, 32, 32]
-    for i, size in enumerate(sizes):
-        x = np.random.default_rng(i).random((1, 3, size, size), dtype=np.float32)
-        np.testing.assert_allclose(runner.infer({"input": x})["output"], reference.run(None, {"input": x})[0],
-                                   rtol=1e-5, atol=1e-5)
+    _runs_like_the_graph(runner, [32, 16, 16, 16, 32, 32, 32])
     assert not any("capture failed" in r.getMessage() for r in caplog.records)
     # warm-up 16, plain 32, plain 16, capture 16, (replay 16), plain 32, capture 32, (replay 32)
     assert runner.context.execute_async_v3.call_count == 6
@@ -150,11 +154,7 @@ def test_failed_capture_falls_back_to_plain_enqueues(
     """A TensorRT whose enqueue cannot be captured: one warning, the stream usable, right output, no retries."""
     gpu.capturable = False
     runner = _full_tensorrt_dynamic(gpu, monkeypatch, tmp_path)
-    reference = ReferenceEvaluator(nets.conv3x3())
-    for i in range(4):
-        x = np.random.default_rng(i).random((1, 3, 16, 16), dtype=np.float32)
-        np.testing.assert_allclose(runner.infer({"input": x})["output"], reference.run(None, {"input": x})[0],
-                                   rtol=1e-5, atol=1e-5)
+    _runs_like_the_graph(runner, [16] * 4)
     warnings = [r.getMessage() for r in caplog.records if "capture failed" in r.getMessage()]
     assert len(warnings) == 1 and "execute_async_v3 failed" in warnings[0], warnings
     assert gpu.module.cudaStreamBeginCapture.call_count == gpu.module.cudaStreamEndCapture.call_count == 1
@@ -689,11 +689,7 @@ def test_a_failed_capture_clears_the_error_before_the_plain_run(
     gpu.capturable = False
     gpu.check_last_error = True
     runner = _full_tensorrt_dynamic(gpu, monkeypatch, tmp_path)
-    reference = ReferenceEvaluator(nets.conv3x3())
-    for i in range(3):
-        x = np.random.default_rng(i).random((1, 3, 16, 16), dtype=np.float32)
-        np.testing.assert_allclose(runner.infer({"input": x})["output"], reference.run(None, {"input": x})[0],
-                                   rtol=1e-5, atol=1e-5)
+    _runs_like_the_graph(runner, [16] * 3)
     assert gpu.module.cudaStreamBeginCapture.call_count == 1 and gpu.module.cudaGetLastError.call_count == 1
     assert not gpu.last_error
     runner.close()

@@ -743,6 +743,39 @@ def test_no_garbage_collection_inside_a_capture(gpu: FakeGpu, enabled: bool) -> 
     stream.close()
 
 
+def test_the_collector_stays_off_until_the_last_of_two_captures_ends(gpu: FakeGpu) -> None:
+    """Captures on two threads overlap: the first to end must not turn the collector back on while
+    the other still captures; the last one restores it."""
+    import gc as collector
+    import threading
+
+    first_inside, second_done = threading.Event(), threading.Event()
+    seen: dict[str, bool] = {}
+    graphs: list[Any] = []
+
+    def first() -> None:
+        def enqueue() -> None:
+            first_inside.set()
+            assert second_done.wait(10)
+            seen["first, after the second ended"] = collector.isenabled()
+
+        graphs.append(cuda.CudaGraph(gpu.module, cuda.Stream(gpu.module, 0), enqueue, 0))
+
+    collector.enable()
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert first_inside.wait(10)
+    gpu.capturing = None  # the fake has one capture list: the second thread's capture is its own
+    graphs.append(cuda.CudaGraph(gpu.module, cuda.Stream(gpu.module, 0), lambda: None, 0))
+    seen["main, after its capture"] = collector.isenabled()
+    second_done.set()
+    thread.join(10)
+    assert seen == {"main, after its capture": False, "first, after the second ended": False}
+    assert collector.isenabled()
+    for graph in graphs:
+        graph.close()
+
+
 def test_collected_runners_free_tensorrt_on_their_device(
     gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFORM_CONV_PLUGIN",
     "Prepared",
+    "attach_timing_cache",
     "build_engine_bytes",
     "config_from_settings",
     "deserialize_engine",
@@ -43,6 +44,7 @@ __all__ = [
     "profile_from_shapes",
     "progress_monitor",
     "register_plugins",
+    "save_timing_cache",
     "shared_logger",
     "target_gpu",
 ]

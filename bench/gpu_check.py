@@ -5,14 +5,18 @@
     .venv/bin/python bench/gpu_check.py --backend TRT_RTX    # default: TRT if tensorrt is installed
 
 Install TensorRT first: pip install -e ".[trt]" (CUDA 12 drivers; TensorRT 11), ".[trt10]"
-(TensorRT 10, its weakly typed path), ".[trt-cu13]" or ".[trt-rtx]" (driver >= 580).
+(TensorRT 10), ".[trt-cu13]" or ".[trt-rtx]" (driver >= 580).
 
 1. Accuracy: each model at a small size, TensorRT vs ONNX Runtime CPU on the same random input;
    relative error max|trt - ort| / max|ort| must be <= 1e-3 (fp32) and <= 1e-2 (fp16).
 2. Speed: the seed's configurations (1080p / 720p / 480p, 1 and 2 streams, static vs dynamic
    shapes, fp16), frames per second with N threads each owning one runner (as VapourSynth does),
-   printed as a Markdown table like vs-mlrt v13's benchmark tables. The first (build) load is
-   timed separately; engines land in --engines (default: a temporary folder).
+   printed as a Markdown table like vs-mlrt v13's benchmark tables, with the CPU time the
+   inferring threads use per frame (time.thread_time: copies, enqueues and the wait; a thread
+   spinning in its wait would show about 1000 / fps ms per frame per stream, a sleeping one far
+   less). The first (build) load is timed separately; engines land in --engines (default: a
+   temporary folder). --layers prints each accuracy engine's layers (engine inspector: the
+   precision each layer runs in).
 
 Models are the zoo's when their weights are present (Real-ESRGAN animevideov3), else the
 architecture with random weights (same graph, same speed). Exit status 1 if an accuracy check fails.
@@ -117,11 +121,15 @@ def padded(network: Network, width: int, height: int) -> tuple[int, int]:
     return network.size.padded(width), network.size.padded(height)
 
 
-def accuracy(backend_cls: type, network: Network, engines: str, fp16: bool, size: tuple[int, int] = (128, 96)) -> float:
+def accuracy(backend_cls: type, network: Network, engines: str, fp16: bool, size: tuple[int, int] = (128, 96),
+             layers: bool = False) -> float:
     w, h = padded(network, *size)
     (ort,) = ORT(num_streams=1).load(network, ShapeProfile.static(w, h))
     (trt,) = backend_cls(engine_folder=engines, fp16=fp16).load(network, ShapeProfile.static(w, h))
     try:
+        if layers:
+            inspector = trt.engine.create_engine_inspector()  # type: ignore[attr-defined]
+            print(inspector.get_engine_information(trt.trt.LayerInformationFormat.ONELINE))  # type: ignore[attr-defined]
         feeds = feeds_for(ort, w, h)
         want = ort.infer(feeds)[ort.outputs[0].name].astype(np.float32)
         got = trt.infer(feeds)[trt.outputs[0].name].astype(np.float32)
@@ -140,7 +148,8 @@ def speed(
     static: bool,
     fp16: bool,
     frames: int,
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
+    """(frames per second, seconds of the first load, CPU milliseconds per frame of the inferring threads)."""
     w, h = padded(network, *size)
     config = backend_cls(
         engine_folder=engines,
@@ -158,11 +167,14 @@ def speed(
             r.infer(f)  # warm-up
         per_thread = max(1, frames // streams)
         errors: list[BaseException] = []
+        cpu_seconds: list[float] = []
 
         def work(r: Runner, f: dict[str, np.ndarray]) -> None:
             try:
+                start_cpu = time.thread_time()
                 for _ in range(per_thread):
                     r.infer(f)
+                cpu_seconds.append(time.thread_time() - start_cpu)
             except BaseException as err:  # noqa: BLE001 - re-raised below: a failed run is no speed
                 errors.append(err)
 
@@ -175,10 +187,11 @@ def speed(
         fps = per_thread * streams / (time.perf_counter() - start)
         if errors:
             raise errors[0]
+        cpu_ms = 1000 * sum(cpu_seconds) / (per_thread * streams)
     finally:  # a failed configuration must not keep GPU memory the next rows need
         for r in runners:
             r.close()
-    return fps, load_s
+    return fps, load_s, cpu_ms
 
 
 def main() -> int:
@@ -189,10 +202,11 @@ def main() -> int:
     parser.add_argument("--sizes", default=",".join(SIZES))
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--engines", default=None, help="engine folder (default: a temporary one)")
+    parser.add_argument("--layers", action="store_true", help="print the layers of each accuracy engine")
     args = parser.parse_args()
 
     from vssr.backends import cuda
-    from vssr.backends import trt as trt_backend
+    from vssr.backends import trt as trt_backend  # the package: TRT, TRT_RTX
 
     rt = cuda.import_cudart()
     count, error = cuda.device_count(rt)
@@ -225,7 +239,7 @@ def _check(args: argparse.Namespace, backend_name: str, backend_cls: type, engin
             continue
         for fp16, limit in ((False, 1e-3), (True, 1e-2)):
             try:
-                err = accuracy(backend_cls, network, engines, fp16)
+                err = accuracy(backend_cls, network, engines, fp16, layers=args.layers)
                 verdict = "ok" if err <= limit else "FAIL"
             except Exception as exc:  # noqa: BLE001 - a failed check is a row, not a crash
                 err, verdict = float("nan"), f"ERROR {exc}"
@@ -235,19 +249,18 @@ def _check(args: argparse.Namespace, backend_name: str, backend_cls: type, engin
             for static in (True, False):
                 for streams in (1, 2):
                     try:
-                        fps, load_s = speed(
+                        fps, load_s, cpu_ms = speed(
                             backend_cls, network, engines, SIZES[size_name], streams, static, True, args.frames
                         )
-                        rows.append(
-                            (name, size_name, "static" if static else "dynamic", streams, f"{fps:.2f}", f"{load_s:.1f}")
-                        )
+                        rows.append((name, size_name, "static" if static else "dynamic", streams, f"{fps:.2f}",
+                                     f"{cpu_ms:.2f}", f"{load_s:.1f}"))
                     except Exception as exc:  # noqa: BLE001 - a failed configuration is a row
-                        rows.append((name, size_name, "static" if static else "dynamic", streams, f"ERROR {exc}", ""))
+                        rows.append((name, size_name, "static" if static else "dynamic", streams, f"ERROR {exc}", "", ""))
                     print(" | ".join(str(c) for c in rows[-1]), flush=True)
     print()
     print(f"{backend_name}, fp16, {args.frames} frames per configuration")
-    print("| model | size | shapes | streams | fps | load s (build on first) |")
-    print("|---|---|---|---|---|---|")
+    print("| model | size | shapes | streams | fps | CPU ms/frame (inferring threads) | load s (build on first) |")
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(str(c) for c in row) + " |")
     return 1 if failed else 0

@@ -48,3 +48,64 @@ def test_import_vssr_loads_no_heavy_runtime() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def sibling_imports(package: Path) -> dict[str, set[str]]:
+    """Module -> the modules of the same package it imports, anywhere in the file (type-only
+    imports under TYPE_CHECKING count too: a type-only back-edge is still a cycle to a reader)."""
+    modules = {p.stem for p in package.glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for path in package.glob("*.py"):
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                found |= {a.name for a in node.names} & modules if node.module is None else {node.module.split(".")[0]}
+        graph[path.stem] = found - {path.stem}
+    return graph
+
+
+def cycle_in(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of `graph` as [a, b, ..., a], or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt):], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+PACKAGES = sorted({p.parent for p in PKG.rglob("__init__.py")})
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=lambda p: str(p.relative_to(PKG.parent)))
+def test_no_import_cycle_among_a_packages_modules(package: Path) -> None:
+    assert cycle_in(sibling_imports(package)) is None
+
+
+def test_cycles_are_found() -> None:
+    assert cycle_in({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert cycle_in({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+
+
+def test_tensorrt_package_imports_run_one_way() -> None:
+    """Polygraphy's shape: config at the top, plan at the bottom (config -> build, runner, cache -> plan)."""
+    graph = sibling_imports(PKG / "backends" / "trt")
+    assert set(graph) == {"__init__", "config", "plan", "build", "cache", "runner"}
+    assert graph["plan"] == set()  # reads settings through a Protocol, not the config class
+    assert graph["cache"] == {"plan"}
+    assert graph["runner"] <= {"plan", "cache"} and "plan" in graph["runner"]
+    assert graph["build"] <= {"plan", "cache"}
+    assert not any("config" in deps for name, deps in graph.items() if name != "__init__")

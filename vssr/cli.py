@@ -19,7 +19,7 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _engines(args: argparse.Namespace) -> int:
-    from .backends import trt_cache
+    from .backends.trt import cache as trt_cache
 
     if args.action == "list":
         records = trt_cache.list_engines(args.folder)

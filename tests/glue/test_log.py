@@ -40,10 +40,9 @@ def test_tensorrt_build_progress_shows_in_vspipe(tmp_path: Path) -> None:
         "import vapoursynth as vs\n"
         "from tests import nets\n"
         "import vssr\n"
-        "from vssr.backends import trt_cache\n"
         "from vssr.types import ShapeProfile\n"
         f"backend = vssr.Backend.TRT_RTX(engine_folder={str(tmp_path)!r})\n"
-        "trt_cache.build_engine(vssr.Network.load(nets.conv3x3()), backend, ShapeProfile.static(32, 32))\n"
+        "backend.build_engine(vssr.Network.load(nets.conv3x3()), ShapeProfile.static(32, 32))\n"
         "vs.core.std.BlankClip(format=vs.GRAY8, width=16, height=16, length=1).set_output()\n"
     )
     vspipe = Path(sys.executable).with_name("vspipe")

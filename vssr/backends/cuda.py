@@ -5,14 +5,20 @@ Everything goes through `cuda.bindings.runtime` and every call's error code is c
 GIL (checked, see docs/tensorrt.md): cuda-python wraps each runtime call in `with nogil`
 (cudaStreamSynchronize was seen releasing it under gdb), and TensorRT's `execute_async_v3` is bound
 with `py::call_guard<py::gil_scoped_release>` (read from the installed tensorrt_rtx 1.7 dispatcher
-and TensorRT's pyCore.cpp). So a runner waiting in `cudaStreamSynchronize` lets the other
-VapourSynth threads run Python and enqueue their own streams: no thread of our own is needed.
+and TensorRT's pyCore.cpp). So a runner waiting for its stream lets the other VapourSynth threads
+run Python and enqueue their own streams: no thread of our own is needed.
+
+Waiting: on an event created with `cudaEventBlockingSync`, so the waiting thread sleeps until the
+GPU is done. `cudaStreamSynchronize` under the default scheduling (cudaDeviceScheduleAuto) spins
+while there are no more active contexts than cores, and each of `num_streams` VapourSynth threads
+would keep a core busy, taken from the rest of the user's script.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import logging
 import threading
 import weakref
@@ -25,9 +31,11 @@ import numpy as np
 from ..errors import BackendError, MissingBackendError, install_hint
 
 __all__ = [
+    "BLOCKING_EVENT_FLAGS",
     "CudaGraph",
     "DeviceBuffer",
     "DeviceInfo",
+    "Event",
     "PinnedBuffer",
     "Stream",
     "call",
@@ -35,6 +43,7 @@ __all__ = [
     "device_info",
     "driver_advice",
     "import_cudart",
+    "on_device",
     "require_gpu",
 ]
 
@@ -149,28 +158,52 @@ def _release(rt: Any, device_id: int | None, calls: tuple[tuple[str, Any], ...])
     return _free_now(rt, device_id, calls)
 
 
+@contextlib.contextmanager
+def on_device(rt: Any, device_id: int | None) -> Iterator[None]:
+    """Make `device_id` current for the block, then give the thread its own device back (a
+    finalizer or another runner's close may run on a thread in the middle of work on its own)."""
+    previous = None
+    if device_id is not None:
+        err, current = rt.cudaGetDevice()
+        previous = current if err == rt.cudaError_t.cudaSuccess and current != device_id else None
+        call(rt, "cudaSetDevice", rt.cudaSetDevice(device_id))
+    try:
+        yield
+    finally:
+        if previous is not None:
+            rt.cudaSetDevice(previous)
+
+
 def _free_now(rt: Any, device_id: int | None, calls: tuple[tuple[str, Any], ...]) -> list[tuple[str, Any]]:
     results = []
     try:
-        previous = None
-        if device_id is not None:
-            err, current = rt.cudaGetDevice()
-            previous = current if err == rt.cudaError_t.cudaSuccess and current != device_id else None
-            rt.cudaSetDevice(device_id)
-        for name, handle in calls:
-            results.append((name, getattr(rt, name)(handle)))
-        if previous is not None:  # this thread may be in the middle of work on its own device
-            rt.cudaSetDevice(previous)
+        with on_device(rt, device_id):
+            for name, handle in calls:
+                results.append((name, getattr(rt, name)(handle)))
     except Exception as err:  # noqa: BLE001 - from a finalizer, nothing can be done with it
         logger.debug("freeing CUDA resources failed: %s", err)
     return results
 
 
+_gc_was_enabled = False
+
+
 @contextlib.contextmanager
-def _no_frees_while_capturing() -> Iterator[None]:
-    """Hold back finalizers' frees during a capture; free what they deferred when the last ends."""
-    global _captures_running
+def _capture_window() -> Iterator[None]:
+    """No garbage collection and no finalizer's frees while any capture runs; both resume when
+    the last one ends.
+
+    Python code runs between begin and end of a capture (TensorRT's enqueue is called from it). A
+    collection there could free a dropped script's runner: TensorRT would free device memory
+    inside the capture, which invalidates it. The collector is switched off for the window (and
+    left as the user had it afterwards); frees from finalizers that run anyway (a reference
+    count reaching zero on another thread) are deferred to the window's end.
+    """
+    global _captures_running, _gc_was_enabled
     with _capture_lock:
+        if not _captures_running:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
         _captures_running += 1
     try:
         yield
@@ -180,6 +213,8 @@ def _no_frees_while_capturing() -> Iterator[None]:
             ready = list(_deferred) if not _captures_running else []
             if ready:
                 _deferred.clear()
+            if not _captures_running and _gc_was_enabled:
+                gc.enable()
         for item in ready:
             _free_now(*item)
 
@@ -203,21 +238,50 @@ class _Owned:
             call(self.rt, name, result)  # type: ignore[attr-defined]
 
 
+BLOCKING_EVENT_FLAGS = ("cudaEventBlockingSync", "cudaEventDisableTiming")
+"""A host thread waiting on such an event blocks (sleeps) instead of spinning; no timing is kept."""
+
+
 class Stream(_Owned):
-    """A non-blocking CUDA stream owned by one runner."""
+    """A non-blocking CUDA stream owned by one runner, with the blocking event it is waited on."""
 
     def __init__(self, rt: Any, device_id: int | None = None) -> None:
         self.rt = rt
         self.handle = call(rt, "cudaStreamCreateWithFlags", rt.cudaStreamCreateWithFlags(rt.cudaStreamNonBlocking))
         self._own(rt, device_id, self, ("cudaStreamDestroy", self.handle))
+        flags = 0
+        for name in BLOCKING_EVENT_FLAGS:
+            flags |= int(getattr(rt, name))
+        self.done = Event(rt, flags, device_id)
 
     @property
     def ptr(self) -> int:
         return int(self.handle)
 
     def synchronize(self) -> None:
-        """Wait for the stream (cuda-python releases the GIL while waiting)."""
-        call(self.rt, "cudaStreamSynchronize", self.rt.cudaStreamSynchronize(self.handle))
+        """Wait, asleep, until the stream's work so far is done (the GIL is released meanwhile)."""
+        self.done.record(self)
+        self.done.synchronize()
+
+    def close(self) -> None:
+        self.done.close()
+        super().close()
+        self.handle = None
+
+
+class Event(_Owned):
+    """A CUDA event (`cudaEventCreateWithFlags`)."""
+
+    def __init__(self, rt: Any, flags: int, device_id: int | None = None) -> None:
+        self.rt = rt
+        self.handle = call(rt, "cudaEventCreateWithFlags", rt.cudaEventCreateWithFlags(flags))
+        self._own(rt, device_id, self, ("cudaEventDestroy", self.handle))
+
+    def record(self, stream: Stream) -> None:
+        call(self.rt, "cudaEventRecord", self.rt.cudaEventRecord(self.handle, stream.handle))
+
+    def synchronize(self) -> None:
+        call(self.rt, "cudaEventSynchronize", self.rt.cudaEventSynchronize(self.handle))
 
     def close(self) -> None:
         super().close()
@@ -286,23 +350,42 @@ class CudaGraph(_Owned):
         self.stream = stream
         self.exec = None
         mode = rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
-        with _no_frees_while_capturing():
+        with _capture_window():
             call(rt, "cudaStreamBeginCapture", rt.cudaStreamBeginCapture(stream.handle, mode))
             try:
                 enqueue()
             except BaseException:
-                # end the capture so the stream is usable again; the enqueue's error is the one to report
-                err, *graph = rt.cudaStreamEndCapture(stream.handle)
-                if err == rt.cudaError_t.cudaSuccess and graph and graph[0] is not None:
-                    rt.cudaGraphDestroy(graph[0])
+                self._end_failed_capture()
                 raise
-            self.graph = call(rt, "cudaStreamEndCapture", rt.cudaStreamEndCapture(stream.handle))
+            err, *graph = rt.cudaStreamEndCapture(stream.handle)
+            if err != rt.cudaError_t.cudaSuccess:
+                self._end_failed_capture(ended=True)
+                raise BackendError(f"CUDA cudaStreamEndCapture failed: {_error_name(rt, err)}")
+            self.graph = graph[0]
         try:
             self.exec = call(rt, "cudaGraphInstantiate", rt.cudaGraphInstantiate(self.graph, 0))
         except BackendError:
             rt.cudaGraphDestroy(self.graph)
+            rt.cudaGetLastError()  # as after a failed capture
             raise
         self._own(rt, device_id, self, ("cudaGraphExecDestroy", self.exec), ("cudaGraphDestroy", self.graph))
+
+    def _end_failed_capture(self, *, ended: bool = False) -> None:
+        """End the capture (the stream is usable again), drop what it holds, clear the error.
+
+        As trtexec does (sampleDevice.h, endCaptureOnError: "Clean up any CUDA error"): the failed
+        capture leaves its error as the thread's last error of the CUDA runtime that made the
+        failing call, and code that checks it (cudaPeekAtLastError) would fail later, unrelated
+        calls. This clears it in cuda-python's runtime, the one vssr's calls go through. TensorRT
+        and its plugins link their own static runtimes, which nothing outside can reach: hence
+        no capture of engines with plugin layers (TrtRunner).
+        """
+        rt = self.rt
+        if not ended:
+            err, *graph = rt.cudaStreamEndCapture(self.stream.handle)
+            if err == rt.cudaError_t.cudaSuccess and graph and graph[0] is not None:
+                rt.cudaGraphDestroy(graph[0])
+        rt.cudaGetLastError()
 
     def launch(self) -> None:
         call(self.rt, "cudaGraphLaunch", self.rt.cudaGraphLaunch(self.exec, self.stream.handle))

@@ -15,7 +15,9 @@ the graph says. So vssr rewrites the graph itself, in pure onnx (no runtime impo
 - float types written in attributes (Constant value_float(s), ConstantOfShape's default value,
   EyeLike/Random* dtype, Cast to) follow their node's precision;
 - the graph inputs and outputs get the I/O types asked for (fp16 in, fp32 out is fine): the casts
-  sit at the graph edge.
+  sit at the graph edge;
+- a BatchNormalization right after a Conv is folded into the Conv's weights first
+  (`fold_batch_norm`), so it is no fp32 island between Casts (which would stop conv + BN fusion).
 
 Not handled: a subgraph (If/Loop body) reading a float tensor of the enclosing graph that was
 lowered gets no Cast inside (such nodes themselves stay fp32); vssr's models have no subgraphs.
@@ -36,7 +38,15 @@ from onnx import TensorProto, helper, numpy_helper, shape_inference
 
 from ..errors import ModelError
 
-__all__ = ["FRAGILE_OPS", "fp32_io", "fp32_node_names", "lower_precision", "name_nodes", "size_arithmetic_nodes"]
+__all__ = [
+    "FRAGILE_OPS",
+    "fold_batch_norm",
+    "fp32_io",
+    "fp32_node_names",
+    "lower_precision",
+    "name_nodes",
+    "size_arithmetic_nodes",
+]
 
 FRAGILE_OPS = frozenset(
     {
@@ -182,6 +192,61 @@ def _retype_attributes(node: onnx.NodeProto, low: int) -> None:
         node.attribute.append(helper.make_attribute("value", _to_low(np.zeros(1, np.float32), low)))
 
 
+def fold_batch_norm(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of `model` where each inference BatchNormalization right after a Conv is folded into
+    the Conv's weights and bias (computed in float64, stored as the weights were).
+
+    BatchNormalization is a fragile op kept in fp32 when the graph is lowered; after a Conv that
+    island would sit between two Casts and stop TensorRT from fusing conv + BN, the one place it
+    costs. Folded, the Conv computes the same values (to fp32 rounding) in the low precision. A BN
+    whose input is not such a Conv's only use, or whose parameters are not initializers, is left.
+    """
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    inits = {i.name: i for i in graph.initializer}
+    uses: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    outputs = {o.name for o in graph.output}
+    producers = {o: n for n in graph.node for o in n.output}
+    folded: set[int] = set()
+    for bn in graph.node:
+        conv = producers.get(bn.input[0]) if bn.op_type == "BatchNormalization" and bn.input else None
+        if conv is None or conv.op_type != "Conv" or len(bn.output) != 1 or uses.get(bn.input[0]) != 1:
+            continue
+        if bn.input[0] in outputs or not all(n in inits for n in [*bn.input[1:5], *conv.input[1:3]]):
+            continue
+        if any(a.name == "training_mode" and a.i for a in bn.attribute):
+            continue
+        eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
+        gamma, beta, mean, var = (numpy_helper.to_array(inits[n]).astype(np.float64) for n in bn.input[1:5])
+        weight_init = inits[conv.input[1]]
+        weight = numpy_helper.to_array(weight_init)
+        scale = gamma / np.sqrt(var + eps)
+        bias = numpy_helper.to_array(inits[conv.input[2]]).astype(np.float64) if len(conv.input) > 2 and conv.input[2] else 0.0
+        new_weight = weight.astype(np.float64) * scale.reshape(-1, *([1] * (weight.ndim - 1)))
+        new_bias = (bias - mean) * scale + beta
+        weight_name, bias_name = f"{conv.name or conv.output[0]}__bn_weight", f"{conv.name or conv.output[0]}__bn_bias"
+        graph.initializer.extend([numpy_helper.from_array(new_weight.astype(weight.dtype), weight_name),
+                                  numpy_helper.from_array(new_bias.astype(weight.dtype), bias_name)])
+        conv.input[1:] = [weight_name, bias_name]
+        conv.output[0] = bn.output[0]
+        folded.add(id(bn))
+    if folded:
+        kept = [n for n in graph.node if id(n) not in folded]
+        del graph.node[:]
+        graph.node.extend(kept)
+        used = {name for n in graph.node for name in n.input}
+        listed = {v.name for v in (*graph.output, *graph.input)}
+        unused = [i for i in graph.initializer if i.name not in used and i.name not in listed]
+        for init in unused:
+            graph.initializer.remove(init)
+        del graph.value_info[:]
+    return out
+
+
 def lower_precision(
     model: onnx.ModelProto,
     *,
@@ -220,8 +285,7 @@ def lower_precision(
     except KeyError as err:
         raise ValueError(f"graph I/O must be float32 or float16, not {err}") from None
 
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
+    out = fold_batch_norm(model)
     graph = out.graph
     name_nodes(graph)
     floats = {name for name, t in _tensor_types(out).items() if t == TensorProto.FLOAT}

@@ -113,7 +113,7 @@ def _model_path(model: object, func: Callable[..., object]) -> Path:
     if model is None:
         raise VssrError(
             func,
-            "model= is required: vssr ships no RIFE weights. Pass a version (v4.0 .. v4.26, lite and heavy: "
+            "model= is required, not None: vssr ships no RIFE weights; pass a version (v4.0 .. v4.26, lite and heavy: "
             "`vssr download rife 4.22` fetches it), the path of a Practical-RIFE/vs-rife flownet.pkl or of a "
             "vs-mlrt rife_v4.x.onnx",
         )

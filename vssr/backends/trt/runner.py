@@ -1,27 +1,28 @@
 """TensorRT runtime: execution contexts with their own CUDA streams and buffers (one per stream).
 
-Split from trt.py (engine building and caching); everything here is allocated in TrtRunner's
-constructor, at filter creation, and `infer` is the per-tile hot path.
+Everything here is allocated in TrtRunner's constructor, at filter creation, and `infer` is the
+per-tile hot path. Polygraphy's runner is the model: every TensorRT setter's result is checked.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import BackendError
-from ..types import Tensors
-from . import cuda
-from .base import check_feeds
+from ...errors import BackendError
+from ...types import Tensors
+from .. import cuda
+from ..base import check_feeds
 
 if TYPE_CHECKING:
-    from .trt import BuildPlan
-    from .trt_cache import KernelCache
+    from .cache import RuntimeCache
+    from .plan import BuildPlan
 
-__all__ = ["TrtRunner", "context_from_engine", "jit_runtime", "select_profile"]
+__all__ = ["TrtRunner", "check_engine_io", "context_from_engine", "jit_runtime", "select_profile"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,16 +49,15 @@ def jit_runtime(trt: Any) -> bool:
 
 
 def context_from_engine(
-    trt: Any, engine: Any, *, dynamic: bool, use_cuda_graph: bool, kernels: KernelCache | None = None
+    trt: Any, engine: Any, *, dynamic: bool, use_cuda_graph: bool, runtime_cache: RuntimeCache | None = None
 ) -> tuple[Any, bool, Any]:
     """(execution context, whether vssr must capture CUDA graphs itself, its runtime config or None).
 
     TensorRT-RTX JIT-compiles kernels: with dynamic shapes it specializes them lazily while
     running unless told EAGER, and it captures CUDA graphs itself (CudaGraphStrategy) because a
-    lazy compilation inside an outside capture is illegal; `kernels` keeps what it compiles for
-    the next process. Full TensorRT has none of these knobs: vssr captures the stream's work after
+    lazy compilation inside an outside capture is illegal. Full TensorRT has none of these knobs: vssr captures the stream's work after
     a warm-up run. The runtime config is returned so the runner keeps it (and the cache it points
-    at) alive as long as the context.
+    at) alive as long as the context. `runtime_cache` keeps what the JIT compiles for the next process.
     """
     if not jit_runtime(trt):
         return engine.create_execution_context(), use_cuda_graph, None
@@ -66,27 +66,38 @@ def context_from_engine(
         config.dynamic_shapes_kernel_specialization_strategy = trt.DynamicShapesKernelSpecializationStrategy.EAGER
     if use_cuda_graph:
         config.cuda_graph_strategy = trt.CudaGraphStrategy.WHOLE_GRAPH_CAPTURE
-    if kernels is not None:
-        kernels.attach(config)
+    if runtime_cache is not None:
+        runtime_cache.attach(config)
     return engine.create_execution_context(config), False, config
 
 
 def check_engine_io(trt: Any, engine: Any, plan: BuildPlan) -> None:
-    """The deserialized engine has the plan's tensors, in the right directions and types.
+    """The deserialized engine has exactly the plan's tensors, in the right directions and types.
 
     Buffers are sized and typed from the plan; an engine that disagrees would be fed the wrong
-    bytes silently, so it is an error at load.
+    bytes silently, so it is an error at load: another number of I/O tensors, a shape tensor
+    (its values live on the host, not in the device buffers vssr binds), a direction or type
+    other than the plan's, or a dynamic (-1) dimension in an engine the plan built static.
     """
+    def mismatch(what: str) -> BackendError:
+        return BackendError(f"the TensorRT engine does not match its build plan: {what} (delete the engine to rebuild it)")
+
+    expected = len(plan.inputs) + len(plan.outputs)
+    if engine.num_io_tensors != expected:
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        raise mismatch(f"it has {engine.num_io_tensors} I/O tensors {names}, the plan {expected}")
     modes = {"input": trt.TensorIOMode.INPUT, "output": trt.TensorIOMode.OUTPUT}
     for direction, specs in (("input", plan.inputs), ("output", plan.outputs)):
         for spec in specs:
             mode = engine.get_tensor_mode(spec.name)
             dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(spec.name))) if mode == modes[direction] else None
             if dtype != spec.dtype:
-                raise BackendError(
-                    f"the TensorRT engine does not match its build plan: {direction} {spec.name!r} is "
-                    f"{mode} {dtype}, expected {direction} {spec.dtype} (delete the engine to rebuild it)"
-                )
+                raise mismatch(f"{direction} {spec.name!r} is {mode} {dtype}, expected {direction} {spec.dtype}")
+            if engine.is_shape_inference_io(spec.name):
+                raise mismatch(f"{direction} {spec.name!r} is a shape tensor; vssr binds only execution tensors")
+            shape = tuple(engine.get_tensor_shape(spec.name))
+            if plan.profile.is_static and any(d < 0 for d in shape):
+                raise mismatch(f"{direction} {spec.name!r} has dynamic dimensions {shape} in a static engine")
 
 
 class TrtRunner:
@@ -94,8 +105,14 @@ class TrtRunner:
 
     `infer` sets the device, copies inputs into pinned memory (numpy releases the GIL for large
     copies), enqueues host-to-device copies, `execute_async_v3` and device-to-host copies, then
-    waits on the stream. TensorRT's enqueue and cuda-python's calls release the GIL, so runners on
-    other VapourSynth threads overlap.
+    waits on the stream's blocking event (`cuda.Stream.synchronize`: the thread sleeps, it does
+    not spin). TensorRT's enqueue and cuda-python's calls release the GIL, so runners on other
+    VapourSynth threads overlap.
+
+    Engines with plugin layers are never captured into CUDA graphs: a plugin links its own static
+    CUDA runtime, whose last error a failed capture leaves set where nothing outside can clear
+    it, and DeformConv's plugin checks it with cudaPeekAtLastError, so every later frame on that
+    thread would fail (docs/tensorrt.md, "CUDA graphs").
     """
 
     def __init__(
@@ -107,28 +124,33 @@ class TrtRunner:
         *,
         device_id: int,
         use_cuda_graph: bool,
-        kernels: KernelCache | None = None,
+        runtime_cache: RuntimeCache | None = None,
     ) -> None:
         self.trt, self.rt, self.engine = trt, rt, engine
         self.keep: tuple[Any, ...] = ()
+        self.context: Any = None
+        self.runtime_cache: RuntimeCache | None = None
+        self.keep_after_context: tuple[Any, ...] = ()
+        self._graph: cuda.CudaGraph | None = None
+        """The CUDA graph of the current shapes (full TensorRT with use_cuda_graph)."""
         self.device_id = device_id
         self.inputs, self.outputs = plan.inputs, plan.outputs
         self.dynamic = not plan.profile.is_static
         self.stream = cuda.Stream(rt, device_id)
         self.context, self.use_cuda_graph, runtime_config = context_from_engine(
-            trt, engine, dynamic=self.dynamic, use_cuda_graph=use_cuda_graph, kernels=kernels
+            trt, engine, dynamic=self.dynamic, use_cuda_graph=use_cuda_graph, runtime_cache=runtime_cache
         )
-        self.kernels = kernels
-        # attributes are released in the order they were set: these outlive the context
-        self.keep_after_context = (runtime_config, kernels)
+        self.runtime_cache = runtime_cache
+        self.keep_after_context = (runtime_config, runtime_cache)  # released after the context
         if self.context is None:
             raise BackendError("TensorRT could not create an execution context (out of GPU memory?)")
+        if self.use_cuda_graph and plan.plugin_nodes:
+            logger.info("no CUDA graph for this engine: it has plugin layers (%s)", ", ".join(plan.plugin_nodes))
+            self.use_cuda_graph = False
         self.profiles = [self._profile(i) for i in range(engine.num_optimization_profiles)]
         self.host: dict[str, cuda.PinnedBuffer] = {}
         self.device: dict[str, cuda.DeviceBuffer] = {}
         self._output_shapes: dict[ShapeKey, dict[str, tuple[int, ...]]] = {}
-        self._graph: cuda.CudaGraph | None = None
-        """The CUDA graph of the current shapes (full TensorRT with use_cuda_graph)."""
         self._shape_key: ShapeKey | None = None
         self._enqueued_since_shapes_set = False
         self._uncapturable: set[ShapeKey] = set()
@@ -145,7 +167,9 @@ class TrtRunner:
             shape = tuple(int(d) for d in sizes[spec.name])
             self.host[spec.name] = cuda.PinnedBuffer(rt, shape, spec.dtype, device_id)
             self.device[spec.name] = cuda.DeviceBuffer(rt, self.host[spec.name].nbytes, device_id)
-            self.context.set_tensor_address(spec.name, self.device[spec.name].ptr)
+            if not self.context.set_tensor_address(spec.name, self.device[spec.name].ptr):
+                raise BackendError(f"TensorRT rejected the device address of {spec.name!r} (misaligned or not a tensor "
+                                   "of this engine)")
 
     def warm_up(self) -> None:
         """One inference of zeros at the profile's opt shape, at filter creation.
@@ -246,14 +270,37 @@ class TrtRunner:
 
     def close(self) -> None:
         """Free everything now (unclosed, the CUDA resources free themselves when collected)."""
-        cuda.call(self.rt, "cudaSetDevice", self.rt.cudaSetDevice(self.device_id))
-        self._drop_graph()
-        self.context = None  # before the memory it was pointed at, and before the runtime cache
-        if self.kernels is not None:
-            self.kernels.release()
-            self.kernels = None
+        self._free_tensorrt()
         for device in self.device.values():
             device.close()
         for host in self.host.values():
             host.close()
         self.stream.close()
+
+    def _free_tensorrt(self) -> None:
+        """Drop the graph, the context, then what it was made from, on this runner's device.
+
+        TensorRT frees a context's (and the last one's engine's) device memory on whatever device
+        is current: the runner's, set here, not that of the thread that happens to close or collect
+        it (multi-GPU, as Triton does). The thread's own device is restored afterwards.
+        """
+        with cuda.on_device(self.rt, self.device_id):
+            self._drop_graph()
+            self.context = None  # before the memory it was pointed at, and before the runtime cache
+            self.keep_after_context = ()
+            if self.runtime_cache is not None:
+                self.runtime_cache.release()
+                self.runtime_cache = None
+            self.engine = None
+            self.keep = ()  # the runtime, after its engine
+
+    def __del__(self) -> None:
+        # VapourSynth never closes filters: a dropped script's runners are collected, maybe on
+        # another thread whose current device is another GPU. Not at interpreter exit (the
+        # process's end frees everything, and CUDA may be half torn down then).
+        if sys.is_finalizing() or getattr(self, "engine", None) is None:
+            return
+        try:
+            self._free_tensorrt()
+        except Exception as err:  # noqa: BLE001 - nothing can be done with it in a finalizer
+            logger.debug("freeing a TensorRT context failed: %s", err)

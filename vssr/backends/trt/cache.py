@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -24,70 +23,33 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .. import files
-from ..errors import BackendError
-from ..types import ShapeProfile
-
-if TYPE_CHECKING:
-    from ..network import Network
-    from .trt import _TensorRT
+from ... import files
+from ...errors import BackendError
+from .plan import ENGINE_SUFFIX, EngineSpec, safe_name, shape_label
 
 __all__ = [
     "EngineRecord",
-    "EngineSpec",
-    "KernelCache",
-    "build_engine",
+    "RuntimeCache",
     "engine_folder",
-    "kernel_cache_path",
     "list_engines",
     "load_or_build",
     "prune_engines",
-    "shape_label",
+    "runtime_cache_path",
     "timing_cache_path",
 ]
 
 logger = logging.getLogger(__name__)
 
-SUFFIX = ".engine"
+SUFFIX = ENGINE_SUFFIX
 SIDECAR = ".json"
-KERNELS = ".rtxcache"
-"""TensorRT-RTX's runtime (JIT kernel) cache of an engine: `<engine>.rtxcache` beside it."""
-
-
-def shape_label(profile: ShapeProfile) -> str:
-    """`1920x1080` for a static profile, `64x64-960x540-1920x1080` (min-opt-max) otherwise."""
-    def wh(size: tuple[int, int]) -> str:
-        return f"{size[0]}x{size[1]}"
-
-    return wh(profile.opt) if profile.is_static else f"{wh(profile.min)}-{wh(profile.opt)}-{wh(profile.max)}"
-
-
-def _safe(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)[:64] or "model"
-
-
-@dataclass(frozen=True)
-class EngineSpec:
-    """What identifies one engine: a readable part for the file name and the full key."""
-
-    model: str
-    profile: ShapeProfile
-    precision: str
-    """e.g. `fp16-in16-out32`."""
-    key: dict[str, Any] = field(hash=False)
-
-    @property
-    def digest(self) -> str:
-        payload = json.dumps(self.key, sort_keys=True, default=str)
-        return hashlib.sha256(payload.encode()).hexdigest()
-
-    @property
-    def filename(self) -> str:
-        return f"{_safe(self.model)}.{shape_label(self.profile)}.{_safe(self.precision)}.{self.digest[:16]}{SUFFIX}"
+RUNTIME_CACHE = ".runtimecache"
+"""TensorRT-RTX's runtime cache (its JIT-compiled kernels) of an engine: `<engine>.runtimecache` beside it."""
+LEGACY_RUNTIME_CACHE = ".rtxcache"
+"""What the runtime cache was called before BUILD_RULES 3 (whose engines are all rebuilt): pruned as leftovers."""
 
 
 def engine_folder(folder: str | os.PathLike[str] | None) -> Path:
@@ -183,7 +145,7 @@ def load_or_build[T](
 
 def timing_cache_path(folder: Path, runtime: str, device: str) -> Path:
     """One timing cache per TensorRT version and GPU, shared by every engine built there."""
-    return folder / "timing" / f"{_safe(runtime)}.{_safe(device)}.timing"
+    return folder / "timing" / f"{safe_name(runtime)}.{safe_name(device)}.timing"
 
 
 @dataclass(frozen=True)
@@ -220,7 +182,7 @@ def prune_engines(
 ) -> list[Path]:
     """Delete engines not used for `unused_days` or rejected by `keep`, and leftovers.
 
-    Leftovers are sidecars and kernel caches without an engine and temporary files of interrupted writes older than
+    Leftovers are sidecars and runtime caches without an engine (and runtime caches of the old name) and temporary files of interrupted writes older than
     a day. Each engine is deleted under its lock, so a process building or loading it is not cut
     short. Returns the deleted (or, with `dry_run`, the would-be deleted) paths.
     """
@@ -237,19 +199,19 @@ def prune_engines(
             removed.append(path)
             continue
         with files.file_lock(path):
-            for victim in (path, _sidecar(path), kernel_cache_path(path)):
+            for victim in (path, _sidecar(path), runtime_cache_path(path)):
                 if victim.exists():
                     victim.unlink()
                     removed.append(victim)
             # while held: a process waiting on it, or arriving now, locks a new file (files.file_lock)
             Path(f"{path}.lock").unlink(missing_ok=True)
-    for extra in (SIDECAR, KERNELS):
+    for extra in (SIDECAR, RUNTIME_CACHE, LEGACY_RUNTIME_CACHE):
         for orphan in root.glob(f"*{SUFFIX}{extra}"):
-            if not orphan.with_name(orphan.name[: -len(extra)]).exists():
+            if extra == LEGACY_RUNTIME_CACHE or not orphan.with_name(orphan.name[: -len(extra)]).exists():
                 removed.append(orphan)
                 if not dry_run:
                     orphan.unlink(missing_ok=True)
-    for lock in root.glob("*.lock"):  # of engines and kernel caches that are gone (not of builds running)
+    for lock in root.glob("*.lock"):  # of engines and runtime caches that are gone (not of builds running)
         target = lock.with_name(lock.name[: -len(".lock")])
         if not target.exists() and (files.lock_is_idle(lock) if dry_run else files.remove_idle_lock(lock)):
             removed.append(lock)
@@ -261,11 +223,11 @@ def prune_engines(
     return removed
 
 
-def kernel_cache_path(engine: Path) -> Path:
-    return engine.with_name(engine.name + KERNELS)
+def runtime_cache_path(engine: Path) -> Path:
+    return engine.with_name(engine.name + RUNTIME_CACHE)
 
 
-class KernelCache:
+class RuntimeCache:
     """TensorRT-RTX's runtime cache for one engine, kept on disk beside it.
 
     TensorRT-RTX compiles its kernels for the GPU at run time (JIT), which costs seconds to
@@ -298,7 +260,7 @@ class KernelCache:
                 if loaded and not self.cache.deserialize(loaded):
                     logger.info("runtime cache %s does not fit this GPU/driver/TensorRT-RTX; starting empty", self.path)
                     loaded = b""
-                self._finalizer = weakref.finalize(self, _write_kernel_cache, self.path, self.cache, loaded)
+                self._finalizer = weakref.finalize(self, _write_runtime_cache, self.path, self.cache, loaded)
             if not runtime_config.set_runtime_cache(self.cache):
                 logger.warning("TensorRT-RTX refused the runtime cache; kernels will be compiled at every start")
             self._users += 1
@@ -311,7 +273,7 @@ class KernelCache:
                 self._finalizer()  # runs once: a later garbage collection does nothing
 
 
-def _write_kernel_cache(path: Path, cache: Any, loaded: bytes) -> None:
+def _write_runtime_cache(path: Path, cache: Any, loaded: bytes) -> None:
     """Serialize `cache` to `path` if it holds more than what was loaded (never raises: a finalizer)."""
     try:
         data = bytes(cache.serialize())
@@ -321,14 +283,3 @@ def _write_kernel_cache(path: Path, cache: Any, loaded: bytes) -> None:
             logger.info("runtime cache %s saved (%d bytes)", path.name, len(data))
     except Exception as err:  # noqa: BLE001 - the cache only saves start-up time
         logger.warning("cannot save the runtime cache %s: %s", path, err)
-
-
-def build_engine(network: Network, backend: _TensorRT, profile: ShapeProfile) -> Path:
-    """Build (or find) the engine `backend.load(network, profile)` would use, ahead of time.
-
-    Works without a GPU for TensorRT-RTX (its builder runs on the CPU); the engine is keyed on
-    "no GPU" then, and a GPU machine builds its own. Returns the engine path.
-    """
-    from .trt import ensure_engine
-
-    return ensure_engine(backend, network, profile)

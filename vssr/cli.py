@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     engines.add_argument("--unused-days", type=float, default=None, help="prune: engines unused this long")
     engines.add_argument("--dry-run", action="store_true", help="prune: only print what would go")
     engines.set_defaults(run=_engines)
+    from .render.cli import add_commands as add_render_commands  # render, upscale, interpolate
+
+    add_render_commands(sub)
     args = parser.parse_args(argv)
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(message)s")

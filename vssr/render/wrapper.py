@@ -1,0 +1,62 @@
+"""The script vspipe runs for every chunk (and for the probe): it sets VapourSynth's thread count,
+then runs the user's script in its own namespace with the -a arguments as globals.
+
+    vspipe -a vssr_script=USER.vpy -a vssr_threads=1 [-a name=value ...] wrapper.py -
+
+vspipe evaluates this file directly (it is not imported as part of the package). With
+`-a vssr_probe=FILE` it also writes what the render driver needs to know about the outputs to FILE.
+"""
+
+import json
+import os
+import runpy
+import sys
+
+import vapoursynth as vs
+
+_given = globals()
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _outputs() -> dict[str, dict[str, object]]:
+    found: dict[str, dict[str, object]] = {}
+    for index, output in vs.get_outputs().items():
+        clip = output.clip if isinstance(output, vs.VideoOutputTuple) else None
+        if clip is None:
+            found[str(index)] = {"video": False}
+            continue
+        fmt = clip.format
+        found[str(index)] = {
+            "video": True,
+            "num_frames": clip.num_frames,
+            "fps_num": clip.fps.numerator,
+            "fps_den": clip.fps.denominator,
+            "width": clip.width,
+            "height": clip.height,
+            "format": fmt.name if fmt is not None else "",
+            "y4m": fmt is not None and fmt.color_family in (vs.YUV, vs.GRAY) and fmt.sample_type == vs.INTEGER,
+        }
+    return found
+
+
+def _main() -> None:
+    script = _text(_given["vssr_script"])
+    threads = int(_text(_given.get("vssr_threads", "0")))
+    probe = _text(_given.get("vssr_probe", ""))
+    args = {k: _text(v) for k, v in _given.items() if not k.startswith("__") and not k.startswith("vssr_")
+            and isinstance(v, str | bytes)}
+    if threads > 0:
+        vs.core.num_threads = threads
+    sys.path.insert(0, os.path.dirname(os.path.abspath(script)))  # the script's own imports, as vspipe does
+    namespace = runpy.run_path(script, init_globals={**args, "vssr_threads": threads}, run_name="__vapoursynth__")
+    if probe:
+        source = namespace.get("source")
+        info = {"outputs": _outputs(), "source": os.path.abspath(source) if isinstance(source, str) and source else None}
+        with open(probe, "w") as f:
+            json.dump(info, f)
+
+
+_main()

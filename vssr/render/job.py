@@ -24,7 +24,7 @@ from .errors import ChunkError, Interrupted, RenderError
 from .join import join_segments
 from .manifest import Manifest, describe_changes
 from .probe import ScriptInfo, probe_script
-from .schedulers import LocalScheduler, RayScheduler, Scheduler
+from .schedulers import LocalScheduler, RayScheduler, Scheduler, require_ray
 
 __all__ = ["DEFAULT_ENCODER", "RenderOptions", "RenderResult", "render", "work_folder"]
 
@@ -160,6 +160,8 @@ def render(opts: RenderOptions, stream: TextIO = sys.stderr) -> RenderResult:
         KeyboardInterrupt: after stopping the workers and removing partial files.
     """
     t0 = time.monotonic()
+    if opts.ray is not None:
+        require_ray()  # before the probe, which may take long: say at once what is missing
     info = probe_script(opts.script, opts.args, opts.output_index)
     if info.fps <= 0:
         raise RenderError("the output has a variable frame rate; chunks need a constant one (AssumeFPS)")
@@ -232,7 +234,7 @@ def _bar(total: int, initial: int, stream: TextIO) -> Iterator[Callable[[int, st
 
 def _run_chunks(opts: RenderOptions, info: ScriptInfo, manifest: Manifest, work: Path, stream: TextIO) -> None:
     todo = [ChunkSpec(i, a, b, str(work.resolve()), str(opts.script.resolve()), opts.args, opts.output_index,
-                      opts.threads, opts.encoder, info.y4m)
+                      opts.threads, (*opts.encoder, *info.colour_options()), info.y4m)
             for i, (a, b) in enumerate(manifest.ranges) if i not in manifest.done]
     if not todo:
         return

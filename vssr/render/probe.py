@@ -16,6 +16,7 @@ from .errors import RenderError
 
 __all__ = ["ScriptInfo", "probe_script"]
 
+UNSPECIFIED = 2  # H.273's "unspecified" matrix/transfer/primaries
 # source filters whose random access is not frame-exact on every file (seeking by timestamps)
 INEXACT_SOURCES = re.compile(r"\b(ffms2|lsmas)\s*\.\s*\w*Source|\bcore\s*\.\s*(ffms2|lsmas)\b")
 
@@ -30,6 +31,19 @@ class ScriptInfo:
     y4m: bool  # vspipe can write it as y4m (YUV or GRAY integer)
     source: str | None  # the script's global `source`, when it is a file path
     inexact_source: bool  # the script text names ffms2/lsmas: random access may not be frame-exact
+    colour: dict[str, int]  # _Matrix, _Transfer, _Primaries, _Range of the first output frame
+
+    def colour_options(self) -> list[str]:
+        """ffmpeg options tagging the file with the output's colour props (y4m cannot carry them);
+        VapourSynth's matrix/transfer/primaries codes are the ones ffmpeg uses (ITU-T H.273)."""
+        options = []
+        for key, option in (("_Matrix", "-colorspace"), ("_Transfer", "-color_trc"), ("_Primaries", "-color_primaries")):
+            value = self.colour.get(key, UNSPECIFIED)
+            if value not in (UNSPECIFIED, 0 if key == "_Matrix" else UNSPECIFIED):  # 0: RGB, not a YUV matrix
+                options += [option, str(value)]
+        if "_Range" in self.colour:
+            options += ["-color_range", "pc" if self.colour["_Range"] == 1 else "tv"]
+        return options
 
 
 def probe_script(script: Path, args: Sequence[tuple[str, str]], output_index: int) -> ScriptInfo:
@@ -42,7 +56,7 @@ def probe_script(script: Path, args: Sequence[tuple[str, str]], output_index: in
         raise RenderError(f"script {script} does not exist")
     with tempfile.TemporaryDirectory(prefix="vssr-probe-") as tmp:
         found = Path(tmp) / "info.json"
-        cmd = [*vspipe_command(str(script), [*args, ("vssr_probe", str(found))], 0, output_index),
+        cmd = [*vspipe_command(str(script), [*args, ("vssr_probe", f"{output_index}:{found}")], 0, output_index),
                "--info", str(WRAPPER), "--"]
         # vssr_probe goes through -a too, but the wrapper reads it as its own option
         run = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -61,7 +75,7 @@ def probe_script(script: Path, args: Sequence[tuple[str, str]], output_index: in
     return ScriptInfo(
         num_frames=chosen["num_frames"], fps=Fraction(chosen["fps_num"], chosen["fps_den"] or 1),
         width=chosen["width"], height=chosen["height"], format=chosen["format"], y4m=chosen["y4m"],
-        source=info["source"], inexact_source=bool(INEXACT_SOURCES.search(text)),
+        source=info["source"], inexact_source=bool(INEXACT_SOURCES.search(text)), colour=chosen["colour"],
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from .chunk import ChunkResult, ChunkSpec, run_chunk
 from .errors import ChunkError, RenderError
 
-__all__ = ["LocalScheduler", "RayScheduler", "Scheduler", "ray_missing_message"]
+__all__ = ["LocalScheduler", "RayScheduler", "Scheduler", "ray_missing_message", "require_ray"]
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +22,15 @@ logger = logging.getLogger(__name__)
 def ray_missing_message() -> str:
     return ('--ray needs Ray, an optional extra: pip install "vssr[ray]" (in a checkout: pip install -e ".[ray]"), '
             'or pip install "ray>=2.60"')
+
+
+def require_ray() -> Any:
+    """The ray module, or a RenderError saying how to install it."""
+    try:
+        import ray
+    except ImportError as err:
+        raise RenderError(ray_missing_message()) from err
+    return ray
 
 
 class Scheduler(Protocol):
@@ -98,11 +107,7 @@ class RayScheduler:
     retries_itself = True
 
     def __init__(self, address: str, *, num_cpus: float, max_retries: int) -> None:
-        try:
-            import ray
-        except ImportError as err:
-            raise RenderError(ray_missing_message()) from err
-        self._ray = ray
+        ray = self._ray = require_ray()
         self._owns = not ray.is_initialized()
         if self._owns:
             ray.init(address=address or None, logging_level=logging.WARNING, include_dashboard=False)

@@ -21,9 +21,16 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _outputs() -> dict[str, dict[str, object]]:
+def _colour(clip: vs.VideoNode) -> dict[str, int]:
+    """The colour props of the output's first frame (the encoder tags the file with them)."""
+    props = clip.get_frame(0).props
+    return {k: int(props[k]) for k in ("_Matrix", "_Transfer", "_Primaries", "_Range") if k in props}
+
+
+def _outputs(chosen: str) -> dict[str, dict[str, object]]:
     found: dict[str, dict[str, object]] = {}
     for index, output in vs.get_outputs().items():
+        index_text = str(index)
         clip = output.clip if isinstance(output, vs.VideoOutputTuple) else None
         if clip is None:
             found[str(index)] = {"video": False}
@@ -37,6 +44,7 @@ def _outputs() -> dict[str, dict[str, object]]:
             "width": clip.width,
             "height": clip.height,
             "format": fmt.name if fmt is not None else "",
+            "colour": _colour(clip) if index_text == chosen else {},
             "y4m": fmt is not None and fmt.color_family in (vs.YUV, vs.GRAY) and fmt.sample_type == vs.INTEGER,
         }
     return found
@@ -52,10 +60,11 @@ def _main() -> None:
         vs.core.num_threads = threads
     sys.path.insert(0, os.path.dirname(os.path.abspath(script)))  # the script's own imports, as vspipe does
     namespace = runpy.run_path(script, init_globals={**args, "vssr_threads": threads}, run_name="__vapoursynth__")
-    if probe:
+    if probe:  # "INDEX:FILE": describe the outputs, the chosen one in full, into FILE
+        chosen, _, path = probe.partition(":")
         source = namespace.get("source")
-        info = {"outputs": _outputs(), "source": os.path.abspath(source) if isinstance(source, str) and source else None}
-        with open(probe, "w") as f:
+        info = {"outputs": _outputs(chosen), "source": os.path.abspath(source) if isinstance(source, str) and source else None}
+        with open(path, "w") as f:
             json.dump(info, f)
 
 

@@ -8,7 +8,6 @@ a segment file that exists is complete.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import shutil
@@ -25,9 +24,9 @@ from ..files import sha256_file
 from .errors import ChunkError
 
 __all__ = [
+    "WRAPPER",
     "ChunkResult",
     "ChunkSpec",
-    "WRAPPER",
     "chunk_ranges",
     "run_chunk",
     "segment_name",
@@ -102,11 +101,22 @@ def vspipe_command(script: str, args: Sequence[tuple[str, str]], threads: int, o
     return cmd
 
 
+def _prctl() -> Callable[..., int] | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: children may outlive a killed worker
+        return None
+
+
+_PRCTL = _prctl()  # resolved here, not in the forked child (no dlopen between fork and exec)
+PR_SET_PDEATHSIG = 1
+
+
 def _die_with_parent() -> None:
     # a worker that dies (Ray kills it, the driver gets SIGKILL) takes its vspipe and ffmpeg with
     # it: orphans would go on writing a segment nobody will rename
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _tail(path: Path, lines: int = 12) -> str:
@@ -157,10 +167,10 @@ def run_chunk(spec: ChunkSpec, started: Callable[[list[subprocess.Popen[bytes]]]
     try:
         with open(log, "wb") as log_file:
             # vspipe's log goes to the file, never a pipe nobody reads while ffmpeg runs
-            source = subprocess.Popen(vspipe, stdout=subprocess.PIPE, stderr=log_file, preexec_fn=_die_with_parent, process_group=0)
+            source = subprocess.Popen(vspipe, stdout=subprocess.PIPE, stderr=log_file, preexec_fn=_die_with_parent, process_group=0)  # noqa: PLW1509 - one C call
             try:
                 encoder = subprocess.Popen(ffmpeg, stdin=source.stdout, stderr=subprocess.PIPE,
-                                           preexec_fn=_die_with_parent, process_group=0)
+                                           preexec_fn=_die_with_parent, process_group=0)  # noqa: PLW1509 - one C call
             finally:
                 source.stdout.close()  # type: ignore[union-attr]  # ffmpeg holds the read end
             if started is not None:

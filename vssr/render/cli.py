@@ -73,8 +73,10 @@ def _job_options(parser: argparse.ArgumentParser) -> None:
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `render`, `upscale` and `interpolate` on vssr's subcommand parser."""
-    kw = {"epilog": EPILOG, "formatter_class": argparse.RawDescriptionHelpFormatter}
-    p = sub.add_parser("render", help="render a .vpy to a video file in chunks (resumable, with sound)", **kw)
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = add("render", "render a .vpy to a video file in chunks (resumable, with sound)")
     p.add_argument("script", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True, dest="out")
     p.add_argument("-a", "--arg", type=_name_value, action="append", default=[], help="script argument name=value")
@@ -85,7 +87,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     _job_options(p)
     p.set_defaults(run=_render)
 
-    p = sub.add_parser("upscale", help="upscale a video with its sound (Real-ESRGAN or QuickSRNet)", **kw)
+    p = add("upscale", "upscale a video with its sound (Real-ESRGAN or QuickSRNet)")
     p.add_argument("input", type=Path)
     p.add_argument("out", type=Path)
     p.add_argument("--model", default="animevideov3-x2",
@@ -96,7 +98,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     _job_options(p)
     p.set_defaults(run=_upscale)
 
-    p = sub.add_parser("interpolate", help="change a video's frame rate with RIFE, with its sound", **kw)
+    p = add("interpolate", "change a video's frame rate with RIFE, with its sound")
     p.add_argument("input", type=Path)
     p.add_argument("out", type=Path)
     p.add_argument("--model", type=Path, required=True, help="RIFE flownet.pkl or vs-mlrt RIFE ONNX")
@@ -108,7 +110,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.set_defaults(run=_interpolate)
 
 
-def _options(args: argparse.Namespace, script: Path, audio_from: str | Path, extra: tuple[tuple[str, str], ...] = ()) -> RenderOptions:
+def _options(args: argparse.Namespace, script: Path, audio_from: str | Path | None, extra: tuple[tuple[str, str], ...] = ()) -> RenderOptions:
     threads = args.threads if args.threads is not None else max(1, (os.cpu_count() or 1) // args.workers)
     return RenderOptions(
         script=script, out=args.out, args=extra, output_index=getattr(args, "output_index", 0),

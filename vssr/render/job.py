@@ -10,7 +10,6 @@ import logging
 import math
 import shlex
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -212,7 +211,7 @@ def _fps(frames: int, seconds: float) -> str:
 
 @contextlib.contextmanager
 def _bar(total: int, initial: int, stream: TextIO) -> Iterator[Callable[[int, str], None]]:
-    from tqdm import tqdm  # quiet (disabled) when the stream is not a terminal
+    from tqdm import tqdm  # type: ignore[import-untyped]  # quiet (disabled) when the stream is not a terminal
 
     bar = tqdm(total=total, initial=initial, unit="frame", file=stream, dynamic_ncols=True, smoothing=0.1,
                disable=not stream.isatty())

@@ -43,7 +43,7 @@ class Manifest:
             raise ValueError(f"{path} was written by another version of vssr render")
         done = {c["index"]: ChunkResult(c["index"], c["file"], c["frames"], c["size"], c["sha256"])
                 for c in data["chunks"]}
-        return cls(data["fingerprint"], [tuple(r) for r in data["ranges"]], done)  # type: ignore[misc]
+        return cls(data["fingerprint"], [(a, b) for a, b in data["ranges"]], done)
 
     def verified(self, work: Path) -> dict[int, ChunkResult]:
         """The completed chunks whose segment file is present with the recorded size and sha256."""

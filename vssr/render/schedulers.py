@@ -6,7 +6,10 @@ Both hand back `concurrent.futures.Future`s of `ChunkResult`, so the job loop is
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import logging
+import os
+import signal
 import subprocess
 import threading
 from typing import Any, Protocol
@@ -77,7 +80,9 @@ class LocalScheduler:
     def _kill(processes: list[subprocess.Popen[bytes]]) -> None:
         for process in processes:
             if process.poll() is None:
-                process.kill()
+                # the whole group: the venv's vspipe is a launcher with the real vspipe as its child
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
 
     def explain(self, spec: ChunkSpec, err: BaseException) -> str:
         return str(err) if isinstance(err, ChunkError) else f"chunk {spec.index}: {type(err).__name__}: {err}"
@@ -133,10 +138,8 @@ class RayScheduler:
 
     def stop(self) -> None:
         for ref in self._refs:
-            try:
+            with contextlib.suppress(Exception):  # finished tasks cannot be cancelled: nothing to do
                 self._ray.cancel(ref, force=True)
-            except Exception:  # noqa: BLE001 - finished tasks cannot be cancelled; nothing to do
-                pass
 
     def close(self) -> None:
         if self._owns:

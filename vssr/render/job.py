@@ -172,13 +172,14 @@ def render(opts: RenderOptions, stream: TextIO = sys.stderr) -> RenderResult:
     audio = _audio_source(opts, info)
     with file_lock(work / "job", on_wait=lambda: logger.warning("another render is using %s; waiting", work)):
         manifest, resumed = _open_manifest(opts, info, work)
+        resumed_frames = manifest.frames_done()
         if not opts.partial:
             _run_chunks(opts, info, manifest, work, stream)
-        return _finish(opts, info, manifest, work, audio, resumed, time.monotonic() - t0, stream)
+        return _finish(opts, info, manifest, work, audio, (resumed, resumed_frames), time.monotonic() - t0, stream)
 
 
 def _finish(opts: RenderOptions, info: ScriptInfo, manifest: Manifest, work: Path, audio: Path | None,
-            resumed: int, seconds: float, stream: TextIO) -> RenderResult:
+            resumed_chunks: tuple[int, int], seconds: float, stream: TextIO) -> RenderResult:
     done = manifest.done
     prefix = []
     for index in range(len(manifest.ranges)):
@@ -193,9 +194,10 @@ def _finish(opts: RenderOptions, info: ScriptInfo, manifest: Manifest, work: Pat
         raise RenderError(f"{len(manifest.ranges) - len(done)} chunk(s) are missing in {work}")
     out = opts.out if complete else opts.out.with_name(f"{opts.out.stem}.partial{opts.out.suffix}")
     join_segments([work / done[i].file for i in prefix], out, frames=frames, fps=info.fps, audio_from=audio)
-    rendered = manifest.frames_done()
+    resumed, resumed_frames = resumed_chunks
+    rendered = manifest.frames_done() - resumed_frames  # in this run
     print(f"vssr render: {out}: {frames} of {info.num_frames} frames ({len(prefix)} of {len(manifest.ranges)} "
-          f"chunks, {resumed} resumed) in {seconds:.1f} s, {_fps(rendered, seconds)}"
+          f"chunks, {resumed} resumed) in {seconds:.1f} s, {_fps(rendered, seconds)} rendered"
           f"{', sound from ' + str(audio) if audio else ''}", file=stream)
     if complete and not opts.keep_chunks:
         for path in work.iterdir():

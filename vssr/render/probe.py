@@ -54,6 +54,7 @@ def probe_script(script: Path, args: Sequence[tuple[str, str]], output_index: in
     """
     if not script.is_file():
         raise RenderError(f"script {script} does not exist")
+    script = script.resolve()
     with tempfile.TemporaryDirectory(prefix="vssr-probe-") as tmp:
         found = Path(tmp) / "info.json"
         cmd = [*vspipe_command(str(script), [*args, ("vssr_probe", f"{output_index}:{found}")], 0, output_index),

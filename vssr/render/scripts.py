@@ -25,11 +25,16 @@ threads = int(globals().get("vssr_threads", 0))  # VapourSynth threads of this w
 
 
 def backend():
-    """The default CPU backend with one frame in flight per VapourSynth thread of this worker."""
+    """The chosen backend sized to this worker: one frame in flight per VapourSynth thread, one
+    compute thread each, unpinned (workers on one machine must not pin to the same cores)."""
     import dataclasses
 
     chosen = {backend}
-    return dataclasses.replace(chosen, num_streams=threads) if threads > 0 else chosen
+    if threads <= 0:
+        return chosen
+    fields = {{f.name for f in dataclasses.fields(chosen)}}
+    limits = {{"num_streams": threads, "threads": 1, "num_threads": threads, "cpu_pinning": False}}
+    return dataclasses.replace(chosen, **{{k: v for k, v in limits.items() if k in fields}})
 
 
 clip = core.bs.VideoSource(source)

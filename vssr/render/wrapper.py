@@ -58,7 +58,10 @@ def _main() -> None:
             and isinstance(v, str | bytes)}
     if threads > 0:
         vs.core.num_threads = threads
-    sys.path.insert(0, os.path.dirname(os.path.abspath(script)))  # the script's own imports, as vspipe does
+    # as if vspipe ran the script itself: its folder is the working directory and on sys.path
+    folder = os.path.dirname(os.path.abspath(script))
+    os.chdir(folder)
+    sys.path.insert(0, folder)
     namespace = runpy.run_path(script, init_globals={**args, "vssr_threads": threads}, run_name="__vapoursynth__")
     if probe:  # "INDEX:FILE": describe the outputs, the chosen one in full, into FILE
         chosen, _, path = probe.partition(":")

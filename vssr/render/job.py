@@ -61,7 +61,7 @@ class RenderResult:
     seconds: float
     chunks: int
     resumed: int
-    failed: list[str] = field(default_factory=list)
+    chunk_seconds: list[float] = field(default_factory=list)  # wall time of each chunk rendered in this run
 
 
 def work_folder(out: Path) -> Path:
@@ -204,7 +204,8 @@ def _finish(opts: RenderOptions, info: ScriptInfo, manifest: Manifest, work: Pat
             path.unlink()
         with contextlib.suppress(OSError):
             work.rmdir()
-    return RenderResult(out, frames, seconds, len(manifest.ranges), resumed)
+    return RenderResult(out, frames, seconds, len(manifest.ranges), resumed,
+                        [r.seconds for _, r in sorted(done.items()) if r.seconds > 0])
 
 
 def _fps(frames: int, seconds: float) -> str:

@@ -94,6 +94,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                    help="Real-ESRGAN zoo name or model file, or quicksrnet (default: %(default)s)")
     p.add_argument("--scale", type=float, default=None, help="output size / input size (default: the model's)")
     p.add_argument("--tilesize", type=_positive, default=None, help="tile size in pixels (default: whole frames)")
+    p.add_argument("--frames", type=int, default=0, help="only the first N frames (a trial; default 0: all)")
+    p.add_argument("--width", type=int, default=0, help="resize the source to this width first (default 0: keep)")
     p.add_argument("--backend", choices=["ov", "ort"], default=None, help="default: the fastest CPU backend")
     _job_options(p)
     p.set_defaults(run=_upscale)
@@ -155,7 +157,8 @@ def _generated(args: argparse.Namespace, name: str, text: str) -> Path:
 
 
 def _upscale(args: argparse.Namespace) -> int:
-    text = upscale_script(args.input, model=args.model, scale=args.scale, tilesize=args.tilesize, backend=args.backend)
+    text = upscale_script(args.input, model=args.model, scale=args.scale, tilesize=args.tilesize,
+                          backend=args.backend, frames=args.frames or None, width=args.width or None)
     return _run(_options(args, _generated(args, "upscale", text), args.input))
 
 

@@ -57,10 +57,16 @@ def _backend_expr(backend: str | None) -> str:
 
 
 def upscale_script(source: Path, *, model: str, scale: float | None, tilesize: int | None,
-                   backend: str | None = None) -> str:
+                   backend: str | None = None, frames: int | None = None, width: int | None = None) -> str:
     """A script that upscales `source` with Real-ESRGAN (a zoo name or model file) or the shipped
-    QuickSRNet (`quicksrnet`), then resizes to `scale` x the source size when it is given."""
+    QuickSRNet (`quicksrnet`), then resizes to `scale` x the source size when it is given.
+    `frames` keeps the first frames only; `width` resizes the source first (a quick trial)."""
     head = _HEAD.format(command="upscale", source=str(source.resolve()), backend=_backend_expr(backend))
+    if frames:
+        head = head.replace("props = colour_props(clip)\n", f"clip = clip[:{frames}]\nprops = colour_props(clip)\n")
+    if width:
+        head += (f"rgb = core.resize.Bicubic(rgb, width={width}, height=round(clip.height * {width} / clip.width / 2) * 2)\n"
+                 "clip = core.resize.Bicubic(clip, width=rgb.width, height=rgb.height)  # the size `scale` refers to\n")
     tiles = f"tilesize={tilesize}, overlap=16" if tilesize else "tilesize=None"
     if model.startswith("quicksrnet"):
         size = model.partition("-")[2] or "small"

@@ -37,6 +37,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory, clip: Path, sr_onnx: Pat
     return [str(a) for a in args], out.read_bytes()
 
 
+@pytest.mark.slow  # ~30 s each: a dozen vspipe start-ups
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_interrupt_and_resume(tmp_path: Path, reference: tuple[list[str], bytes], sig: signal.Signals) -> None:
     args, want = reference
@@ -61,6 +62,7 @@ def test_interrupt_and_resume(tmp_path: Path, reference: tuple[list[str], bytes]
     assert not work.exists()  # cleaned after the join
 
 
+@pytest.mark.slow  # ~35 s
 def test_changed_option_refused_and_partial(tmp_path: Path, reference: tuple[list[str], bytes]) -> None:
     args, want = reference
     out = tmp_path / "out.mkv"

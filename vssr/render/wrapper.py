@@ -71,4 +71,5 @@ def _main() -> None:
             json.dump(info, f)
 
 
-_main()
+if __name__ == "__vapoursynth__":  # run by vspipe; importing this module does nothing
+    _main()

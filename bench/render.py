@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vssr.render import RenderOptions, render  # noqa: E402
-from vssr.render.chunk import WRAPPER, vspipe_command  # noqa: E402
-from vssr.render.scripts import upscale_script  # noqa: E402
+from vssr.render import RenderOptions, render
+from vssr.render.chunk import WRAPPER, vspipe_command
+from vssr.render.scripts import upscale_script
 
 FILM_FRAMES = 2 * 3600 * 24  # a 2-hour film at 24 fps
 FILM_PIXELS = 1920 * 1080

@@ -136,6 +136,10 @@ def _run(opts: RenderOptions) -> int:
     except RenderError as err:
         print(f"vssr: {err}", file=sys.stderr)
         return 1
+    except OSError as err:  # a full disk or a lost folder while the driver writes: chunks done stay done
+        print(f"vssr: {err}\ncompleted chunks are kept in {work_folder(opts.out)}; after fixing the cause, "
+              "rerun the same command to resume", file=sys.stderr)
+        return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0

@@ -8,10 +8,9 @@ import contextlib
 import hashlib
 import logging
 import math
-import shlex
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -283,6 +282,3 @@ def _run_chunks(opts: RenderOptions, info: ScriptInfo, manifest: Manifest, work:
         raise RenderError("\n".join(failures) + f"\n{len(manifest.done)} of {total} chunks are complete in {work}; "
                           f"after fixing the cause, {_resume_hint(opts)}")
 
-
-def command_line(argv: Sequence[str]) -> str:
-    return " ".join(shlex.quote(a) for a in ["vssr", *argv])

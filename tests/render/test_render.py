@@ -4,9 +4,11 @@ a byte-identical file, changed options refused, --partial, sound kept in sync, B
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +87,7 @@ def test_changed_option_refused_and_partial(tmp_path: Path, reference: tuple[lis
     assert out.read_bytes() == want
 
 
+@pytest.mark.slow  # ~25 s
 def test_sound_follows_the_video(tmp_path: Path, clip: Path, rife_pkl: Path) -> None:
     """Upscale and 2x interpolation keep the sound track, cut to the video's duration."""
     up, fast = tmp_path / "up.mkv", tmp_path / "fast.mkv"
@@ -153,3 +156,34 @@ def test_make_clip_has_bt601_tags(tmp_path: Path) -> None:
     path = make_clip(tmp_path / "c.mkv", frames=3)
     video = next(s for s in streams(path) if s["codec_type"] == "video")
     assert video["r_frame_rate"] == "30000/1001" and len(framemd5(path)) == 3
+
+
+def _children_running(name: str, needle: str) -> list[int]:
+    """Pids of processes called `name` whose command line contains `needle` (read from /proc)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if proc.name.isdigit() and argv and Path(argv[0].decode(errors="replace")).name == name \
+                and needle.encode() in b" ".join(argv):
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.slow  # ~30 s
+def test_local_worker_killed_is_retried(tmp_path: Path, reference: tuple[list[str], bytes]) -> None:
+    args, want = reference
+    out = tmp_path / "out.mkv"
+    work = tmp_path / "out.mkv.vssr-work"
+    process = start_vssr("render", *args, "-o", out)
+    deadline = time.monotonic() + 300
+    while not (victims := _children_running("ffmpeg", str(work))):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1]
+        time.sleep(0.05)
+    os.kill(victims[0], signal.SIGKILL)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    assert "was killed" in err and "running it again" in err
+    assert out.read_bytes() == want

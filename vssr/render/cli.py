@@ -64,6 +64,7 @@ def _job_options(parser: argparse.ArgumentParser) -> None:
     job.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                      help="run chunks as Ray tasks: on the cluster at ADDRESS (or 'auto'), or a local Ray")
     job.add_argument("--ray-cpus", type=float, default=1.0, help="Ray: CPUs per chunk task (default: 1)")
+    job.add_argument("--ray-gpus", type=float, default=0.0, help="Ray: GPUs per chunk task (default: 0)")
     job.add_argument("--retries", type=int, default=2, help="runs again a chunk whose worker died (default: 2)")
     job.add_argument("--resume", action="store_true", help="only resume an interrupted job")
     job.add_argument("--restart", action="store_true", help="discard the chunks of an earlier job")
@@ -117,7 +118,7 @@ def _options(args: argparse.Namespace, script: Path, audio_from: str | Path | No
     return RenderOptions(
         script=script, out=args.out, args=extra, output_index=getattr(args, "output_index", 0),
         encoder=tuple(shlex.split(args.encoder)), chunk_frames=args.chunk_frames, workers=args.workers,
-        threads=threads, ray=args.ray, ray_cpus=args.ray_cpus, retries=args.retries, audio_from=audio_from,
+        threads=threads, ray=args.ray, ray_cpus=args.ray_cpus, ray_gpus=args.ray_gpus, retries=args.retries, audio_from=audio_from,
         resume=args.resume, restart=args.restart, partial=args.partial, keep_chunks=args.keep_chunks,
         command=shlex.join(["vssr", *sys.argv[1:]]) if sys.argv[0].endswith(("vssr", "__main__.py")) else "",
     )

@@ -44,6 +44,7 @@ class RenderOptions:
     threads: int = 1  # VapourSynth threads per worker; 0: VapourSynth's default (all cores)
     ray: str | None = None  # None: local workers; "" or "auto": ray.init() locally; else an address
     ray_cpus: float = 1.0  # Ray: CPUs reserved per chunk task
+    ray_gpus: float = 0.0  # Ray: GPUs reserved per chunk task (TensorRT workers)
     retries: int = 2  # a chunk whose worker dies is run again this many times
     audio_from: Path | str | None = "auto"  # a file, "auto" (the script's `source`), or None
     resume: bool = False  # only resume: refuse to start a new job
@@ -142,7 +143,7 @@ def _audio_source(opts: RenderOptions, info: ScriptInfo) -> Path | None:
 def _scheduler(opts: RenderOptions) -> Scheduler:
     if opts.ray is None:
         return LocalScheduler(opts.workers)
-    return RayScheduler(opts.ray, num_cpus=opts.ray_cpus, max_retries=opts.retries)
+    return RayScheduler(opts.ray, num_cpus=opts.ray_cpus, num_gpus=opts.ray_gpus, max_retries=opts.retries)
 
 
 def _resume_hint(opts: RenderOptions) -> str:

@@ -103,7 +103,8 @@ def _ray_chunk(spec: ChunkSpec) -> ChunkResult:
 
 
 class RayScheduler:
-    """Chunks as Ray tasks: `num_cpus` each, retried `max_retries` times when their worker dies.
+    """Chunks as Ray tasks: `num_cpus` (and `num_gpus`) each, retried `max_retries` times when their
+    worker dies.
 
     Workers write segments into the work folder themselves, so it must be on storage every node
     sees at the same path (as must the script, its inputs and vssr).
@@ -111,14 +112,16 @@ class RayScheduler:
 
     retries_itself = True
 
-    def __init__(self, address: str, *, num_cpus: float, max_retries: int) -> None:
+    def __init__(self, address: str, *, num_cpus: float, num_gpus: float = 0.0, max_retries: int) -> None:
         ray = self._ray = require_ray()
         self._owns = not ray.is_initialized()
         if self._owns:
             ray.init(address=address or None, logging_level=logging.WARNING, include_dashboard=False)
-        self._task = ray.remote(num_cpus=num_cpus, max_retries=max_retries)(_ray_chunk)
+        self._task = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries)(_ray_chunk)
         self._max_retries = max_retries
-        self.slots = max(1, int(ray.cluster_resources().get("CPU", 1) // num_cpus))
+        resources = ray.cluster_resources()
+        fits = [resources.get(name, 0) // need for name, need in (("CPU", num_cpus), ("GPU", num_gpus)) if need > 0]
+        self.slots = max(1, int(min(fits, default=1)))
         self._refs: list[Any] = []
         logger.info("Ray: %d chunk(s) at once (%s CPU each)", self.slots, num_cpus)
 

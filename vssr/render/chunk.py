@@ -167,10 +167,12 @@ def run_chunk(spec: ChunkSpec, started: Callable[[list[subprocess.Popen[bytes]]]
     try:
         with open(log, "wb") as log_file:
             # vspipe's log goes to the file, never a pipe nobody reads while ffmpeg runs
-            source = subprocess.Popen(vspipe, stdout=subprocess.PIPE, stderr=log_file, preexec_fn=_die_with_parent, process_group=0)  # noqa: PLW1509 - one C call
+            # preexec_fn only calls prctl, resolved before the fork: safe with the driver's threads
+            source = subprocess.Popen(vspipe, stdout=subprocess.PIPE, stderr=log_file,
+                                      preexec_fn=_die_with_parent, process_group=0)  # noqa: PLW1509
             try:
                 encoder = subprocess.Popen(ffmpeg, stdin=source.stdout, stderr=subprocess.PIPE,
-                                           preexec_fn=_die_with_parent, process_group=0)  # noqa: PLW1509 - one C call
+                                           preexec_fn=_die_with_parent, process_group=0)  # noqa: PLW1509
             finally:
                 source.stdout.close()  # type: ignore[union-attr]  # ffmpeg holds the read end
             if started is not None:
@@ -202,7 +204,7 @@ def _check_exit(spec: ChunkSpec, vspipe_code: int | None, ffmpeg_code: int | Non
         hint = ""
         if "No space left on device" in ffmpeg_err:
             hint = f"\nthe disk holding {spec.work} is full: free space and rerun the same command to resume"
-        elif "Unrecognized option" in ffmpeg_err or "Error setting option" in ffmpeg_err or "Unknown encoder" in ffmpeg_err:
+        elif any(m in ffmpeg_err for m in ("Unrecognized option", "Error setting option", "Unknown encoder")):
             hint = "\nffmpeg rejected the encoder options (--encoder): " + " ".join(spec.encoder)
         raise ChunkError(f"{where}: ffmpeg failed (exit {ffmpeg_code}):\n{ffmpeg_err.strip()}{hint}")
     if vspipe_code:

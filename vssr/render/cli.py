@@ -113,12 +113,14 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.set_defaults(run=_interpolate)
 
 
-def _options(args: argparse.Namespace, script: Path, audio_from: str | Path | None, extra: tuple[tuple[str, str], ...] = ()) -> RenderOptions:
+def _options(args: argparse.Namespace, script: Path, audio_from: str | Path | None,
+             extra: tuple[tuple[str, str], ...] = ()) -> RenderOptions:
     threads = args.threads if args.threads is not None else max(1, (os.cpu_count() or 1) // args.workers)
     return RenderOptions(
         script=script, out=args.out, args=extra, output_index=getattr(args, "output_index", 0),
         encoder=tuple(shlex.split(args.encoder)), chunk_frames=args.chunk_frames, workers=args.workers,
-        threads=threads, ray=args.ray, ray_cpus=args.ray_cpus, ray_gpus=args.ray_gpus, retries=args.retries, audio_from=audio_from,
+        threads=threads, ray=args.ray, ray_cpus=args.ray_cpus, ray_gpus=args.ray_gpus, retries=args.retries,
+        audio_from=audio_from,
         resume=args.resume, restart=args.restart, partial=args.partial, keep_chunks=args.keep_chunks,
         command=shlex.join(["vssr", *sys.argv[1:]]) if sys.argv[0].endswith(("vssr", "__main__.py")) else "",
     )

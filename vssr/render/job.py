@@ -83,7 +83,8 @@ def _fingerprint(opts: RenderOptions, info: ScriptInfo) -> dict[str, Any]:
 
 
 def _plan(opts: RenderOptions, info: ScriptInfo, old: Manifest | None) -> list[tuple[int, int]]:
-    if old is not None and (opts.chunk_frames is None or old.ranges == chunk_ranges(info.num_frames, opts.chunk_frames)):
+    asked = None if opts.chunk_frames is None else chunk_ranges(info.num_frames, opts.chunk_frames)
+    if old is not None and (asked is None or old.ranges == asked):
         return old.ranges  # a resumed job keeps its chunks whatever --workers says now
     if old is not None:
         raise RenderError(f"--chunk-frames {opts.chunk_frames} differs from the chunks of the job in "

@@ -37,7 +37,8 @@ class ScriptInfo:
         """ffmpeg options tagging the file with the output's colour props (y4m cannot carry them);
         VapourSynth's matrix/transfer/primaries codes are the ones ffmpeg uses (ITU-T H.273)."""
         options = []
-        for key, option in (("_Matrix", "-colorspace"), ("_Transfer", "-color_trc"), ("_Primaries", "-color_primaries")):
+        tags = (("_Matrix", "-colorspace"), ("_Transfer", "-color_trc"), ("_Primaries", "-color_primaries"))
+        for key, option in tags:
             value = self.colour.get(key, UNSPECIFIED)
             if value not in (UNSPECIFIED, 0 if key == "_Matrix" else UNSPECIFIED):  # 0: RGB, not a YUV matrix
                 options += [option, str(value)]

@@ -65,7 +65,8 @@ def upscale_script(source: Path, *, model: str, scale: float | None, tilesize: i
     if frames:
         head = head.replace("props = colour_props(clip)\n", f"clip = clip[:{frames}]\nprops = colour_props(clip)\n")
     if width:
-        head += (f"rgb = core.resize.Bicubic(rgb, width={width}, height=round(clip.height * {width} / clip.width / 2) * 2)\n"
+        height = f"round(clip.height * {width} / clip.width / 2) * 2"
+        head += (f"rgb = core.resize.Bicubic(rgb, width={width}, height={height})\n"
                  "clip = core.resize.Bicubic(clip, width=rgb.width, height=rgb.height)  # the size `scale` refers to\n")
     tiles = f"tilesize={tilesize}, overlap=16" if tilesize else "tilesize=None"
     if model.startswith("quicksrnet"):

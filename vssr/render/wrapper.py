@@ -66,7 +66,8 @@ def _main() -> None:
     if probe:  # "INDEX:FILE": describe the outputs, the chosen one in full, into FILE
         chosen, _, path = probe.partition(":")
         source = namespace.get("source")
-        info = {"outputs": _outputs(chosen), "source": os.path.abspath(source) if isinstance(source, str) and source else None}
+        found = os.path.abspath(source) if isinstance(source, str) and source else None
+        info = {"outputs": _outputs(chosen), "source": found}
         with open(path, "w") as f:
             json.dump(info, f)
 

@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--size", default="320x180")
     parser.add_argument("--model", default="animevideov3-x2")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--backend", choices=["ov", "ort"], default=None, help="default: the fastest CPU backend")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "render-results.txt")
     args = parser.parse_args()
     lines: list[str] = []
@@ -60,12 +61,12 @@ def main() -> None:
                     "-frames:v", str(args.frames), "-c:v", "ffv1", "-pix_fmt", "yuv420p", "-colorspace", "bt709",
                     str(source)], check=True)
     script = tmp / "upscale.vpy"
-    script.write_text(upscale_script(source, model=args.model, scale=None, tilesize=None))
+    script.write_text(upscale_script(source, model=args.model, scale=None, tilesize=None, backend=args.backend))
     load = load_avg()
     say(f"vssr render bench, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
         f"load average before: {load}")
     say(f"clip: testsrc2 {args.size}, {args.frames} frames; script: vssr upscale --model {args.model} "
-        "(default backend); output ffv1")
+        f"(backend: {args.backend or 'default'}); output ffv1")
 
     def startup() -> None:  # what every chunk pays before its first frame: vspipe, vssr, the model
         cmd = [*vspipe_command(str(script), [], 1, 0), "--info", str(WRAPPER), "--"]
@@ -85,6 +86,7 @@ def main() -> None:
 
     configs = {
         "one pipe, 2 threads (1 chunk)": (1, 2, args.frames),
+        "one pipe, 2 threads (4 chunks, one after another)": (1, 2, args.frames // 4),
         "--workers 2, 1 thread each (2 chunks)": (2, 1, args.frames // 2),
         "--workers 2, 1 thread each (4 chunks)": (2, 1, args.frames // 4),
     }
@@ -103,25 +105,31 @@ def main() -> None:
         wall = statistics.median(walls[name])
         say(f"| {name} | {wall:.2f} | {args.frames / wall:.2f} | {base / wall:.2f}x | "
             f"{statistics.median(chunks[name]):.2f} |")
+    # what a chunk costs beyond its frames: the same frames in 4 sequential chunks instead of 1
+    chunk_cost = (statistics.median(walls["one pipe, 2 threads (4 chunks, one after another)"]) - base) / 3
+    say("")
+    say(f"cost per extra chunk (4 sequential chunks vs 1, same worker): {chunk_cost:.2f} s = "
+        f"{chunk_cost / (base / args.frames):.1f} frames of work; chunking cost of the 4-chunk run: "
+        f"{3 * chunk_cost / base:.1%}")
     # per-frame time of one worker with one thread, while another worker runs beside it
     two = configs["--workers 2, 1 thread each (2 chunks)"][2]
     per_frame = (statistics.median(chunks["--workers 2, 1 thread each (2 chunks)"]) - start_s) / two
-    say("")
-    say(f"per frame, one worker of two (1 thread): {per_frame:.3f} s at {args.size}; chunk start-up "
-        f"= {start_s / per_frame:.1f} frames of work")
+    say(f"per frame, one worker of two (1 thread): {per_frame:.3f} s at {args.size}")
+    cost = max(chunk_cost, start_s)
     w, h = (int(v) for v in args.size.split("x"))
     film_frame = per_frame * FILM_PIXELS / (w * h)
     say(f"model: 1080p frame ~ {film_frame:.1f} s per worker (scaled by pixels); 2-hour film = {FILM_FRAMES} frames")
     say("")
-    say("| workers | chunk frames | chunks | waves | chunk start-up share | efficiency |")
+    say(f"chunk cost used: {cost:.2f} s")
+    say("| workers | chunk frames | chunks | waves | chunk cost share | efficiency |")
     say("|---|---|---|---|---|---|")
     for workers in (8, 64):
         for size in (300, 1000):
             n = -(-FILM_FRAMES // size)
             waves = -(-n // workers)
             work = FILM_FRAMES * film_frame / workers
-            wall = waves * (start_s + size * film_frame) + 2 * start_s  # + the driver's probe, + join (~ a start-up)
-            say(f"| {workers} | {size} | {n} | {waves} | {start_s / (start_s + size * film_frame):.4%} | "
+            wall = waves * (cost + size * film_frame) + 2 * cost  # + the driver's probe, + join (~ a chunk's cost)
+            say(f"| {workers} | {size} | {n} | {waves} | {cost / (cost + size * film_frame):.4%} | "
                 f"{work / wall:.1%} |")
     say(f"load average after: {load_avg()} (a machine shared with other jobs: figures are indicative)")
     args.out.write_text("\n".join(lines) + "\n")

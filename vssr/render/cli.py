@@ -55,7 +55,8 @@ def _fraction(text: str) -> Fraction:
 def _job_options(parser: argparse.ArgumentParser) -> None:
     job = parser.add_argument_group("job")
     job.add_argument("--encoder", default=shlex.join(DEFAULT_ENCODER),
-                     help="ffmpeg output options for the video (default: %(default)s)")
+                     help="ffmpeg output options for the video, one string (default: %(default)s); "
+                          "a single option needs the = form: --encoder=-an")
     job.add_argument("--chunk-frames", type=_positive, default=None,
                      help="frames per chunk (default: 300, or fewer so that every worker gets one)")
     job.add_argument("--workers", type=_positive, default=1, help="chunks rendered at once on this machine")

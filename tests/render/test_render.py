@@ -187,3 +187,23 @@ def test_local_worker_killed_is_retried(tmp_path: Path, reference: tuple[list[st
     assert process.returncode == 0, err
     assert "was killed" in err and "running it again" in err
     assert out.read_bytes() == want
+
+
+def test_subtitles_and_x264_join(tmp_path: Path, clip: Path) -> None:
+    """x264 segments join to every frame; subtitles go to mkv, and mp4 (no SubRip) keeps the sound."""
+    srt = tmp_path / "sub.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:01,500\nhello\n")
+    source = tmp_path / "with_subs.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip), "-i", str(srt), "-map", "0", "-map", "1", "-c", "copy",
+                    str(source)], check=True)
+    script = tmp_path / "invert.vpy"
+    script.write_text(f"import vapoursynth as vs\nsource = {str(source)!r}\n"
+                      "vs.core.std.Invert(vs.core.bs.VideoSource(source)).set_output()\n")
+    for out in (tmp_path / "out.mkv", tmp_path / "out.mp4"):
+        run = vssr("render", script, "-o", out, "--chunk-frames", 9, "--workers", 2, "--encoder", "-c:v libx264 -crf 20")
+        kinds = sorted(str(s["codec_type"]) for s in streams(out))
+        assert len(framemd5(out)) == 60
+        if out.suffix == ".mkv":
+            assert kinds == ["audio", "subtitle", "video"]
+        else:
+            assert kinds == ["audio", "video"] and "subtitles" in run.stderr

@@ -3,6 +3,7 @@ a source file, trimmed to the video's duration."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 from collections.abc import Sequence
@@ -13,6 +14,8 @@ from .chunk import BITEXACT
 from .errors import RenderError
 
 __all__ = ["join_segments"]
+
+logger = logging.getLogger(__name__)
 
 
 def _concat_line(path: Path) -> str:
@@ -32,20 +35,25 @@ def join_segments(segments: Sequence[Path], out: Path, *, frames: int, fps: Frac
     listing = out.with_name(f".{out.name}.concat.txt")
     partial = out.with_name(f".{out.stem}.vssr-partial{out.suffix or '.mkv'}")
     listing.write_text("".join(_concat_line(p) for p in segments))
-    cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-           "-f", "concat", "-safe", "0", "-i", str(listing)]
-    if audio_from is not None:
-        cmd += ["-i", str(audio_from), "-map", "0:v", "-map", "1:a?", "-map", "1:s?"]
-    else:
-        cmd += ["-map", "0:v"]
     # -t cuts every stream at the video's end: sound follows the frames, never runs past them
-    duration = float(frames / fps)
-    cmd += ["-c", "copy", "-t", f"{duration:.6f}", *BITEXACT, str(partial)]
+    ending = ["-c", "copy", "-t", f"{float(frames / fps):.6f}", "-strict", "experimental", *BITEXACT, str(partial)]
+    concat = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+              "-f", "concat", "-safe", "0", "-i", str(listing)]
+    if audio_from is None:
+        attempts = [[*concat, "-map", "0:v", *ending]]
+    else:
+        with_source = [*concat, "-i", str(audio_from), "-map", "0:v", "-map", "1:a?"]
+        # a container that cannot hold the source's subtitles (mp4 and SubRip) still gets the sound
+        attempts = [[*with_source, "-map", "1:s?", *ending], [*with_source, *ending]]
     try:
-        run = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if run.returncode != 0:
-            raise RenderError(f"joining the segments into {out} failed:\n{run.stderr.strip()}")
-        os.replace(partial, out)
+        for number, cmd in enumerate(attempts):
+            run = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if run.returncode == 0:
+                if number:
+                    logger.warning("%s cannot hold the subtitles of %s; they were left out", out.name, audio_from)
+                os.replace(partial, out)
+                return
+        raise RenderError(f"joining the segments into {out} failed:\n{run.stderr.strip()}")
     finally:
         partial.unlink(missing_ok=True)
         listing.unlink(missing_ok=True)

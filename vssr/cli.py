@@ -1,4 +1,4 @@
-"""Command line: `python -m vssr models | engines list|prune | caches list|prune | download`."""
+"""Command line: `vssr` (or `python -m vssr`) models | engines | caches | download | render | upscale | interpolate."""
 
 from __future__ import annotations
 
@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     from .caches import add_command as add_caches_command  # `caches list | prune`: vssr/caches.py
 
     add_caches_command(sub)
+    from .render.cli import add_commands as add_render_commands  # render, upscale, interpolate
+
+    add_render_commands(sub)
     args = parser.parse_args(argv)
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(message)s")

@@ -77,6 +77,12 @@ class Session:
         backend = backend if backend is not None else default_backend()
         if not isinstance(backend, BackendConfig):
             raise VssrError(func, f"backend must be a vssr.Backend.* config, not {type(backend).__name__}")
+        if network.precision_sensitive:
+            exact = backend.with_fp32_default()
+            if exact != backend:
+                logger.info("%s is precision-sensitive: fp32 unless the backend config asks for less "
+                            "(docs/precision.md)", network.name)
+            backend = exact
         ov = check_pair(overlap, func, "overlap")
         pad = PadPlan.for_size(width, height, network.size)
         if tilesize is None:

@@ -304,7 +304,8 @@ def build_encoder(state: StateDict, version: IFNetVersion) -> onnx.ModelProto:
                                 stride=2 if j == 0 else 1), 0.2)
     x = g.conv_transpose(x, state["encode.cnn3.weight"], state["encode.cnn3.bias"], "encode.cnn3")
     g.output(x, "feat", version.enc)
-    return g.model(scale=1, multiple=2, tiling=False, rife_version=version.name, rife_role="encoder")
+    return g.model(scale=1, multiple=2, tiling=False, rife_version=version.name, rife_role="encoder",
+                   precision_sensitive=True)
 
 
 def build_flownet(state: StateDict, version: IFNetVersion, *, scale: float = 1.0,
@@ -371,6 +372,7 @@ def build_flownet(state: StateDict, version: IFNetVersion, *, scale: float = 1.0
         rife_role="flownet",
         rife_scale=scale,
         rife_ensemble=ensemble,
+        precision_sensitive=True,  # errors grow through the flow blocks' warps (docs/precision.md)
     )
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -178,7 +178,8 @@ class OV(BackendConfig):
     """OpenVINO device name: "CPU", "GPU", "GPU.0", "NPU", ..."""
     # precision
     precision: Precision | None = None
-    """Inference precision hint. None: bf16 on CPUs with AMX/AVX-512-BF16 (f16 on GPU), else f32.
+    """Inference precision hint. None: bf16 on CPUs with AMX/AVX-512-BF16 (f16 on GPU), else f32;
+    always f32 for precision-sensitive networks (RIFE, EDVR: docs/precision.md).
     `fp16=True` means "f16", `fp16=False` means "f32"."""
     # threading
     ov_streams: int | None = None
@@ -208,6 +209,11 @@ class OV(BackendConfig):
                 raise ValueError(f"{name} must be >= 1 or None, not {value}")
         if not self.device:
             raise ValueError("device must be an OpenVINO device name such as 'CPU'")
+
+    def with_fp32_default(self) -> OV:
+        if self.precision is None and self.fp16 is None:
+            return replace(self, precision="f32")
+        return self
 
     def supports_op(self, op_type: str) -> bool:
         # OpenVINO's ONNX frontend has no conversion rule for DeformConv-19 (measured)

@@ -189,7 +189,8 @@ def from_vsmlrt(path: str | os.PathLike[str]) -> RifeModel:
     multiple = _multiple_v1(model, p) if kind == "v1" else 1
     wrapped, fp32 = _wrap(model, inputs[0], kind)
     set_metadata(wrapped, scale=1, multiple=multiple, tiling=False, fp32_nodes=",".join(fp32),
-                 name=f"rife-vsmlrt-{kind}-{p.stem}", rife_version=f"vs-mlrt {kind}", rife_role="flownet")
+                 name=f"rife-vsmlrt-{kind}-{p.stem}", rife_version=f"vs-mlrt {kind}", rife_role="flownet",
+                 precision_sensitive=True)
     try:
         onnx.checker.check_model(wrapped)
     except onnx.checker.ValidationError as err:

@@ -46,14 +46,6 @@ class Case:
     tsa: bool = True
     seed: int = 0
 
-    @property
-    def scale(self) -> int:
-        return 1 if self.hr_in else 4
-
-    @property
-    def multiple(self) -> int:
-        return 16 if self.hr_in else 4
-
     def state(self) -> State:
         """BasicSR-keyed float32 weights (seeded numpy normal; offsets large enough to leave the frame)."""
         return random_state(num_feat=self.num_feat, num_frame=self.num_frame, groups=self.groups,

@@ -237,7 +237,7 @@ def run_case(edvr_arch: types.ModuleType, indices_of, case: Case) -> tuple[np.nd
     model.load_state_dict({k: torch.from_numpy(v) for k, v in case.state().items()}, strict=True)
     model.eval()
     frames = case.frames()
-    m = case.multiple
+    m, s = (16, 1) if case.hr_in else (4, 4)  # BasicSR's size assertion; x1 or x4 output
     ph, pw = -case.height % m, -case.width % m
     outputs = []
     for n in case.outputs:
@@ -247,7 +247,6 @@ def run_case(edvr_arch: types.ModuleType, indices_of, case: Case) -> tuple[np.nd
             x = F.pad(x, (0, pw, 0, ph), mode="reflect")
         with torch.no_grad():
             y = model(x[None])[0]
-        s = case.scale
         outputs.append(y[:, : case.height * s, : case.width * s].numpy())
     return frames, np.stack(outputs).astype(np.float32)
 

@@ -84,7 +84,7 @@ class Network:
     precision_sensitive: bool = False
     """True where a backend's default lowered precision (OpenVINO bf16) costs too much: errors that
     grow through warps (RIFE's flows, EDVR's deformable alignment), or an SR net measured under
-    50 dB PSNR in bf16 against fp32 (QuickSRNet). Session then computes in fp32 unless the backend
+    50 dB PSNR in bf16 against fp32 (QuickSRNet, RRDBNet). Session then computes in fp32 unless the backend
     config asks for less (`BackendConfig.with_fp32_default`). See docs/precision.md."""
     digest: str = ""
     """sha256 of the serialized model; every cache keys on it."""

@@ -14,7 +14,8 @@ import pytest
 from tests import nets
 from tests.arch import edvr_numpy, ifnet_numpy
 from tests.arch.test_compact import random_state as compact_state
-from vssr.arch import compact, edvr, ifnet, quicksrnet
+from tests.arch.test_rrdb import random_state as rrdb_state
+from vssr.arch import compact, edvr, ifnet, quicksrnet, rrdb
 from vssr.backends import Backend
 from vssr.inference import Session
 from vssr.network import Network, set_metadata
@@ -27,7 +28,7 @@ def test_networks_that_are_precision_sensitive() -> None:
     sensitive = [ifnet.build_flownet(rife, v), ifnet.build_encoder(rife, v), edvr.build(state),
                  edvr.build_extractor(state), edvr.build_aligner(state)]
     qsr = {k: np.asarray(a) for k, a in np.load(quicksrnet_weights()).items()}
-    sensitive.append(quicksrnet.build(qsr))
+    sensitive += [quicksrnet.build(qsr), rrdb.build(rrdb_state(3, 8, 4, 1, 4))]
     assert all(Network.load(m).precision_sensitive for m in sensitive)
     assert not Network.load(compact.build(compact_state(3, 8, 2, 4))).precision_sensitive
     assert not Network.load(nets.conv3x3()).precision_sensitive

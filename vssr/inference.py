@@ -114,6 +114,12 @@ class Session:
             check_int(side, func, name, 1, INT32_MAX)
         dtype = check_dtype(dtype, func)
         backend = backend if backend is not None else default_backend()
+        if network.precision_sensitive:
+            exact = backend.with_fp32_default()
+            if exact != backend:
+                logger.info("%s is precision-sensitive: fp32 unless the backend config asks for less "
+                            "(docs/precision.md)", network.name)
+            backend = exact
         ov = check_pair(overlap, func, "overlap")
         pad = PadPlan.for_size(width, height, network.size)
         if tilesize is None:

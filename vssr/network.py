@@ -83,6 +83,11 @@ class Network:
     """Readable name used in cache file names."""
     fp32_nodes: tuple[str, ...] = ()
     """Nodes that must stay fp32 when a backend lowers precision (RIFE's grid arithmetic)."""
+    precision_sensitive: bool = False
+    """True where a backend's default lowered precision (OpenVINO bf16) costs too much: errors that
+    grow through warps (RIFE's flows, EDVR's deformable alignment), or an SR net measured under
+    50 dB PSNR in bf16 against fp32 (QuickSRNet, RRDBNet). Session then computes in fp32 unless the backend
+    config asks for less (`BackendConfig.with_fp32_default`). See docs/precision.md."""
     digest: str = ""
     """sha256 of the serialized model; every cache keys on it."""
 
@@ -135,6 +140,7 @@ class Network:
             tiling=meta.get("tiling", "True") == "True",
             name=name or meta.get("name", default_name),
             fp32_nodes=tuple(n for n in meta.get("fp32_nodes", "").split(",") if n),
+            precision_sensitive=meta.get("precision_sensitive", "False") == "True",
             digest=sha256_bytes(data),
         )
 

@@ -14,6 +14,7 @@ import vapoursynth as vs
 
 import vssr
 from tests.arch import edvr_numpy as ref
+from tests.clips import array_clip
 from tests.pipeline import ROOT, encode
 from tests.weights.torchsave import Tensor, save_zip
 from vssr.backends import Backend
@@ -24,17 +25,7 @@ STATE = ref.random_state(num_feat=8, groups=8, seed=11)
 
 def _source(core: vs.Core, n: int, h: int, w: int, fmt: int = vs.RGBS, seed: int = 0) -> tuple[vs.VideoNode, np.ndarray]:
     data = np.random.default_rng(seed).random((n, 3, h, w)).astype(np.float32)
-    blank = core.std.BlankClip(width=w, height=h, format=vs.RGBS, length=n, fpsnum=30000, fpsden=1001)
-
-    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
-        f = f.copy()
-        for p in range(3):
-            np.asarray(f[p])[:] = data[n, p]
-        f.props["source_index"] = n
-        f.props["_Matrix"] = 0
-        return f
-
-    clip = core.std.ModifyFrame(blank, blank, fill)
+    clip = array_clip(core, data)
     if fmt != vs.RGBS:
         clip = core.resize.Point(clip, format=fmt)
     return clip, data

@@ -139,6 +139,8 @@ class _Builder:
         return self.g.resize(x, 2, "linear")
 
     def model(self, **metadata: object) -> onnx.ModelProto:
+        # bf16 under OpenVINO moved outputs by 6e-3..9e-3 through the deformable alignment
+        metadata["precision_sensitive"] = True
         if self.fp32_nodes:
             metadata["fp32_nodes"] = ",".join(self.fp32_nodes)
         return self.g.model(**metadata)
@@ -280,7 +282,7 @@ def build_extractor(state: StateDict) -> onnx.ModelProto:
     _check_split(b.p)
     x = b.g.input("input", 3)
     b.g.output(b.level1(x), "l1", b.p.num_feat)
-    return b.g.model(scale=1, multiple=1, tiling=True)
+    return b.model(scale=1, multiple=1, tiling=True)
 
 
 def build_aligner(state: StateDict, *, deform: DeformMode = "native") -> onnx.ModelProto:

@@ -215,7 +215,7 @@ def build_encoder(state: StateDict, version: IFNetVersion) -> onnx.ModelProto:
     x = g.conv_transpose(x, state[f"{last}.weight"], state[f"{last}.bias"], last)
     g.output(x, "feat", version.enc)
     return g.model(scale=1, multiple=2, padding="zeros", tiling=False, rife_version=version.name,
-                   rife_role="encoder")
+                   rife_role="encoder", precision_sensitive=True)
 
 
 def _pyramid(g: GraphBuilder, blocks: list[_Block], version: IFNetVersion, imgs: list[str], feats: list[str],
@@ -336,6 +336,7 @@ def build_flownet(state: StateDict, version: IFNetVersion, *, scale: float = 1.0
         rife_role="flownet",
         rife_scale=scale,
         rife_ensemble=ensemble,
+        precision_sensitive=True,  # errors grow through the flow blocks' warps (docs/precision.md)
     )
 
 

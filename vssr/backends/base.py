@@ -93,6 +93,11 @@ class BackendConfig(ABC):
         feature extractor): output-type choices meant for the filter's result do not apply."""
         return self
 
+    def with_fp32_default(self) -> BackendConfig:
+        """This config computing in fp32 where it leaves the precision to the backend's default
+        (for `Network.precision_sensitive` networks); a precision the user set is kept."""
+        return self
+
     def supports_op(self, op_type: str) -> bool:
         """Whether this runtime runs the ONNX operator `op_type` (for ops that some runtimes lack,
         e.g. DeformConv; a model then picks an equivalent built from standard ops)."""

@@ -27,7 +27,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -194,7 +194,8 @@ class OV(BackendConfig):
     """OpenVINO device name: "CPU", "GPU", "GPU.0", "NPU", ..."""
     # precision
     precision: Precision | None = None
-    """Inference precision hint. None: bf16 on CPUs with AMX/AVX-512-BF16 (f16 on GPU), else f32.
+    """Inference precision hint. None: bf16 on CPUs with AMX/AVX-512-BF16 (f16 on GPU), else f32;
+    always f32 for precision-sensitive networks (RIFE, EDVR, RRDBNet, QuickSRNet: docs/precision.md).
     `fp16=True` means "f16", `fp16=False` means "f32"."""
     # threading
     ov_streams: int | None = None
@@ -221,6 +222,11 @@ class OV(BackendConfig):
         self.normalise("cache", require_bool("cache", self.cache))
         if not isinstance(self.device, str) or not self.device:
             raise ValueError(f"device must be an OpenVINO device name such as 'CPU', not {self.device!r}")
+
+    def with_fp32_default(self) -> OV:
+        if self.precision is None and self.fp16 is None:
+            return replace(self, precision="f32")
+        return self
 
     def supports_op(self, op_type: str) -> bool:
         # OpenVINO's ONNX frontend has no conversion rule for DeformConv-19 (measured)

@@ -188,7 +188,8 @@ def from_vsmlrt(path: str | os.PathLike[str]) -> RifeModel:
     # the same RIFE networks: padded with zeros as vs-rife does (vs-mlrt's v2 graphs pad inside with zeros;
     # its v1 graphs take only aligned frames)
     set_metadata(wrapped, scale=1, multiple=multiple, padding="zeros", tiling=False, fp32_nodes=",".join(fp32),
-                 name=f"rife-vsmlrt-{kind}-{p.stem}", rife_version=f"vs-mlrt {kind}", rife_role="flownet")
+                 name=f"rife-vsmlrt-{kind}-{p.stem}", rife_version=f"vs-mlrt {kind}", rife_role="flownet",
+                 precision_sensitive=True)
     try:
         onnx.checker.check_model(wrapped)
     except onnx.checker.ValidationError as err:

@@ -75,6 +75,13 @@ class _TensorRT(BackendConfig):
         # features go to the next network in the type it takes (the clip's), not in output_dtype
         return dataclasses.replace(self, output_dtype=None)
 
+    def with_fp32_default(self) -> _TensorRT:
+        # fp16=None follows the clip (RGBH -> fp16 compute); a precision-sensitive network keeps
+        # fp16 I/O for RGBH but computes in fp32
+        if self.fp16 is None and not self.bf16:
+            return dataclasses.replace(self, fp16=False)
+        return self
+
     def supports_op(self, op_type: str) -> bool:
         # the ONNX parser maps DeformConv to the ModulatedDeformConv2d plugin (TensorRT >= 10.1),
         # which only full TensorRT's plugin library has (TensorRT-RTX 1.7 registers two others)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import multiprocessing
 import os
 import re
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests import nets
-from vssr import files
+from vssr import cachefile, files
 from vssr.backends.cuda import DeviceInfo
 from vssr.backends.trt import TRT, TRT_RTX
 from vssr.backends.trt import cache as trt_cache
@@ -212,15 +213,23 @@ def test_builds_once_then_loads(tmp_path: Path) -> None:
     second, _ = trt_cache.load_or_build(tmp_path, _spec(), build, _strict_load)
     assert first == second == b"ENGINE-1" and len(calls) == 1
     (record,) = trt_cache.list_engines(tmp_path)
-    assert record.path == path and record.info["sha256"] == files.sha256_bytes(b"ENGINE-1")
+    assert record.path == path and record.intact and record.info["build_seconds"] >= 0
     assert record.info["key"] == {"k": "net"} and record.info["shape"] == "48x32"
+    meta = json.loads(cachefile.meta_path(path).read_text())  # the sidecar that vouches for the bytes
+    assert meta["key"] == {"k": "net"} and meta["size"] == 8 and meta["sha256"] == files.sha256_bytes(b"ENGINE-1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name, f"{path.name}.json", f"{path.name}.meta.json"]
 
 
-def test_corrupt_engine_is_rebuilt(tmp_path: Path) -> None:
+def test_engine_its_sidecar_vouches_for_but_the_runtime_refuses_is_rebuilt(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deserializing stays the second check: bytes that match their sidecar but do not load
+    (another TensorRT or GPU under the same key) are rebuilt, not an error."""
     path = tmp_path / _spec().filename
-    path.write_bytes(b"truncated garbage")
+    cachefile.write(path, b"refused by the runtime", _spec().key)
     data, _ = trt_cache.load_or_build(tmp_path, _spec(), lambda: b"ENGINE-new", _strict_load)
-    assert data == b"ENGINE-new" and path.read_bytes() == b"ENGINE-new"
+    assert data == b"ENGINE-new" and path.read_bytes() == b"ENGINE-new" and cachefile.verified(path, _spec().key)
+    assert any(str(path) in r.getMessage() and "cannot be loaded (bad magic)" in r.getMessage() for r in caplog.records)
 
 
 def test_failed_build_leaves_nothing(tmp_path: Path) -> None:
@@ -230,30 +239,6 @@ def test_failed_build_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(BackendError):
         trt_cache.load_or_build(tmp_path, _spec(), build, _strict_load)
     assert not list(tmp_path.glob("*.engine")) and not list(tmp_path.glob(".*.tmp"))
-
-
-def _die_mid_write(path: str) -> None:
-    def writer(f: Any) -> None:
-        f.write(b"ENGINE-half")
-        f.flush()
-        os._exit(3)  # the process dies with the temp file half written
-
-    files.atomic_write(path, writer)
-
-
-def test_crash_mid_write_never_leaves_a_torn_engine(tmp_path: Path) -> None:
-    path = tmp_path / _spec().filename
-    path.write_bytes(b"ENGINE-old")
-    process = multiprocessing.get_context("spawn").Process(target=_die_mid_write, args=(str(path),))
-    process.start()
-    process.join(30)
-    assert process.exitcode == 3
-    assert path.read_bytes() == b"ENGINE-old"  # the old file, whole
-    stale = list(tmp_path.glob(".*.tmp"))
-    assert stale  # the dead writer's temp file, never renamed; prune removes it once old
-    old = time.time() - 2 * 86400
-    os.utime(stale[0], (old, old))
-    assert stale[0] in trt_cache.prune_engines(tmp_path) and not stale[0].exists()
 
 
 def _build_counted(folder: str, counter: str, queue: Any) -> None:
@@ -282,25 +267,45 @@ def test_two_processes_build_once(tmp_path: Path) -> None:
 
 
 def test_list_and_prune(tmp_path: Path) -> None:
+    """A pruned engine takes its sidecars and runtime cache with it; damaged engines and runtime
+    caches, sidecars and runtime caches without their file, and old-name caches are leftovers."""
     _, a = trt_cache.load_or_build(tmp_path, _spec("a"), lambda: b"ENGINE-a", _strict_load)
     _, b = trt_cache.load_or_build(tmp_path, _spec("b"), lambda: b"ENGINE-b", _strict_load)
-    kernels_a = trt_cache.runtime_cache_path(a)
-    kernels_a.write_bytes(b"JIT kernels of a")  # TensorRT-RTX's runtime cache goes with its engine
+    _, c = trt_cache.load_or_build(tmp_path, _spec("c"), lambda: b"ENGINE-c", _strict_load)
+    kernels_a, kernels_b = trt_cache.runtime_cache_path(a), trt_cache.runtime_cache_path(b)
+    cachefile.write(kernels_a, b"JIT kernels of a", {"engine": a.name})  # goes with its engine
+    cachefile.write(kernels_b, b"JIT kernels of b", {"engine": b.name})
+    kernels_b.write_bytes(b"JIT kernels of b, damaged")  # a damaged runtime cache of a live engine
     orphan = tmp_path / "gone.1x1.fp32-in32-out32.0123456789abcdef.engine.runtimecache"
     orphan.write_bytes(b"JIT kernels of an engine deleted by hand")
+    orphan_meta = tmp_path / "gone.1x1.fp32-in32-out32.0123456789abcdef.engine.meta.json"
+    orphan_meta.write_text("{}")  # a sidecar whose engine was deleted by hand
     legacy = b.with_name(b.name + ".rtxcache")  # the old name of a runtime cache, beside a live engine
     legacy.write_bytes(b"JIT kernels under the old name")
+    c.write_bytes(b"ENGINE-C")  # damaged: removed, with its sidecars, by any prune
     old = time.time() - 40 * 86400
     os.utime(a, (old, old))
-    assert [r.path for r in trt_cache.list_engines(tmp_path)] == [b, a]  # kernel caches are not engines
-    assert trt_cache.prune_engines(tmp_path, unused_days=30, dry_run=True) == [a, orphan, legacy]
-    assert a.exists() and orphan.exists() and legacy.exists()
-    removed = trt_cache.prune_engines(tmp_path, unused_days=30)
-    assert a in removed and not a.exists() and b.exists()
-    assert kernels_a in removed and not kernels_a.exists() and orphan in removed and not orphan.exists()
-    assert legacy in removed and not legacy.exists()
+    os.utime(c, (old - 1, old - 1))
+    records = trt_cache.list_engines(tmp_path)
+    assert [(r.path, r.intact) for r in records] == [(b, True), (a, True), (c, False)]  # kernel caches are not engines
+
+    def meta(p: Path) -> Path:
+        return cachefile.meta_path(p)
+
+    def info(p: Path) -> Path:
+        return p.with_name(p.name + ".json")
+
+    a_files = [a, meta(a), info(a), kernels_a, meta(kernels_a)]
+    c_files = [c, meta(c), info(c)]
+    expected = [*a_files, *c_files, kernels_b, meta(kernels_b), legacy, orphan, orphan_meta]
+    assert trt_cache.prune_engines(tmp_path, unused_days=30, dry_run=True) == expected
+    assert all(p.exists() for p in expected)
+    assert trt_cache.prune_engines(tmp_path, unused_days=30) == expected
+    assert not any(p.exists() for p in expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [b.name, info(b).name, meta(b).name]
+    assert trt_cache.prune_engines(tmp_path) == []  # nothing else is a leftover
     removed = trt_cache.prune_engines(tmp_path, keep=lambda r: r.info.get("model") != "b")
-    assert b in removed and not list(tmp_path.glob("*.engine*"))
+    assert removed == [b, meta(b), info(b)] and not list(tmp_path.iterdir())
 
 
 def test_a_lock_its_holder_deletes_still_excludes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -394,35 +399,55 @@ def test_engine_loads_where_its_use_cannot_be_recorded(tmp_path: Path, monkeypat
     assert data == b"ENGINE-a"
 
 
-def test_a_read_only_folder_builds_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                            caplog: pytest.LogCaptureFixture) -> None:
-    """An engine folder that cannot be written (a shared read-only cache, a full disk): the engine is
-    built and used, with a warning, instead of a PermissionError."""
-    def no_lock(path: Any, on_wait: Any = None) -> Any:
-        raise PermissionError(13, "Permission denied", str(path))
+def _unwritable(where: str, tmp_path: Path) -> tuple[Path, Any]:
+    """An engine folder that cannot be written, and the undo."""
+    from tests.test_cachefile import _read_only_folder
 
-    monkeypatch.setattr(trt_cache.files, "file_lock", no_lock)
-    data, _ = trt_cache.load_or_build(tmp_path, _spec("ro"), lambda: b"ENGINE-ro", _strict_load)
-    assert data == b"ENGINE-ro" and not list(tmp_path.glob("*.engine"))
-    assert any("cannot write engines" in r.getMessage() for r in caplog.records)
-    monkeypatch.undo()
+    if where == "read-only":
+        return tmp_path / "ro", _read_only_folder(tmp_path)
+    (tmp_path / "file").write_bytes(b"a regular file")
+    return (tmp_path / "file" if where == "is-a-file" else tmp_path / "file" / "engines"), lambda: None
 
+
+@pytest.mark.parametrize("where", ["read-only", "is-a-file", "under-a-file"])
+def test_an_unwritable_folder_builds_in_memory(where: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An engine folder that cannot be written (a shared read-only cache, a regular file where the
+    folder should be or on its path): engines are built and used, with one warning for the folder
+    naming the variable, instead of an OSError."""
+    folder, undo = _unwritable(where, tmp_path)
+    try:
+        before = sorted(tmp_path.rglob("*"))
+        for name in ("one", "two"):
+            data, _ = trt_cache.load_or_build(folder, _spec(name), lambda n=name: b"ENGINE-" + n.encode(), _strict_load)
+            assert data == b"ENGINE-" + name.encode()
+        assert sorted(tmp_path.rglob("*")) == before  # nothing written
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1 and f"cannot write the cache folder {folder}" in warnings[0]
+        assert "set VSSR_ENGINE_DIR to a writable folder" in warnings[0]
+    finally:
+        undo()
+
+
+def test_a_full_disk_uses_the_engine_for_this_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
     def full_disk(*args: Any) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(trt_cache, "_write", full_disk)
-    data, _ = trt_cache.load_or_build(tmp_path, _spec("full"), lambda: b"ENGINE-full", _strict_load)
-    assert data == b"ENGINE-full" and any("cannot save the engine" in r.getMessage() for r in caplog.records)
+    monkeypatch.setattr(files, "atomic_write", full_disk)
+    data, path = trt_cache.load_or_build(tmp_path, _spec("full"), lambda: b"ENGINE-full", _strict_load)
+    assert data == b"ENGINE-full" and not path.exists()
+    assert any(f"cannot write the cache folder {tmp_path} (No space left" in r.getMessage() for r in caplog.records)
 
 
-def test_building_ahead_of_time_needs_a_writable_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("where", ["read-only", "is-a-file"])
+def test_building_ahead_of_time_needs_a_writable_folder(where: str, tmp_path: Path) -> None:
     """build_engine's point is the file: an unwritable folder is an error before minutes of building."""
-    def no_lock(path: Any, on_wait: Any = None) -> Any:
-        raise PermissionError(13, "Permission denied", str(path))
-
-    monkeypatch.setattr(trt_cache.files, "file_lock", no_lock)
-    with pytest.raises(BackendError, match="cannot write the engine"):
-        trt_cache.load_or_build(tmp_path, _spec("aot"), lambda: pytest.fail("built"), _strict_load, must_keep=True)
+    folder, undo = _unwritable(where, tmp_path)
+    try:
+        with pytest.raises(BackendError, match=rf"cannot write the engine {re.escape(str(folder))}/aot\..*VSSR_ENGINE_DIR"):
+            trt_cache.load_or_build(folder, _spec("aot"), lambda: pytest.fail("built"), _strict_load, must_keep=True)
+    finally:
+        undo()
 
 
 @pytest.mark.parametrize(("code", "outcome"), [(37, "unlocked"), (5, "error")])  # ENOLCK, EIO
@@ -456,7 +481,7 @@ def test_waiting_for_another_build_is_said(tmp_path: Path, caplog: pytest.LogCap
     def builder() -> None:
         with files.file_lock(path):
             released.wait(10)
-            trt_cache._write(path, _spec("busy"), b"ENGINE-busy", 0.0)
+            cachefile.write(path, b"ENGINE-busy", _spec("busy").key)
 
     thread = threading.Thread(target=builder)
     thread.start()
@@ -466,7 +491,8 @@ def test_waiting_for_another_build_is_said(tmp_path: Path, caplog: pytest.LogCap
     data, _ = trt_cache.load_or_build(tmp_path, _spec("busy"), lambda: pytest.fail("built twice"), _strict_load)
     thread.join(10)
     assert data == b"ENGINE-busy"
-    assert any("waiting for another process building" in r.getMessage() for r in caplog.records)
+    assert any(f"waiting for process {os.getpid()} on " in r.getMessage() and f"holds {path}.lock" in r.getMessage()
+               for r in caplog.records)
 
 
 def test_prune_removes_idle_locks_of_gone_files_only(tmp_path: Path) -> None:

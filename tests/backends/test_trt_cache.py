@@ -625,3 +625,204 @@ def test_a_refused_timing_cache_is_an_error(tmp_path: Path) -> None:
         attach_timing_cache(config, path)
     config.set_timing_cache.return_value = True
     assert attach_timing_cache(config, path) is config.create_timing_cache.return_value
+
+
+# --- damaged entries: rebuilt, never used ------------------------------------------------------
+DAMAGES = ["empty", "truncated", "flipped", "swapped", "swapped-with-sidecar", "no-sidecar"]
+"""`swapped`: another valid entry's bytes copied over this one; `-with-sidecar`: its sidecar too;
+`no-sidecar`: its writer died between the entry and the sidecar, or it predates sidecars."""
+
+
+def _damage(entry: Path, how: str, other: Path) -> None:
+    data = entry.read_bytes()
+    if how == "empty":
+        entry.write_bytes(b"")
+    elif how == "truncated":
+        entry.write_bytes(data[: len(data) // 2])
+    elif how == "flipped":  # up to 100 bytes from a quarter in (a runtime cache here is 9 bytes)
+        flipped = bytearray(data)
+        for i in range(len(data) // 4, min(len(data), len(data) // 4 + 100)):
+            flipped[i] ^= 0xFF
+        entry.write_bytes(bytes(flipped))
+    elif how.startswith("swapped"):
+        assert other.read_bytes() != data
+        entry.write_bytes(other.read_bytes())
+        if how == "swapped-with-sidecar":
+            cachefile.meta_path(entry).write_bytes(cachefile.meta_path(other).read_bytes())
+    else:
+        cachefile.meta_path(entry).unlink()
+
+
+def _warned_about(entry: Path, caplog: pytest.LogCaptureFixture) -> bool:
+    return any(r.levelname == "WARNING" and f"cache entry {entry} " in r.getMessage()
+               and r.getMessage().endswith("building it again") for r in caplog.records)
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> Any:
+    from tests.backends.fake_gpu import FakeGpu
+    from vssr.backends import cuda
+
+    gpu = FakeGpu()
+    monkeypatch.setattr(cuda, "import_cudart", lambda: gpu.module)
+    return gpu
+
+
+def _load_and_close(folder: Path, model: Any, tile: ShapeProfile) -> None:
+    """A whole filter's life on the fake GPU: engine built or loaded, warm-up run (the fake JIT
+    compiles a kernel for the tile), a 24x24 tile checked against onnx.reference, runners closed
+    (the runtime cache written)."""
+    for runner in TRT_RTX(engine_folder=str(folder)).load(Network.load(model), tile):
+        if tile.opt == (24, 24):
+            nets.check_runner(runner, model)
+        runner.close()
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_engine_is_rebuilt_and_equals_a_fresh_build(
+    damage: str, fake_gpu: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Real TensorRT-RTX builds (deterministic, 0.2 s on the CPU) on the fake GPU. The fake runtime
+    deserializes anything, as a real one may for a valid engine of another network: only the
+    sidecar stands between the damaged bytes and the GPU."""
+    from tests.backends.fake_gpu import run_built_graphs, trt
+
+    model, tile = nets.conv3x3(), ShapeProfile.static(24, 24)
+    run_built_graphs(fake_gpu, monkeypatch)  # a deserialized engine runs the graph vssr built for it
+    runtime = trt.Runtime.return_value
+    fresh, used, other = tmp_path / "fresh", tmp_path / "used", tmp_path / "other"
+    for folder, net in ((fresh, model), (used, model), (other, nets.conv3x3(seed=1))):
+        _load_and_close(folder, net, tile)
+    (reference,), (engine,), (swap,) = (list(f.glob("*.engine")) for f in (fresh, used, other))
+    _damage(engine, damage, swap)
+    runtime.deserialize_cuda_engine.reset_mock()
+    caplog.clear()
+    _load_and_close(used, model, tile)
+    (loaded,) = [call.args[0] for call in runtime.deserialize_cuda_engine.call_args_list]
+    assert loaded == engine.read_bytes() == reference.read_bytes()  # the rebuilt engine, as a fresh build
+    assert _warned_about(engine, caplog)
+    key = json.loads(cachefile.meta_path(reference).read_text())["key"]
+    assert cachefile.verified(engine, key) and json.loads(cachefile.meta_path(engine).read_text())["key"] == key
+    assert sorted(p.name for p in used.iterdir()) == sorted(p.name for p in fresh.iterdir())  # no leftovers
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_runtime_cache_is_never_used_and_rebuilt_as_fresh(
+    damage: str, fake_gpu: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """TensorRT-RTX's runtime cache on the fake JIT (a kernel per shape, serialized as text): a
+    damaged one is never handed to `IRuntimeCache.deserialize`; the cache starts empty and the
+    file written at the end equals what a fresh run writes, with a sidecar that vouches for it."""
+    from tests.backends.fake_gpu import run_built_graphs
+
+    model = nets.conv3x3()
+    tiles = {"fresh": ShapeProfile.static(24, 24), "used": ShapeProfile.static(24, 24),
+             "other": ShapeProfile.static(32, 32)}
+    run_built_graphs(fake_gpu, monkeypatch)
+    for name, tile in tiles.items():
+        _load_and_close(tmp_path / name, model, tile)
+    kernels = {name: trt_cache.runtime_cache_path(next((tmp_path / name).glob("*.engine"))) for name in tiles}
+    assert kernels["used"].read_bytes() == b"1x3x24x24" and kernels["other"].read_bytes() == b"1x3x32x32"
+    _damage(kernels["used"], damage, kernels["other"])
+    caplog.clear()
+    fake_gpu.kernel_caches.clear()
+    _load_and_close(tmp_path / "used", model, tiles["used"])
+    (cache,) = fake_gpu.kernel_caches
+    cache.deserialize.assert_not_called()
+    assert _warned_about(kernels["used"], caplog)
+    assert kernels["used"].read_bytes() == kernels["fresh"].read_bytes() == b"1x3x24x24"
+    meta_used, meta_fresh = (json.loads(cachefile.meta_path(kernels[n]).read_text()) for n in ("used", "fresh"))
+    assert meta_used["key"] == meta_fresh["key"] and meta_used["sha256"] == meta_fresh["sha256"]
+    engine = kernels["used"].with_name(kernels["used"].name.removesuffix(".runtimecache"))
+    assert meta_used["key"]["engine_sha256"] == files.sha256_file(engine)  # kernels of this very engine
+    assert cachefile.verified(kernels["used"], meta_used["key"])
+
+
+def test_kernels_of_a_replaced_engine_are_not_offered_to_it(
+    fake_gpu: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The runtime cache is keyed on its engine's sha256: when the engine is rebuilt into other
+    bytes, the kernels compiled for the old one start over."""
+    from tests.backends.fake_gpu import run_built_graphs
+
+    model, tile = nets.conv3x3(), ShapeProfile.static(24, 24)
+    run_built_graphs(fake_gpu, monkeypatch)
+    _load_and_close(tmp_path, model, tile)
+    (engine,) = tmp_path.glob("*.engine")
+    kernels = trt_cache.runtime_cache_path(engine)
+    key = json.loads(cachefile.meta_path(engine).read_text())["key"]
+    cachefile.write(engine, engine.read_bytes() + b"\0", key)  # another valid engine under the same key
+    fake_gpu.kernel_caches.clear()
+    _load_and_close(tmp_path, model, tile)
+    fake_gpu.kernel_caches[0].deserialize.assert_not_called()
+    assert any(f"cache entry {kernels} was written for another key" in r.getMessage() for r in caplog.records)
+    assert json.loads(cachefile.meta_path(kernels).read_text())["key"]["engine_sha256"] == files.sha256_file(engine)
+
+
+# --- writers killed mid-write: the next run cleans up -------------------------------------------
+_KILLED_WRITER = """
+import os, sys, time
+from pathlib import Path
+from tests import nets
+from vssr.backends.trt import TRT_RTX
+from vssr.backends.trt.cache import RuntimeCache
+from vssr.network import Network
+from vssr.types import ShapeProfile
+
+folder, kind, marker = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+real_fsync = os.fsync
+
+def fsync(fd):  # the bytes are in the temporary file, not yet renamed: tell the test, wait for the kill
+    real_fsync(fd)
+    marker.write_text("in the temporary file")
+    time.sleep(60)
+
+if kind == "engine":
+    os.fsync = fsync
+engine = TRT_RTX(engine_folder=str(folder)).build_engine(Network.load(nets.conv3x3()), ShapeProfile.static(16, 16))
+
+class Kernels:  # TensorRT-RTX's IRuntimeCache as the fake JIT leaves it: kernels as bytes
+    def serialize(self): return b"1x3x16x16"
+    def deserialize(self, blob): return True
+
+class RuntimeConfig:
+    def create_runtime_cache(self): return Kernels()
+    def set_runtime_cache(self, cache): return True
+
+os.fsync = fsync
+kernels = RuntimeCache(engine.with_name(engine.name + ".runtimecache"))
+kernels.attach(RuntimeConfig())
+kernels.release()
+"""
+
+
+@pytest.mark.parametrize("kind", ["engine", "runtime cache"])
+def test_a_writer_killed_mid_write_leaves_what_the_next_run_cleans(kind: str, tmp_path: Path) -> None:
+    """SIGKILL while the bytes are in the temporary file (its lock and the entry's lock held): the
+    next run removes both leftovers and leaves exactly the engine, its sidecars, as a fresh build."""
+    import signal
+    import subprocess
+    import sys
+
+    folder, marker, fresh = tmp_path / "engines", tmp_path / "marker", tmp_path / "fresh"
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(folder), kind.split()[0], str(marker)],
+                             cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), child.stderr.read().decode() if child.poll() is not None else "no write in 120 s"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(30)
+    assert child.returncode == -signal.SIGKILL
+    left = sorted(p.name for p in folder.iterdir())
+    assert [n for n in left if n.endswith(".tmp")] and [n for n in left if n.endswith(".lock")], left
+    network, tile = Network.load(nets.conv3x3()), ShapeProfile.static(16, 16)
+    engine = TRT_RTX(engine_folder=str(folder)).build_engine(network, tile)  # the next run
+    reference = TRT_RTX(engine_folder=str(fresh)).build_engine(network, tile)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in fresh.iterdir()) == sorted(
+        [engine.name, f"{engine.name}.json", f"{engine.name}.meta.json"])
+    assert engine.read_bytes() == reference.read_bytes()

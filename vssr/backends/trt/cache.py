@@ -72,6 +72,7 @@ def _sidecar(path: Path) -> Path:
 
 def _write_build_record(path: Path, spec: EngineSpec, seconds: float) -> None:
     record = {
+        "bytes": path.stat().st_size,
         "model": spec.model,
         "shape": shape_label(spec.profile),
         "precision": spec.precision,

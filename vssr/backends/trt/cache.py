@@ -219,8 +219,8 @@ def prune_engines(
             removed += _remove(record.path, [record.path, *_companions(record.path)], chosen, dry_run)
     gone = set(removed)
 
-    def present(path: Path) -> bool:
-        return path not in gone and path.exists()
+    def present(path: Path | None) -> bool:  # with dry_run: as if the removable were gone
+        return path is not None and path not in gone and path.exists()
 
     for kernels in sorted(root.glob(f"*{SUFFIX}{RUNTIME_CACHE}")):
         if present(kernels) and present(_owner(kernels)) and not cachefile.intact(kernels):
@@ -228,8 +228,7 @@ def prune_engines(
     gone = set(removed)
     for extra in (LEGACY_RUNTIME_CACHE, RUNTIME_CACHE, SIDECAR, META):  # owners before their sidecars
         for orphan in sorted(root.glob(f"*{SUFFIX}*{extra}")):
-            owner = _owner(orphan)
-            if present(orphan) and (owner is None or not present(owner)):
+            if present(orphan) and not present(_owner(orphan)):
                 removed.append(orphan)
                 gone.add(orphan)
                 if not dry_run:

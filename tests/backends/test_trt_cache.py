@@ -634,23 +634,13 @@ DAMAGES = ["empty", "truncated", "flipped", "swapped", "swapped-with-sidecar", "
 
 
 def _damage(entry: Path, how: str, other: Path) -> None:
-    data = entry.read_bytes()
-    if how == "empty":
-        entry.write_bytes(b"")
-    elif how == "truncated":
-        entry.write_bytes(data[: len(data) // 2])
-    elif how == "flipped":  # up to 100 bytes from a quarter in (a runtime cache here is 9 bytes)
-        flipped = bytearray(data)
-        for i in range(len(data) // 4, min(len(data), len(data) // 4 + 100)):
-            flipped[i] ^= 0xFF
-        entry.write_bytes(bytes(flipped))
-    elif how.startswith("swapped"):
-        assert other.read_bytes() != data
-        entry.write_bytes(other.read_bytes())
-        if how == "swapped-with-sidecar":
-            cachefile.meta_path(entry).write_bytes(cachefile.meta_path(other).read_bytes())
-    else:
-        cachefile.meta_path(entry).unlink()
+    """test_cachefile's damages (the same for every cache kind), plus a swap that brings its sidecar."""
+    from tests.test_cachefile import _damage as damage_entry
+
+    assert other.read_bytes() != entry.read_bytes()
+    damage_entry(how.removesuffix("-with-sidecar"), entry, other)
+    if how == "swapped-with-sidecar":
+        cachefile.meta_path(entry).write_bytes(cachefile.meta_path(other).read_bytes())
 
 
 def _warned_about(entry: Path, caplog: pytest.LogCaptureFixture) -> bool:

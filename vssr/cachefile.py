@@ -70,7 +70,7 @@ def _check(entry: Path, key: Key) -> tuple[bytes | None, str | None]:
         with open(meta_path(entry), "rb") as f:
             record = json.loads(f.read(_MAX_SIDECAR))
         size, digest, stored_key = int(record["size"]), str(record["sha256"]), record["key"]
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # NotADirectory: a file where the folder should be, no entry
         return None, "has no sidecar (its writer was interrupted)" if entry.exists() else None
     except (OSError, ValueError, KeyError, TypeError) as err:
         return None, f"has an unreadable sidecar ({type(err).__name__})"

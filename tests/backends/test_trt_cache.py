@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import multiprocessing
 import os
 import re
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests import nets
-from vssr import files
+from vssr import cachefile, files
 from vssr.backends.cuda import DeviceInfo
 from vssr.backends.trt import TRT, TRT_RTX
 from vssr.backends.trt import cache as trt_cache
@@ -212,15 +213,23 @@ def test_builds_once_then_loads(tmp_path: Path) -> None:
     second, _ = trt_cache.load_or_build(tmp_path, _spec(), build, _strict_load)
     assert first == second == b"ENGINE-1" and len(calls) == 1
     (record,) = trt_cache.list_engines(tmp_path)
-    assert record.path == path and record.info["sha256"] == files.sha256_bytes(b"ENGINE-1")
+    assert record.path == path and record.intact and record.info["build_seconds"] >= 0
     assert record.info["key"] == {"k": "net"} and record.info["shape"] == "48x32"
+    meta = json.loads(cachefile.meta_path(path).read_text())  # the sidecar that vouches for the bytes
+    assert meta["key"] == {"k": "net"} and meta["size"] == 8 and meta["sha256"] == files.sha256_bytes(b"ENGINE-1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name, f"{path.name}.json", f"{path.name}.meta.json"]
 
 
-def test_corrupt_engine_is_rebuilt(tmp_path: Path) -> None:
+def test_engine_its_sidecar_vouches_for_but_the_runtime_refuses_is_rebuilt(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deserializing stays the second check: bytes that match their sidecar but do not load
+    (another TensorRT or GPU under the same key) are rebuilt, not an error."""
     path = tmp_path / _spec().filename
-    path.write_bytes(b"truncated garbage")
+    cachefile.write(path, b"refused by the runtime", _spec().key)
     data, _ = trt_cache.load_or_build(tmp_path, _spec(), lambda: b"ENGINE-new", _strict_load)
-    assert data == b"ENGINE-new" and path.read_bytes() == b"ENGINE-new"
+    assert data == b"ENGINE-new" and path.read_bytes() == b"ENGINE-new" and cachefile.verified(path, _spec().key)
+    assert any(str(path) in r.getMessage() and "cannot be loaded (bad magic)" in r.getMessage() for r in caplog.records)
 
 
 def test_failed_build_leaves_nothing(tmp_path: Path) -> None:
@@ -230,30 +239,6 @@ def test_failed_build_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(BackendError):
         trt_cache.load_or_build(tmp_path, _spec(), build, _strict_load)
     assert not list(tmp_path.glob("*.engine")) and not list(tmp_path.glob(".*.tmp"))
-
-
-def _die_mid_write(path: str) -> None:
-    def writer(f: Any) -> None:
-        f.write(b"ENGINE-half")
-        f.flush()
-        os._exit(3)  # the process dies with the temp file half written
-
-    files.atomic_write(path, writer)
-
-
-def test_crash_mid_write_never_leaves_a_torn_engine(tmp_path: Path) -> None:
-    path = tmp_path / _spec().filename
-    path.write_bytes(b"ENGINE-old")
-    process = multiprocessing.get_context("spawn").Process(target=_die_mid_write, args=(str(path),))
-    process.start()
-    process.join(30)
-    assert process.exitcode == 3
-    assert path.read_bytes() == b"ENGINE-old"  # the old file, whole
-    stale = list(tmp_path.glob(".*.tmp"))
-    assert stale  # the dead writer's temp file, never renamed; prune removes it once old
-    old = time.time() - 2 * 86400
-    os.utime(stale[0], (old, old))
-    assert stale[0] in trt_cache.prune_engines(tmp_path) and not stale[0].exists()
 
 
 def _build_counted(folder: str, counter: str, queue: Any) -> None:
@@ -282,25 +267,45 @@ def test_two_processes_build_once(tmp_path: Path) -> None:
 
 
 def test_list_and_prune(tmp_path: Path) -> None:
+    """A pruned engine takes its sidecars and runtime cache with it; damaged engines and runtime
+    caches, sidecars and runtime caches without their file, and old-name caches are leftovers."""
     _, a = trt_cache.load_or_build(tmp_path, _spec("a"), lambda: b"ENGINE-a", _strict_load)
     _, b = trt_cache.load_or_build(tmp_path, _spec("b"), lambda: b"ENGINE-b", _strict_load)
-    kernels_a = trt_cache.runtime_cache_path(a)
-    kernels_a.write_bytes(b"JIT kernels of a")  # TensorRT-RTX's runtime cache goes with its engine
+    _, c = trt_cache.load_or_build(tmp_path, _spec("c"), lambda: b"ENGINE-c", _strict_load)
+    kernels_a, kernels_b = trt_cache.runtime_cache_path(a), trt_cache.runtime_cache_path(b)
+    cachefile.write(kernels_a, b"JIT kernels of a", {"engine": a.name})  # goes with its engine
+    cachefile.write(kernels_b, b"JIT kernels of b", {"engine": b.name})
+    kernels_b.write_bytes(b"JIT kernels of b, damaged")  # a damaged runtime cache of a live engine
     orphan = tmp_path / "gone.1x1.fp32-in32-out32.0123456789abcdef.engine.runtimecache"
     orphan.write_bytes(b"JIT kernels of an engine deleted by hand")
+    orphan_meta = tmp_path / "gone.1x1.fp32-in32-out32.0123456789abcdef.engine.meta.json"
+    orphan_meta.write_text("{}")  # a sidecar whose engine was deleted by hand
     legacy = b.with_name(b.name + ".rtxcache")  # the old name of a runtime cache, beside a live engine
     legacy.write_bytes(b"JIT kernels under the old name")
+    c.write_bytes(b"ENGINE-C")  # damaged: removed, with its sidecars, by any prune
     old = time.time() - 40 * 86400
     os.utime(a, (old, old))
-    assert [r.path for r in trt_cache.list_engines(tmp_path)] == [b, a]  # kernel caches are not engines
-    assert trt_cache.prune_engines(tmp_path, unused_days=30, dry_run=True) == [a, orphan, legacy]
-    assert a.exists() and orphan.exists() and legacy.exists()
-    removed = trt_cache.prune_engines(tmp_path, unused_days=30)
-    assert a in removed and not a.exists() and b.exists()
-    assert kernels_a in removed and not kernels_a.exists() and orphan in removed and not orphan.exists()
-    assert legacy in removed and not legacy.exists()
+    os.utime(c, (old - 1, old - 1))
+    records = trt_cache.list_engines(tmp_path)
+    assert [(r.path, r.intact) for r in records] == [(b, True), (a, True), (c, False)]  # kernel caches are not engines
+
+    def meta(p: Path) -> Path:
+        return cachefile.meta_path(p)
+
+    def info(p: Path) -> Path:
+        return p.with_name(p.name + ".json")
+
+    a_files = [a, meta(a), info(a), kernels_a, meta(kernels_a)]
+    c_files = [c, meta(c), info(c)]
+    expected = [*a_files, *c_files, kernels_b, meta(kernels_b), legacy, orphan, orphan_meta]
+    assert trt_cache.prune_engines(tmp_path, unused_days=30, dry_run=True) == expected
+    assert all(p.exists() for p in expected)
+    assert trt_cache.prune_engines(tmp_path, unused_days=30) == expected
+    assert not any(p.exists() for p in expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [b.name, info(b).name, meta(b).name]
+    assert trt_cache.prune_engines(tmp_path) == []  # nothing else is a leftover
     removed = trt_cache.prune_engines(tmp_path, keep=lambda r: r.info.get("model") != "b")
-    assert b in removed and not list(tmp_path.glob("*.engine*"))
+    assert removed == [b, meta(b), info(b)] and not list(tmp_path.iterdir())
 
 
 def test_a_lock_its_holder_deletes_still_excludes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -394,35 +399,55 @@ def test_engine_loads_where_its_use_cannot_be_recorded(tmp_path: Path, monkeypat
     assert data == b"ENGINE-a"
 
 
-def test_a_read_only_folder_builds_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                            caplog: pytest.LogCaptureFixture) -> None:
-    """An engine folder that cannot be written (a shared read-only cache, a full disk): the engine is
-    built and used, with a warning, instead of a PermissionError."""
-    def no_lock(path: Any, on_wait: Any = None) -> Any:
-        raise PermissionError(13, "Permission denied", str(path))
+def _unwritable(where: str, tmp_path: Path) -> tuple[Path, Any]:
+    """An engine folder that cannot be written, and the undo."""
+    from tests.test_cachefile import _read_only_folder
 
-    monkeypatch.setattr(trt_cache.files, "file_lock", no_lock)
-    data, _ = trt_cache.load_or_build(tmp_path, _spec("ro"), lambda: b"ENGINE-ro", _strict_load)
-    assert data == b"ENGINE-ro" and not list(tmp_path.glob("*.engine"))
-    assert any("cannot write engines" in r.getMessage() for r in caplog.records)
-    monkeypatch.undo()
+    if where == "read-only":
+        return tmp_path / "ro", _read_only_folder(tmp_path)
+    (tmp_path / "file").write_bytes(b"a regular file")
+    return (tmp_path / "file" if where == "is-a-file" else tmp_path / "file" / "engines"), lambda: None
 
+
+@pytest.mark.parametrize("where", ["read-only", "is-a-file", "under-a-file"])
+def test_an_unwritable_folder_builds_in_memory(where: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An engine folder that cannot be written (a shared read-only cache, a regular file where the
+    folder should be or on its path): engines are built and used, with one warning for the folder
+    naming the variable, instead of an OSError."""
+    folder, undo = _unwritable(where, tmp_path)
+    try:
+        before = sorted(tmp_path.rglob("*"))
+        for name in ("one", "two"):
+            data, _ = trt_cache.load_or_build(folder, _spec(name), lambda n=name: b"ENGINE-" + n.encode(), _strict_load)
+            assert data == b"ENGINE-" + name.encode()
+        assert sorted(tmp_path.rglob("*")) == before  # nothing written
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1 and f"cannot write the cache folder {folder}" in warnings[0]
+        assert "set VSSR_ENGINE_DIR to a writable folder" in warnings[0]
+    finally:
+        undo()
+
+
+def test_a_full_disk_uses_the_engine_for_this_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
     def full_disk(*args: Any) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(trt_cache, "_write", full_disk)
-    data, _ = trt_cache.load_or_build(tmp_path, _spec("full"), lambda: b"ENGINE-full", _strict_load)
-    assert data == b"ENGINE-full" and any("cannot save the engine" in r.getMessage() for r in caplog.records)
+    monkeypatch.setattr(files, "atomic_write", full_disk)
+    data, path = trt_cache.load_or_build(tmp_path, _spec("full"), lambda: b"ENGINE-full", _strict_load)
+    assert data == b"ENGINE-full" and not path.exists()
+    assert any(f"cannot write the cache folder {tmp_path} (No space left" in r.getMessage() for r in caplog.records)
 
 
-def test_building_ahead_of_time_needs_a_writable_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("where", ["read-only", "is-a-file"])
+def test_building_ahead_of_time_needs_a_writable_folder(where: str, tmp_path: Path) -> None:
     """build_engine's point is the file: an unwritable folder is an error before minutes of building."""
-    def no_lock(path: Any, on_wait: Any = None) -> Any:
-        raise PermissionError(13, "Permission denied", str(path))
-
-    monkeypatch.setattr(trt_cache.files, "file_lock", no_lock)
-    with pytest.raises(BackendError, match="cannot write the engine"):
-        trt_cache.load_or_build(tmp_path, _spec("aot"), lambda: pytest.fail("built"), _strict_load, must_keep=True)
+    folder, undo = _unwritable(where, tmp_path)
+    try:
+        with pytest.raises(BackendError, match=rf"cannot write the engine {re.escape(str(folder))}/aot\..*VSSR_ENGINE_DIR"):
+            trt_cache.load_or_build(folder, _spec("aot"), lambda: pytest.fail("built"), _strict_load, must_keep=True)
+    finally:
+        undo()
 
 
 @pytest.mark.parametrize(("code", "outcome"), [(37, "unlocked"), (5, "error")])  # ENOLCK, EIO
@@ -456,7 +481,7 @@ def test_waiting_for_another_build_is_said(tmp_path: Path, caplog: pytest.LogCap
     def builder() -> None:
         with files.file_lock(path):
             released.wait(10)
-            trt_cache._write(path, _spec("busy"), b"ENGINE-busy", 0.0)
+            cachefile.write(path, b"ENGINE-busy", _spec("busy").key)
 
     thread = threading.Thread(target=builder)
     thread.start()
@@ -466,7 +491,8 @@ def test_waiting_for_another_build_is_said(tmp_path: Path, caplog: pytest.LogCap
     data, _ = trt_cache.load_or_build(tmp_path, _spec("busy"), lambda: pytest.fail("built twice"), _strict_load)
     thread.join(10)
     assert data == b"ENGINE-busy"
-    assert any("waiting for another process building" in r.getMessage() for r in caplog.records)
+    assert any(f"waiting for process {os.getpid()} on " in r.getMessage() and f"holds {path}.lock" in r.getMessage()
+               for r in caplog.records)
 
 
 def test_prune_removes_idle_locks_of_gone_files_only(tmp_path: Path) -> None:
@@ -599,3 +625,194 @@ def test_a_refused_timing_cache_is_an_error(tmp_path: Path) -> None:
         attach_timing_cache(config, path)
     config.set_timing_cache.return_value = True
     assert attach_timing_cache(config, path) is config.create_timing_cache.return_value
+
+
+# --- damaged entries: rebuilt, never used ------------------------------------------------------
+DAMAGES = ["empty", "truncated", "flipped", "swapped", "swapped-with-sidecar", "no-sidecar"]
+"""`swapped`: another valid entry's bytes copied over this one; `-with-sidecar`: its sidecar too;
+`no-sidecar`: its writer died between the entry and the sidecar, or it predates sidecars."""
+
+
+def _damage(entry: Path, how: str, other: Path) -> None:
+    """test_cachefile's damages (the same for every cache kind), plus a swap that brings its sidecar."""
+    from tests.test_cachefile import _damage as damage_entry
+
+    assert other.read_bytes() != entry.read_bytes()
+    damage_entry(how.removesuffix("-with-sidecar"), entry, other)
+    if how == "swapped-with-sidecar":
+        cachefile.meta_path(entry).write_bytes(cachefile.meta_path(other).read_bytes())
+
+
+def _warned_about(entry: Path, caplog: pytest.LogCaptureFixture) -> bool:
+    return any(r.levelname == "WARNING" and f"cache entry {entry} " in r.getMessage()
+               and r.getMessage().endswith("building it again") for r in caplog.records)
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> Any:
+    from tests.backends.fake_gpu import FakeGpu
+    from vssr.backends import cuda
+
+    gpu = FakeGpu()
+    monkeypatch.setattr(cuda, "import_cudart", lambda: gpu.module)
+    return gpu
+
+
+def _load_and_close(folder: Path, model: Any, tile: ShapeProfile) -> None:
+    """A whole filter's life on the fake GPU: engine built or loaded, warm-up run (the fake JIT
+    compiles a kernel for the tile), a 24x24 tile checked against onnx.reference, runners closed
+    (the runtime cache written)."""
+    for runner in TRT_RTX(engine_folder=str(folder)).load(Network.load(model), tile):
+        if tile.opt == (24, 24):
+            nets.check_runner(runner, model)
+        runner.close()
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_engine_is_rebuilt_and_equals_a_fresh_build(
+    damage: str, fake_gpu: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Real TensorRT-RTX builds (deterministic, 0.2 s on the CPU) on the fake GPU. The fake runtime
+    deserializes anything, as a real one may for a valid engine of another network: only the
+    sidecar stands between the damaged bytes and the GPU."""
+    from tests.backends.fake_gpu import run_built_graphs, trt
+
+    model, tile = nets.conv3x3(), ShapeProfile.static(24, 24)
+    run_built_graphs(fake_gpu, monkeypatch)  # a deserialized engine runs the graph vssr built for it
+    runtime = trt.Runtime.return_value
+    fresh, used, other = tmp_path / "fresh", tmp_path / "used", tmp_path / "other"
+    for folder, net in ((fresh, model), (used, model), (other, nets.conv3x3(seed=1))):
+        _load_and_close(folder, net, tile)
+    (reference,), (engine,), (swap,) = (list(f.glob("*.engine")) for f in (fresh, used, other))
+    _damage(engine, damage, swap)
+    runtime.deserialize_cuda_engine.reset_mock()
+    caplog.clear()
+    _load_and_close(used, model, tile)
+    (loaded,) = [call.args[0] for call in runtime.deserialize_cuda_engine.call_args_list]
+    assert loaded == engine.read_bytes() == reference.read_bytes()  # the rebuilt engine, as a fresh build
+    assert _warned_about(engine, caplog)
+    key = json.loads(cachefile.meta_path(reference).read_text())["key"]
+    assert cachefile.verified(engine, key) and json.loads(cachefile.meta_path(engine).read_text())["key"] == key
+    assert sorted(p.name for p in used.iterdir()) == sorted(p.name for p in fresh.iterdir())  # no leftovers
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_runtime_cache_is_never_used_and_rebuilt_as_fresh(
+    damage: str, fake_gpu: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """TensorRT-RTX's runtime cache on the fake JIT (a kernel per shape, serialized as text): a
+    damaged one is never handed to `IRuntimeCache.deserialize`; the cache starts empty and the
+    file written at the end equals what a fresh run writes, with a sidecar that vouches for it."""
+    from tests.backends.fake_gpu import run_built_graphs
+
+    model = nets.conv3x3()
+    tiles = {"fresh": ShapeProfile.static(24, 24), "used": ShapeProfile.static(24, 24),
+             "other": ShapeProfile.static(32, 32)}
+    run_built_graphs(fake_gpu, monkeypatch)
+    for name, tile in tiles.items():
+        _load_and_close(tmp_path / name, model, tile)
+    kernels = {name: trt_cache.runtime_cache_path(next((tmp_path / name).glob("*.engine"))) for name in tiles}
+    assert kernels["used"].read_bytes() == b"1x3x24x24" and kernels["other"].read_bytes() == b"1x3x32x32"
+    _damage(kernels["used"], damage, kernels["other"])
+    caplog.clear()
+    fake_gpu.kernel_caches.clear()
+    _load_and_close(tmp_path / "used", model, tiles["used"])
+    (cache,) = fake_gpu.kernel_caches
+    cache.deserialize.assert_not_called()
+    assert _warned_about(kernels["used"], caplog)
+    assert kernels["used"].read_bytes() == kernels["fresh"].read_bytes() == b"1x3x24x24"
+    meta_used, meta_fresh = (json.loads(cachefile.meta_path(kernels[n]).read_text()) for n in ("used", "fresh"))
+    assert meta_used["key"] == meta_fresh["key"] and meta_used["sha256"] == meta_fresh["sha256"]
+    engine = kernels["used"].with_name(kernels["used"].name.removesuffix(".runtimecache"))
+    assert meta_used["key"]["engine_sha256"] == files.sha256_file(engine)  # kernels of this very engine
+    assert cachefile.verified(kernels["used"], meta_used["key"])
+
+
+def test_kernels_of_a_replaced_engine_are_not_offered_to_it(
+    fake_gpu: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The runtime cache is keyed on its engine's sha256: when the engine is rebuilt into other
+    bytes, the kernels compiled for the old one start over."""
+    from tests.backends.fake_gpu import run_built_graphs
+
+    model, tile = nets.conv3x3(), ShapeProfile.static(24, 24)
+    run_built_graphs(fake_gpu, monkeypatch)
+    _load_and_close(tmp_path, model, tile)
+    (engine,) = tmp_path.glob("*.engine")
+    kernels = trt_cache.runtime_cache_path(engine)
+    key = json.loads(cachefile.meta_path(engine).read_text())["key"]
+    cachefile.write(engine, engine.read_bytes() + b"\0", key)  # another valid engine under the same key
+    fake_gpu.kernel_caches.clear()
+    _load_and_close(tmp_path, model, tile)
+    fake_gpu.kernel_caches[0].deserialize.assert_not_called()
+    assert any(f"cache entry {kernels} was written for another key" in r.getMessage() for r in caplog.records)
+    assert json.loads(cachefile.meta_path(kernels).read_text())["key"]["engine_sha256"] == files.sha256_file(engine)
+
+
+# --- writers killed mid-write: the next run cleans up -------------------------------------------
+_KILLED_WRITER = """
+import os, sys, time
+from pathlib import Path
+from tests import nets
+from vssr.backends.trt import TRT_RTX
+from vssr.backends.trt.cache import RuntimeCache
+from vssr.network import Network
+from vssr.types import ShapeProfile
+
+folder, kind, marker = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+real_fsync = os.fsync
+
+def fsync(fd):  # the bytes are in the temporary file, not yet renamed: tell the test, wait for the kill
+    real_fsync(fd)
+    marker.write_text("in the temporary file")
+    time.sleep(60)
+
+if kind == "engine":
+    os.fsync = fsync
+engine = TRT_RTX(engine_folder=str(folder)).build_engine(Network.load(nets.conv3x3()), ShapeProfile.static(16, 16))
+
+class Kernels:  # TensorRT-RTX's IRuntimeCache as the fake JIT leaves it: kernels as bytes
+    def serialize(self): return b"1x3x16x16"
+    def deserialize(self, blob): return True
+
+class RuntimeConfig:
+    def create_runtime_cache(self): return Kernels()
+    def set_runtime_cache(self, cache): return True
+
+os.fsync = fsync
+kernels = RuntimeCache(engine.with_name(engine.name + ".runtimecache"))
+kernels.attach(RuntimeConfig())
+kernels.release()
+"""
+
+
+@pytest.mark.parametrize("kind", ["engine", "runtime cache"])
+def test_a_writer_killed_mid_write_leaves_what_the_next_run_cleans(kind: str, tmp_path: Path) -> None:
+    """SIGKILL while the bytes are in the temporary file (its lock and the entry's lock held): the
+    next run removes both leftovers and leaves exactly the engine, its sidecars, as a fresh build."""
+    import signal
+    import subprocess
+    import sys
+
+    folder, marker, fresh = tmp_path / "engines", tmp_path / "marker", tmp_path / "fresh"
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(folder), kind.split()[0], str(marker)],
+                             cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), child.stderr.read().decode() if child.poll() is not None else "no write in 120 s"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(30)
+    assert child.returncode == -signal.SIGKILL
+    left = sorted(p.name for p in folder.iterdir())
+    assert [n for n in left if n.endswith(".tmp")] and [n for n in left if n.endswith(".lock")], left
+    network, tile = Network.load(nets.conv3x3()), ShapeProfile.static(16, 16)
+    engine = TRT_RTX(engine_folder=str(folder)).build_engine(network, tile)  # the next run
+    reference = TRT_RTX(engine_folder=str(fresh)).build_engine(network, tile)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in fresh.iterdir()) == sorted(
+        [engine.name, f"{engine.name}.json", f"{engine.name}.meta.json"])
+    assert engine.read_bytes() == reference.read_bytes()

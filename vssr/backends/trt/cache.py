@@ -1,24 +1,30 @@
-"""The TensorRT engine cache: direct-mapped, never stale, never torn.
+"""The TensorRT engine cache: direct-mapped, never stale, never torn, verified before every use.
 
 One file per key. The key (`EngineSpec.key`) holds everything that changes an engine: the ONNX
 digest (after precision conversion), the shape profile, precisions and I/O types, every builder
 option, the TensorRT flavour and version, the GPU name and compute capability. The file name is
 readable plus the first 16 hex digits of sha256(key):
 
-    <model>.<shape>.<precision>.<hash16>.engine     + <same>.engine.json (how it was built)
+    <model>.<shape>.<precision>.<hash16>.engine
+      + .engine.meta.json      the sidecar vouching for it (key, size, sha256): `vssr/cachefile.py`
+      + .engine.json           how it was built (model, shape, precision, build seconds), for listing
+      + .engine.runtimecache   TensorRT-RTX's JIT-compiled kernels, with its own `.meta.json`
 
-Engines are written with `files.atomic_write` under `files.file_lock`, so two processes that need
-the same engine build it once (the second waits, then loads the first one's file). An engine that
-fails to load (truncated, another TensorRT, another GPU) is rebuilt, never trusted by its size.
+Engines and runtime caches are `cachefile` entries: written atomically, then their sidecar; read
+only when the sidecar holds the key asked for and the bytes have its size and sha256, otherwise
+rebuilt with a warning naming the file. An engine that passes and still fails to deserialize
+(another TensorRT or GPU under the same key) is rebuilt too. Two processes that need the same
+engine build it once (the second waits, then loads the first one's file); leftovers of killed
+writers are removed on the next load; an unwritable folder builds in memory with one warning.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
 import os
+import tempfile
 import threading
 import time
 import weakref
@@ -27,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ... import files
+from ... import cachefile, files
 from ...errors import BackendError
 from .plan import ENGINE_SUFFIX, EngineSpec, safe_name, shape_label
 
@@ -46,10 +52,13 @@ logger = logging.getLogger(__name__)
 
 SUFFIX = ENGINE_SUFFIX
 SIDECAR = ".json"
+"""How an engine was built (`<engine>.json`): read by `list_engines`, never trusted for its bytes."""
+META = cachefile.META_SUFFIX
 RUNTIME_CACHE = ".runtimecache"
 """TensorRT-RTX's runtime cache (its JIT-compiled kernels) of an engine: `<engine>.runtimecache` beside it."""
 LEGACY_RUNTIME_CACHE = ".rtxcache"
 """What the runtime cache was called before BUILD_RULES 3 (whose engines are all rebuilt): pruned as leftovers."""
+ENV = "VSSR_ENGINE_DIR"
 
 
 def engine_folder(folder: str | os.PathLike[str] | None) -> Path:
@@ -61,24 +70,30 @@ def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + SIDECAR)
 
 
-def _write(path: Path, spec: EngineSpec, data: bytes, seconds: float) -> None:
-    files.atomic_write(path, data)
+def _write_build_record(path: Path, spec: EngineSpec, seconds: float) -> None:
     record = {
+        "bytes": path.stat().st_size,
         "model": spec.model,
         "shape": shape_label(spec.profile),
         "precision": spec.precision,
         "digest": spec.digest,
         "key": spec.key,
-        "bytes": len(data),
-        "sha256": files.sha256_bytes(data),
         "build_seconds": round(seconds, 3),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     files.atomic_write(_sidecar(path), json.dumps(record, indent=2, sort_keys=True, default=str).encode())
 
 
-_CANNOT_WRITE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
-"""Errors of a folder vssr may not or cannot write: an engine is then built for this process only."""
+def _writable_or_raise(folder: Path, path: Path) -> None:
+    """For a build whose file is the point: fail before building where the folder cannot be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=files.TMP_SUFFIX, dir=folder)
+        os.close(fd)
+        os.unlink(probe)  # a probe left by a killed process is an unheld leftover: removed next time
+    except OSError as err:
+        raise BackendError(f"cannot write the engine {path} ({err.strerror or err}); set {ENV} or "
+                           "engine_folder= to a writable folder") from err
 
 
 def load_or_build[T](
@@ -89,58 +104,36 @@ def load_or_build[T](
     *,
     must_keep: bool = False,
 ) -> tuple[T, Path]:
-    """Return `load(engine bytes)` for `spec`, building (once, across processes) when needed.
+    """Return `load(engine bytes)` for `spec` and the engine's path, building (once, across
+    processes) when there is no engine its sidecar vouches for (`cachefile.load_or_build`).
 
-    `load` must raise when the bytes are not a usable engine: then the engine is rebuilt. A
-    `build` error propagates and leaves no file behind. Where the folder cannot be written
-    (read-only, full, another user's lock) the engine is built for this process only, with a
-    warning, unless `must_keep` (building ahead of time: the file is the point), which then
-    raises BackendError before building.
+    `load` must raise (and never return None) when the bytes are not a usable engine: then the
+    engine is rebuilt. A `build` error propagates and leaves no file behind. Where the folder
+    cannot be written (read-only, full, a regular file in the way) the engine is built for this
+    process only, with one warning per folder, unless `must_keep` (building ahead of time: the
+    file is the point), which then raises BackendError, before building when it can tell.
     """
     path = folder / spec.filename
+    if must_keep:
+        _writable_or_raise(folder, path)
 
-    def try_load() -> T | None:
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        try:
-            result = load(data)
-        except Exception as err:  # noqa: BLE001 - any failure to deserialize means: rebuild
-            logger.warning("engine %s cannot be loaded (%s); rebuilding it", path, err)
-            return None
-        with contextlib.suppress(OSError):  # a read-only folder or another user's engine still loads
-            os.utime(path)  # last use, for prune_engines
-        return result
+    seconds: list[float] = []
 
-    if (result := try_load()) is not None:
-        return result, path
-    with contextlib.ExitStack() as held:
-        try:
-            held.enter_context(files.file_lock(path, on_wait=lambda: logger.info(
-                "waiting for another process building %s (it is written once, then shared)", path.name)))
-        except OSError as err:
-            if err.errno == errno.ENOLCK:  # a file system without locks (NFS without lockd)
-                logger.warning("no file locks in %s (%s): two processes may build %s at once; writes stay atomic",
-                               folder, err, path.name)
-            elif must_keep or err.errno not in _CANNOT_WRITE:
-                raise BackendError(f"cannot write the engine {path}: {err}") from err
-            else:
-                logger.warning("cannot write engines in %s (%s): building %s in memory, for this process only",
-                               folder, err, path.name)
-                return load(build()), path
-        if (result := try_load()) is not None:  # another process built it while we waited
-            return result, path
+    def timed_build() -> bytes:
         logger.info("building TensorRT engine %s (minutes for a large model; done once, then cached)", path.name)
         start = time.monotonic()
         data = build()
-        try:
-            _write(path, spec, data, time.monotonic() - start)
-        except OSError as err:  # a full disk, a folder made read-only meanwhile: still usable now
-            if must_keep or err.errno not in _CANNOT_WRITE:
-                raise BackendError(f"cannot save the engine {path}: {err}") from err
-            logger.warning("cannot save the engine %s (%s); it is used for this process only", path, err)
-    return load(data), path
+        seconds.append(time.monotonic() - start)
+        return data
+
+    result = cachefile.load_or_build(path, spec.key, timed_build, load, env=ENV)
+    saved = cachefile.verified(path, spec.key) if seconds or must_keep else True
+    if must_keep and not saved:
+        raise BackendError(f"cannot save the engine {path}; set {ENV} or engine_folder= to a writable folder")
+    if seconds and saved:
+        with contextlib.suppress(OSError):  # only for listing
+            _write_build_record(path, spec, seconds[0])
+    return result, path
 
 
 def timing_cache_path(folder: Path, runtime: str, device: str) -> Path:
@@ -150,13 +143,16 @@ def timing_cache_path(folder: Path, runtime: str, device: str) -> Path:
 
 @dataclass(frozen=True)
 class EngineRecord:
-    """An engine file and what its sidecar says about it."""
+    """An engine file and what its sidecars say about it."""
 
     path: Path
     bytes: int
     last_used: float
     info: dict[str, Any]
-    """The sidecar (empty when missing or unreadable)."""
+    """How it was built (`<engine>.json`; empty when missing or unreadable)."""
+    intact: bool
+    """It matches its `.meta.json` sidecar (size, sha256); if not, it is rebuilt on next use and
+    `prune_engines` removes it (engines written before the sidecars existed are such)."""
 
 
 def list_engines(folder: str | os.PathLike[str] | None = None) -> list[EngineRecord]:
@@ -168,9 +164,27 @@ def list_engines(folder: str | os.PathLike[str] | None = None) -> list[EngineRec
             info = json.loads(_sidecar(path).read_text())
         except (OSError, ValueError):
             info = {}
-        stat = path.stat()
-        records.append(EngineRecord(path, stat.st_size, stat.st_mtime, info))
+        with contextlib.suppress(FileNotFoundError):  # pruned meanwhile
+            stat = path.stat()
+            records.append(EngineRecord(path, stat.st_size, stat.st_mtime, info, cachefile.intact(path)))
     return sorted(records, key=lambda r: r.last_used, reverse=True)
+
+
+def _companions(engine: Path) -> list[Path]:
+    """The files that live and die with an engine: its sidecars and its runtime cache with its sidecar."""
+    kernels = runtime_cache_path(engine)
+    return [cachefile.meta_path(engine), _sidecar(engine), kernels, cachefile.meta_path(kernels)]
+
+
+def _owner(path: Path) -> Path | None:
+    """The file whose companion `path` is (None: it has none, an old-name runtime cache)."""
+    name = path.name
+    if name.endswith(LEGACY_RUNTIME_CACHE):
+        return None
+    for extra in (META, SIDECAR, RUNTIME_CACHE):  # META before SIDECAR: `.meta.json` ends in `.json`
+        if name.endswith(extra):
+            return path.with_name(name[: -len(extra)])
+    return path
 
 
 def prune_engines(
@@ -180,46 +194,62 @@ def prune_engines(
     keep: Callable[[EngineRecord], bool] | None = None,
     dry_run: bool = False,
 ) -> list[Path]:
-    """Delete engines not used for `unused_days` or rejected by `keep`, and leftovers.
+    """Delete engines not used for `unused_days`, rejected by `keep` or damaged, and leftovers.
 
-    Leftovers are sidecars and runtime caches without an engine (and runtime caches of the old name) and temporary files of interrupted writes older than
-    a day. Each engine is deleted under its lock, so a process building or loading it is not cut
-    short. Returns the deleted (or, with `dry_run`, the would-be deleted) paths.
+    A deleted engine takes its sidecars and runtime cache with it. Leftovers are: temporary files
+    and locks of killed writers (`files.remove_leftovers`), sidecars and runtime caches without
+    their file, runtime caches of the old name and runtime caches that do not match their sidecar.
+    Each engine and runtime cache is deleted under its lock (a damaged one only if it still is
+    then), so a process building or loading it is not cut short. Returns the deleted (or, with
+    `dry_run`, the would-be deleted) paths.
     """
     root = engine_folder(folder)
+    if not root.is_dir():
+        return []
     now = time.time()
-    doomed: list[Path] = []
+    if dry_run:
+        removed = [p for p in sorted(root.glob(f".*{files.TMP_SUFFIX}")) + sorted(root.glob("*.lock"))
+                   if files.lock_is_idle(p)]
+    else:
+        removed = files.remove_leftovers(root)
     for record in list_engines(root):
-        old = unused_days is not None and now - record.last_used > unused_days * 86400
-        if old or (keep is not None and not keep(record)):
-            doomed.append(record.path)
-    removed: list[Path] = []
-    for path in doomed:
-        if dry_run:
-            removed.append(path)
-            continue
-        with files.file_lock(path):
-            for victim in (path, _sidecar(path), runtime_cache_path(path)):
+        unused = unused_days is not None and now - record.last_used > unused_days * 86400
+        chosen = unused or (keep is not None and not keep(record))
+        if chosen or not record.intact:
+            removed += _remove(record.path, [record.path, *_companions(record.path)], chosen, dry_run)
+    gone = set(removed)
+
+    def present(path: Path | None) -> bool:  # with dry_run: as if the removable were gone
+        return path is not None and path not in gone and path.exists()
+
+    for kernels in sorted(root.glob(f"*{SUFFIX}{RUNTIME_CACHE}")):
+        if present(kernels) and present(_owner(kernels)) and not cachefile.intact(kernels):
+            removed += _remove(kernels, [kernels, cachefile.meta_path(kernels)], False, dry_run)
+    gone = set(removed)
+    for extra in (LEGACY_RUNTIME_CACHE, RUNTIME_CACHE, SIDECAR, META):  # owners before their sidecars
+        for orphan in sorted(root.glob(f"*{SUFFIX}*{extra}")):
+            if present(orphan) and not present(_owner(orphan)):
+                removed.append(orphan)
+                gone.add(orphan)
+                if not dry_run:
+                    orphan.unlink(missing_ok=True)
+    return removed
+
+
+def _remove(entry: Path, victims: list[Path], chosen: bool, dry_run: bool) -> list[Path]:
+    """Delete `victims` under `entry`'s lock: if `chosen`, or if `entry` still fails its sidecar
+    then (a writer may have been between the entry and its sidecar)."""
+    if dry_run:
+        return [p for p in victims if p.exists()]
+    removed = []
+    with files.file_lock(entry):
+        if chosen or not cachefile.intact(entry):
+            for victim in victims:
                 if victim.exists():
                     victim.unlink()
                     removed.append(victim)
-            # while held: a process waiting on it, or arriving now, locks a new file (files.file_lock)
-            Path(f"{path}.lock").unlink(missing_ok=True)
-    for extra in (SIDECAR, RUNTIME_CACHE, LEGACY_RUNTIME_CACHE):
-        for orphan in root.glob(f"*{SUFFIX}{extra}"):
-            if extra == LEGACY_RUNTIME_CACHE or not orphan.with_name(orphan.name[: -len(extra)]).exists():
-                removed.append(orphan)
-                if not dry_run:
-                    orphan.unlink(missing_ok=True)
-    for lock in root.glob("*.lock"):  # of engines and runtime caches that are gone (not of builds running)
-        target = lock.with_name(lock.name[: -len(".lock")])
-        if not target.exists() and (files.lock_is_idle(lock) if dry_run else files.remove_idle_lock(lock)):
-            removed.append(lock)
-    for tmp in root.glob(".*.tmp"):
-        if now - tmp.stat().st_mtime > 86400:
-            removed.append(tmp)
-            if not dry_run:
-                tmp.unlink(missing_ok=True)
+        # while held: a process waiting on it, or arriving now, locks a new file (files.file_lock)
+        Path(f"{entry}.lock").unlink(missing_ok=True)
     return removed
 
 
@@ -234,11 +264,15 @@ class RuntimeCache:
     minutes at every start; its `IRuntimeCache` keeps them for the next process. One cache object
     is shared by all the contexts of an engine (kernels one stream compiled serve the others, the
     way NVIDIA's TensorRT-Edge-LLM shares it). It is read when the first context is created and
-    written back (atomically, under the file's lock, only when it grew new kernels) when the last
-    runner using it is closed or garbage-collected: VapourSynth never closes filters explicitly,
-    but it frees the script's nodes (and so the runners) when vspipe or an editor is done with
-    it, which runs the `weakref.finalize` here. A cache TensorRT-RTX rejects (another GPU,
-    driver or version: it validates the blob) is replaced, never an error.
+    written back (a `cachefile` entry: atomically, then its sidecar, under the file's lock, only
+    when it grew new kernels) when the last runner using it is closed or garbage-collected:
+    VapourSynth never closes filters explicitly, but it frees the script's nodes (and so the
+    runners) when vspipe or an editor is done with it, which runs the `weakref.finalize` here.
+
+    Its key is the engine's file name and sha256 (from the engine's sidecar), so kernels of a
+    rebuilt or replaced engine are never offered to another. A file its sidecar does not vouch
+    for starts an empty cache with a warning naming it; one TensorRT-RTX rejects (another GPU,
+    driver or version: it validates the blob) starts an empty cache too; neither is an error.
     """
 
     def __init__(self, path: Path) -> None:
@@ -248,19 +282,26 @@ class RuntimeCache:
         self._lock = threading.Lock()
         self._finalizer: weakref.finalize[Any, Any] | None = None
 
+    def key(self) -> dict[str, Any]:
+        """What the kernels belong to: the engine file beside them, by name and sha256."""
+        engine = self.path.with_name(self.path.name.removesuffix(RUNTIME_CACHE))
+        try:
+            sha256 = json.loads(cachefile.meta_path(engine).read_bytes()[: 1 << 20])["sha256"]
+        except (OSError, ValueError, KeyError, TypeError):  # an engine built in memory has none
+            sha256 = None
+        return {"engine": engine.name, "engine_sha256": sha256}
+
     def attach(self, runtime_config: Any) -> None:
         """Give `runtime_config` (an `IRuntimeConfig`) the shared cache, creating it on first use."""
         with self._lock:
             if self.cache is None:
                 self.cache = runtime_config.create_runtime_cache()
-                try:
-                    loaded = self.path.read_bytes()
-                except FileNotFoundError:
-                    loaded = b""
+                key = self.key()
+                loaded = cachefile.read_verified(self.path, key) or b""
                 if loaded and not self.cache.deserialize(loaded):
                     logger.info("runtime cache %s does not fit this GPU/driver/TensorRT-RTX; starting empty", self.path)
                     loaded = b""
-                self._finalizer = weakref.finalize(self, _write_runtime_cache, self.path, self.cache, loaded)
+                self._finalizer = weakref.finalize(self, _write_runtime_cache, self.path, self.cache, loaded, key)
             if not runtime_config.set_runtime_cache(self.cache):
                 logger.warning("TensorRT-RTX refused the runtime cache; kernels will be compiled at every start")
             self._users += 1
@@ -273,13 +314,17 @@ class RuntimeCache:
                 self._finalizer()  # runs once: a later garbage collection does nothing
 
 
-def _write_runtime_cache(path: Path, cache: Any, loaded: bytes) -> None:
-    """Serialize `cache` to `path` if it holds more than what was loaded (never raises: a finalizer)."""
+def _write_runtime_cache(path: Path, cache: Any, loaded: bytes, key: dict[str, Any]) -> None:
+    """Save `cache` to `path` with its sidecar if it holds more than what was loaded (never
+    raises: a finalizer)."""
     try:
         data = bytes(cache.serialize())
         if data and data != loaded:
             with files.file_lock(path):
-                files.atomic_write(path, data)
+                cachefile.write(path, data, key)
+                Path(f"{path}.lock").unlink(missing_ok=True)  # as its holder: waiters re-lock by name
             logger.info("runtime cache %s saved (%d bytes)", path.name, len(data))
     except Exception as err:  # noqa: BLE001 - the cache only saves start-up time
-        logger.warning("cannot save the runtime cache %s: %s", path, err)
+        # an unwritable folder was reported once already, when its engine was built in memory
+        unwritable = isinstance(err, OSError) and err.errno in files.CANNOT_WRITE
+        (logger.info if unwritable else logger.warning)("cannot save the runtime cache %s: %s", path, err)

@@ -20,6 +20,7 @@ import onnx
 import vapoursynth as vs
 
 from .backends import BackendConfig, Runner, default_backend
+from .glue.color import converts_color
 from .glue.checks import VssrError, check_clip, check_clips_match, check_pair, user_errors
 from .glue.frames import copy_props, dtype_of, frames_to_array, write_frame
 from .glue.padding import PadPlan
@@ -178,6 +179,7 @@ def _is_image(array: np.ndarray) -> bool:
     return array.ndim == 4 and array.shape[-2:] != (1, 1)
 
 
+@converts_color(gray=True)
 def inference(
     clips: vs.VideoNode | Sequence[vs.VideoNode],
     network: NetworkSource,

@@ -14,6 +14,7 @@ from ..arch import quicksrnet
 from ..backends import BackendConfig
 from ..errors import ModelError
 from ..files import models_dir, project_root
+from ..glue.color import converts_color
 from ..glue.checks import VssrError, check_clip, check_positive, user_errors
 from ..inference import inference
 from ..network import Network
@@ -45,6 +46,7 @@ def shipped_weights(qat: bool = False) -> dict[tuple[str, Fraction], Path]:
     return {**plain, **tuned} if qat else plain
 
 
+@converts_color(gray=True)
 def QuickSRNet(
     clip: vs.VideoNode,
     size: str = "small",

@@ -8,12 +8,14 @@ import vapoursynth as vs
 
 from .. import zoo
 from ..backends import BackendConfig
+from ..glue.color import converts_color
 from ..glue.checks import check_clip, user_errors
 from ..inference import inference
 
 __all__ = ["RealESRGAN"]
 
 
+@converts_color()
 def RealESRGAN(
     clip: vs.VideoNode,
     model: str | os.PathLike[str] = "animevideov3",

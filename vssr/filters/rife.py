@@ -30,6 +30,7 @@ import vapoursynth as vs
 from ..arch import ifnet
 from ..backends import BackendConfig
 from ..files import models_dir
+from ..glue.color import converts_color
 from ..glue.checks import VssrError, check_clip, user_errors
 from ..glue.frames import copy_props, dtype_of, frame_to_array, write_frame
 from ..glue.streams import parallel_frames
@@ -121,6 +122,7 @@ def _model_path(model: object, func: Callable[..., object]) -> Path:
     return path
 
 
+@converts_color()
 def RIFE(
     clip: vs.VideoNode,
     multi: int | None = None,

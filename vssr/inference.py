@@ -20,8 +20,8 @@ import onnx
 import vapoursynth as vs
 
 from .backends import BackendConfig, Runner, default_backend
-from .glue.color import converts_color
 from .glue.checks import VssrError, check_clip, check_clips_match, check_pair, user_errors
+from .glue.color import converts_color
 from .glue.frames import copy_props, dtype_of, frames_to_array, write_frame
 from .glue.padding import PadPlan
 from .glue.streams import RunnerPool, parallel_frames

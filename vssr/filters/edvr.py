@@ -31,8 +31,8 @@ import vapoursynth as vs
 from ..arch import edvr as arch
 from ..arch.deform import DeformMode
 from ..backends import BackendConfig, default_backend
-from ..glue.color import converts_color
 from ..glue.checks import VssrError, check_clip, user_errors
+from ..glue.color import converts_color
 from ..glue.frames import copy_props, dtype_of, frame_to_array, frames_to_array, write_frame
 from ..glue.padding import PadPlan
 from ..glue.streams import parallel_frames

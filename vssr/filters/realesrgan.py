@@ -8,8 +8,8 @@ import vapoursynth as vs
 
 from .. import zoo
 from ..backends import BackendConfig
-from ..glue.color import converts_color
 from ..glue.checks import check_clip, user_errors
+from ..glue.color import converts_color
 from ..inference import inference
 
 __all__ = ["RealESRGAN"]

@@ -30,8 +30,8 @@ import vapoursynth as vs
 from ..arch import ifnet
 from ..backends import BackendConfig
 from ..files import models_dir
-from ..glue.color import converts_color
 from ..glue.checks import VssrError, check_clip, user_errors
+from ..glue.color import converts_color
 from ..glue.frames import copy_props, dtype_of, frame_to_array, write_frame
 from ..glue.streams import parallel_frames
 from ..glue.timing import Retime, rate_factor

@@ -154,8 +154,9 @@ def _needs_plan(clip: object, gray: bool, target: vs.VideoFormat | None) -> bool
     fmt = clip.format
     if fmt.id == vs.PresetVideoFormat.NONE:
         return False
-    native = fmt.sample_type == vs.FLOAT and fmt.bits_per_sample in (16, 32) and (
-        fmt.color_family == vs.RGB or (gray and fmt.color_family == vs.GRAY))
+    if fmt.color_family == vs.GRAY and not gray:
+        return False  # an RGB model has no meaning for grey: its check says what to pass
+    native = fmt.sample_type == vs.FLOAT and fmt.bits_per_sample in (16, 32)
     return target is not None or not native
 
 
@@ -177,7 +178,7 @@ def converts_color[F: Callable[..., vs.VideoNode]](*, gray: bool = False) -> Cal
 
     def decorate(model: F) -> F:
         @functools.wraps(model)
-        def wrapper(clip: Any, *args: Any, format: object = None, **kwargs: Any) -> vs.VideoNode:  # noqa: A002
+        def wrapper(clip: Any, *args: Any, format: object = None, **kwargs: Any) -> vs.VideoNode:
             target = _target_format(format, model)
             clips = list(clip) if isinstance(clip, Sequence) else [clip]
             if not any(_needs_plan(c, gray, target) for c in clips):

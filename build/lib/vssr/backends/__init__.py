@@ -1,0 +1,54 @@
+"""The Backend namespace: `vssr.Backend.ORT(...)`, `.OV(...)`, `.TRT(...)`, `.TRT_RTX(...)`.
+
+Each config class lives in its runtime's module; that module imports its runtime only inside
+`load`, so `import vssr` needs neither openvino nor tensorrt.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from typing import Any
+
+from .base import BackendConfig, Runner
+from .ort import ORT
+
+__all__ = ["Backend", "BackendConfig", "Runner", "default_backend"]
+
+logger = logging.getLogger(__name__)
+
+_LAZY = {"OV": ".ov", "TRT": ".trt", "TRT_RTX": ".trt"}
+
+
+class _BackendNamespace:
+    """Attribute access to the backend config classes, importing their modules on first use."""
+
+    ORT = ORT
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in _LAZY:
+            raise AttributeError(f"vssr.Backend has no backend {name!r}; choose one of ORT, {', '.join(_LAZY)}")
+        module = importlib.import_module(_LAZY[name], __name__)
+        return getattr(module, name)
+
+    def __dir__(self) -> list[str]:
+        return ["ORT", *_LAZY]
+
+
+Backend = _BackendNamespace()
+
+
+def default_backend() -> BackendConfig:
+    """The fastest CPU backend usable here: OpenVINO if it imports, else ONNX Runtime.
+
+    OpenVINO is skipped (with a warning) when it is installed but cannot be imported, e.g. because
+    VapourSynth already loaded vs-mlrt's ov plugin with another OpenVINO build.
+    """
+    if importlib.util.find_spec("openvino") is not None:
+        from . import ov
+
+        if ov.available():
+            return ov.OV()
+        logger.warning("OpenVINO is installed but cannot be imported here; using ONNX Runtime")
+    return ORT()

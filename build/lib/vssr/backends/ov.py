@@ -1,0 +1,412 @@
+"""OpenVINO backend: one compiled model, one async infer request per stream, compiled-model cache.
+
+On CPUs with AVX-512-BF16 or AMX, OpenVINO's bf16 inference precision is several times faster than
+fp32 ONNX Runtime on the same ONNX file, so this is vssr's default CPU backend when installed.
+
+Concurrency (measured on 2 cores, Real-ESRGAN animevideov3 640x360 bf16): `InferRequest.infer`
+and `start_async` + `wait` both release the GIL and compute on OpenVINO's own threads (the calling
+thread used ~2 ms of CPU for 3 frames), so Python never serialises inference. What leaves a core
+idle is the stream layout: with the THROUGHPUT hint (2 OpenVINO streams x 1 thread) and one frame
+in flight, exactly one thread ever wanted a CPU (mean 1.00 runnable threads); a second request in
+flight raised it to 1.93. One stream using every thread keeps both cores busy with a single frame
+(1.75), so that is the default here, fed by `num_streams` (2) infer requests so that one frame's
+Python/VapourSynth work overlaps the other's compute.
+
+`import openvino` fails its version check when VapourSynth has already loaded vs-mlrt's ov plugin
+(it ships another build of libopenvino with the same soname). `preload()` imports openvino early
+(call it before the VapourSynth core is created); `import_openvino()` turns the failure into a
+BackendError that says so. Under vspipe the core exists before the script runs, so there
+`install_import_hook()` (a .pth startup hook) is the fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..errors import BackendError, MissingBackendError, install_hint
+from ..files import engines_dir
+from ..types import ShapeProfile, Tensors, TensorSpec
+from .base import BackendConfig, Runner, cpu_count, runtime_field
+
+if TYPE_CHECKING:
+    from ..network import Network
+
+__all__ = [
+    "OV",
+    "OvRunner",
+    "available",
+    "cache_dir_for",
+    "default_precision",
+    "import_openvino",
+    "install_import_hook",
+    "preload",
+    "warm_up_bindings",
+]
+
+logger = logging.getLogger(__name__)
+
+type Precision = Literal["f32", "bf16", "f16"]
+PRECISIONS: tuple[str, ...] = ("f32", "bf16", "f16")
+HINTS: tuple[str, ...] = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
+
+_import_error: BaseException | None = None
+_core: Any = None
+_core_lock = threading.Lock()
+
+
+def preload() -> bool:
+    """Import openvino now if it is installed; True when it imported. Never raises.
+
+    Call this before the VapourSynth core exists (vssr/__init__.py does): a later import fails if
+    vs-mlrt's ov plugin has loaded its own libopenvino meanwhile, while an earlier one makes that
+    plugin share the Python package's library.
+    """
+    global _import_error
+    try:
+        import openvino  # noqa: F401
+    except ImportError as err:
+        _import_error = err
+        return False
+    return True
+
+
+_HOOK_MODULE = "_vssr_openvino_first"
+_HOOK_SOURCE = '''"""Written by vssr: import openvino just before vapoursynth (see vssr/backends/ov.py).
+
+vs-mlrt's ov plugin ships its own libopenvino under the same soname; whichever loads first is
+used by both, and the openvino Python package refuses a library other than its own.
+"""
+
+import sys
+
+
+class _OpenVINOFirst:
+    def find_spec(self, name, path=None, target=None):
+        if name == "vapoursynth":
+            sys.meta_path.remove(self)
+            try:
+                import openvino  # noqa: F401
+            except Exception:
+                pass
+        return None
+
+
+sys.meta_path.insert(0, _OpenVINOFirst())
+'''
+
+
+def install_import_hook(site_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Make every Python of this environment import openvino right before vapoursynth.
+
+    Needed only where vs-mlrt's ov plugin is installed too, and scripts run under vspipe: vspipe
+    creates the core (loading that plugin) before the script's first line, so `preload()` in the
+    script is too late. Writes `_vssr_openvino_first.py` and a `.pth` line importing it into
+    `site_dir` (default: this environment's site-packages); processes that never import
+    vapoursynth pay nothing. Returns the .pth path.
+    """
+    import sysconfig
+
+    from ..files import atomic_write
+
+    directory = Path(site_dir) if site_dir is not None else Path(sysconfig.get_paths()["purelib"])
+    atomic_write(directory / f"{_HOOK_MODULE}.py", _HOOK_SOURCE.encode())
+    return atomic_write(directory / "vssr-openvino-first.pth", f"import {_HOOK_MODULE}\n".encode())
+
+
+def import_openvino() -> Any:
+    """The openvino module, or MissingBackendError / BackendError saying how to get it."""
+    try:
+        import openvino
+    except ImportError as err:
+        message = str(err)
+        if "mismatches with OpenVINO Runtime" in message or "versions_compatible" in message:
+            raise BackendError(
+                "openvino cannot be imported: VapourSynth already loaded another OpenVINO build "
+                "(vs-mlrt's ov plugin). Import vssr before the first use of vapoursynth's core, "
+                f"or use vssr.Backend.ORT(). ({message.splitlines()[-1]})"
+            ) from err
+        raise MissingBackendError(f"OpenVINO is not installed: {install_hint('ov')}") from err
+    return openvino
+
+
+def available() -> bool:
+    """True when openvino imports here (installed and not shadowed by another OpenVINO build)."""
+    try:
+        import_openvino()
+    except BackendError:
+        return False
+    return True
+
+
+def shared_core() -> Any:
+    """One ov.Core per process (creating one loads plugins; it is thread-safe to share)."""
+    global _core
+    with _core_lock:
+        if _core is None:
+            _core = import_openvino().Core()
+        return _core
+
+
+def default_precision(core: Any, device: str) -> Precision:
+    """bf16 where the CPU computes it natively (AMX or AVX-512-BF16), f16 on GPU/NPU, else f32."""
+    try:
+        caps = [str(c) for c in core.get_property(device, "OPTIMIZATION_CAPABILITIES")]
+    except Exception:  # noqa: BLE001  (a device without this property: stay exact)
+        return "f32"
+    if device.upper().startswith("CPU"):
+        return "bf16" if "BF16" in caps else "f32"
+    return "f16" if "FP16" in caps else "f32"
+
+
+def cache_dir_for(digest: str) -> Path:
+    return engines_dir() / "openvino" / digest[:24]
+
+
+@dataclass(frozen=True, kw_only=True)
+class OV(BackendConfig):
+    """OpenVINO (PyPI `openvino`). CPU by default; "GPU", "GPU.1", "NPU" pass through."""
+
+    num_streams: int = 2
+    """Infer requests, i.e. frames in flight. 2 lets one frame's plumbing overlap another's compute."""
+    # device
+    device: str = "CPU"
+    """OpenVINO device name: "CPU", "GPU", "GPU.0", "NPU", ..."""
+    # precision
+    precision: Precision | None = None
+    """Inference precision hint. None: bf16 on CPUs with AMX/AVX-512-BF16 (f16 on GPU), else f32.
+    `fp16=True` means "f16", `fp16=False` means "f32"."""
+    # threading
+    ov_streams: int | None = None
+    """OpenVINO CPU streams (NUM_STREAMS): frames computed at once. None: `num_streams` (one per
+    infer request; measured fastest here), or OpenVINO's choice when `hint` is set."""
+    num_threads: int | None = None
+    """CPU threads in all (INFERENCE_NUM_THREADS). None: every core this process may use."""
+    cpu_pinning: bool | None = None
+    """Pin OpenVINO's threads to cores (ENABLE_CPU_PINNING). None: OpenVINO's default (on)."""
+    hint: Literal["LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT"] | None = None
+    """PERFORMANCE_HINT. None: explicit streams/threads above (vssr's measured default)."""
+    # caching
+    cache: bool = runtime_field(True, "keep compiled models under engines/openvino/")
+
+    def __post_init__(self) -> None:
+        if self.num_streams < 1:
+            raise ValueError(f"num_streams must be >= 1, not {self.num_streams}")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} or None, not {self.precision!r}")
+        if self.precision is not None and self.fp16 is not None and (self.precision == "f16") != self.fp16:
+            raise ValueError(f"fp16={self.fp16} contradicts precision={self.precision!r}: give one of them")
+        if self.hint is not None and self.hint not in HINTS:
+            raise ValueError(f"hint must be one of {', '.join(HINTS)} or None, not {self.hint!r}")
+        for name in ("ov_streams", "num_threads"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 or None, not {value}")
+        if not self.device:
+            raise ValueError("device must be an OpenVINO device name such as 'CPU'")
+
+    def supports_op(self, op_type: str) -> bool:
+        # OpenVINO's ONNX frontend has no conversion rule for DeformConv-19 (measured)
+        return op_type != "DeformConv"
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.device.upper().startswith("CPU")
+
+    def resolve_precision(self, core: Any) -> Precision:
+        """The precision hint given to OpenVINO (logged once per load)."""
+        if self.precision is not None:
+            return self.precision
+        if self.fp16 is not None:
+            return "f16" if self.fp16 else "f32"
+        return default_precision(core, self.device)
+
+    def compile_config(self, precision: Precision) -> dict[str, object]:
+        """OpenVINO properties for compile_model (without the cache directory)."""
+        config: dict[str, object] = {"INFERENCE_PRECISION_HINT": precision}
+        if self.hint is not None:
+            config["PERFORMANCE_HINT"] = self.hint
+        if self.is_cpu:
+            if self.hint is None:
+                # one OpenVINO stream per vssr stream, each with its own threads. Measured on 2
+                # vCPUs (bench/peer.py, animevideov3 640x360): LATENCY with 1 stream x 2 threads
+                # and 2 requests ran at 99-150 % CPU (OpenVINO sizes LATENCY by physical cores),
+                # THROUGHPUT with 2 streams x 1 thread at 197 %, 1.40 vs 1.00 fps in bf16.
+                config["PERFORMANCE_HINT"] = "THROUGHPUT"
+                config["NUM_STREAMS"] = self.ov_streams or self.num_streams
+                config["INFERENCE_NUM_THREADS"] = self.num_threads or cpu_count()
+            else:
+                if self.ov_streams is not None:
+                    config["NUM_STREAMS"] = self.ov_streams
+                if self.num_threads is not None:
+                    config["INFERENCE_NUM_THREADS"] = self.num_threads
+            if self.cpu_pinning is not None:
+                config["ENABLE_CPU_PINNING"] = self.cpu_pinning
+        elif self.ov_streams is not None:
+            config["NUM_STREAMS"] = self.ov_streams
+        return config
+
+    def cache_digest(self, network: Network, profile: ShapeProfile, precision: Precision, version: str) -> str:
+        """Key of the compiled-model cache: every setting that changes the compiled blob."""
+        return self.build_digest(
+            network.digest, version, self.device, precision, self.compile_config(precision), profile
+        )
+
+    def load(self, network: Network, profile: ShapeProfile) -> list[Runner]:
+        ov = import_openvino()
+        core = shared_core()
+        precision = self.resolve_precision(core)
+        config = self.compile_config(precision)
+        if self.cache:
+            cache_dir = cache_dir_for(self.cache_digest(network, profile, precision, ov.__version__))
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            config["CACHE_DIR"] = str(cache_dir)
+        model = model_from_network(core, network, profile)
+        if precision != "f32" and network.fp32_nodes:
+            # only the declared nodes (RIFE's grid arithmetic...): OpenVINO's CPU plugin already keeps
+            # its own fragile ops in f32, and pinning e.g. BatchNormalization would stop conv fusion
+            model = keep_fp32(ov, core, model, set(network.fp32_nodes))
+        try:
+            compiled = core.compile_model(model, self.device, config)
+        except Exception as err:
+            raise BackendError(
+                f"OpenVINO cannot compile network {network.name!r} for {self.device}: {err}"
+            ) from err
+        warm_up_bindings()  # before VapourSynth's threads make their first calls at once
+        runners: list[Runner] = [
+            OvRunner(compiled, compiled.create_infer_request(), network.inputs, network.outputs)
+            for _ in range(self.num_streams)
+        ]
+        logger.info(
+            "OV: %s precision %s%s, %d request(s), %s for %s",
+            self.device,
+            precision,
+            "" if self.precision is not None or self.fp16 is not None else " (chosen from the device's capabilities)",
+            self.num_streams,
+            # OpenVINO may substitute the hint (f16 on a CPU without FP16 compute runs bf16): log its choice
+            {
+                k: compiled_property(compiled, k)
+                for k in ("INFERENCE_PRECISION_HINT", "PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS")
+            },
+            network.name,
+        )
+        return runners
+
+
+def compiled_property(compiled: Any, name: str) -> str:
+    try:
+        return str(compiled.get_property(name))
+    except Exception:  # noqa: BLE001  (only for the log line)
+        return "?"
+
+
+def model_from_network(core: Any, network: Network, profile: ShapeProfile) -> Any:
+    """Read the ONNX bytes into an ov.Model; fix the image inputs' size when `profile` is static."""
+    import io
+
+    try:
+        model = core.read_model(io.BytesIO(network.model.SerializeToString()))
+    except Exception as err:
+        raise BackendError(f"OpenVINO cannot read network {network.name!r}: {err}") from err
+    if profile.is_static:
+        width, height = profile.opt
+        shapes = {
+            spec.name: [1 if d is None else d for d in spec.shape[:2]] + [height, width]
+            for spec in network.image_inputs
+        }
+        if shapes:
+            try:
+                model.reshape(shapes)
+            except Exception as err:
+                raise BackendError(
+                    f"OpenVINO cannot reshape network {network.name!r} to {width}x{height}: {err}"
+                ) from err
+    return model
+
+
+def keep_fp32(ov: Any, core: Any, model: Any, onnx_nodes: set[str]) -> Any:
+    """The model with the ops of `onnx_nodes` pinned to f32 under a bf16/f16 precision hint.
+
+    OpenVINO honours a `DisablePrecisionConversion` runtime attribute per op, but its Python API
+    cannot create one (setting the rt_info key from Python gives a string the CPU plugin rejects),
+    so the model goes through IR once: serialised, the attribute added to the matching layers,
+    read back. An ONNX node `n` becomes the op `n` and helpers named `n/...` (e.g. a Conv's
+    `n/WithoutBiases`).
+    """
+    import tempfile
+    import xml.etree.ElementTree as ET
+
+    import numpy as np
+
+    with tempfile.TemporaryDirectory(prefix="vssr-ov-") as tmp:
+        xml_path = Path(tmp) / "model.xml"
+        ov.save_model(model, str(xml_path), compress_to_fp16=False)
+        tree = ET.parse(xml_path)
+        pinned = 0
+        for layer in tree.getroot().iter("layer"):
+            if layer.get("name", "").split("/")[0] not in onnx_nodes:
+                continue
+            rt_info = layer.find("rt_info")
+            if rt_info is None:
+                rt_info = ET.SubElement(layer, "rt_info")
+            ET.SubElement(rt_info, "attribute", name="DisablePrecisionConversion", version="0", value="dynamic:dynamic")
+            pinned += 1
+        weights = np.fromfile(xml_path.with_suffix(".bin"), np.uint8)
+        text = ET.tostring(tree.getroot(), encoding="unicode")
+    logger.info("OV: %d op(s) from %d ONNX node(s) kept in f32", pinned, len(onnx_nodes))
+    return core.read_model(text, ov.Tensor(weights))
+
+
+_bindings_warm = threading.Lock()
+_bindings_ready = False
+
+
+def warm_up_bindings() -> None:
+    """Make the first numpy <-> OpenVINO conversion of the process, on this thread, once.
+
+    OpenVINO's Python bindings initialise their numpy interop lazily, in a C++ function-local
+    static whose initialiser runs Python code. When two VapourSynth threads make their first
+    inference call at once, one holds the static's guard and waits for the GIL, the other holds
+    the GIL and waits for the guard: vspipe hangs for good (seen here: 5 of 20 fresh processes
+    whose two threads start together; gdb showed one thread in __cxa_guard_acquire, the other in
+    PyEval_AcquireThread, both inside _pyopenvino). Doing one conversion at filter creation, before
+    any frame is requested, initialises the static with no one to race.
+    """
+    global _bindings_ready
+    with _bindings_warm:
+        if _bindings_ready:
+            return
+        ov = import_openvino()
+        import numpy as np
+
+        probe = ov.Tensor(np.zeros((1, 1), np.float32))  # numpy -> Tensor
+        np.asarray(probe.data)  # Tensor -> numpy
+        _bindings_ready = True
+
+
+class OvRunner:
+    """One InferRequest. `start_async` + `wait` compute on OpenVINO's threads with the GIL released."""
+
+    def __init__(self, compiled: Any, request: Any, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> None:
+        self._compiled = compiled  # keeps the compiled model alive as long as its request
+        self.request = request
+        self.inputs = inputs
+        self.outputs = outputs
+        self._input_names = [s.name for s in inputs]
+        self._output_names = [s.name for s in outputs]
+
+    def infer(self, feeds: Tensors) -> Tensors:
+        request = self.request
+        # share_inputs: OpenVINO reads the caller's C-contiguous arrays in place (no copy)
+        request.start_async({name: feeds[name] for name in self._input_names}, share_inputs=True)
+        request.wait()
+        # views of the request's output tensors: valid until the next call (Runner protocol)
+        return {name: request.get_tensor(name).data for name in self._output_names}
+
+    def close(self) -> None:
+        self.request = None
+        self._compiled = None

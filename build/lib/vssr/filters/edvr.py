@@ -1,0 +1,242 @@
+"""EDVR video restoration (BasicSR checkpoints): temporal windows, per-frame feature cache, deform choice.
+
+Frame n of the output is the restored centre of the window n - T//2 .. n + T//2. Window indices
+outside the clip follow `edge`:
+
+- "mirror" (default): reflect about the first/last frame without repeating it (-1 -> 1, L -> L-2),
+  BasicSR's "reflection" padding;
+- "replicate": repeat the first/last frame (BasicSR's "replicate", used by its deblur tests).
+
+Indices that are still outside (clips shorter than the window) are clamped. Frame count and frame
+properties (those of the centre frame) are unchanged; any frame can be requested in any order.
+
+With `split` (the default where the model allows it), each source frame's level-1 features are
+computed once by an extractor network and kept in a small cache shared by all streams; the aligner
+network then runs per output frame on the T cached features. The cache holds whole-frame features
+(tiling, if any, happens inside each network's Session), so tiles need no cache of their own.
+Without `split`, one monolithic network takes the T frames as 3T channels (vs-mlrt's convention).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import vapoursynth as vs
+
+from ..arch import edvr as arch
+from ..arch.deform import DeformMode
+from ..backends import BackendConfig, default_backend
+from ..glue.checks import VssrError, check_clip, user_errors
+from ..glue.color import converts_color
+from ..glue.frames import copy_props, dtype_of, frame_to_array, frames_to_array, write_frame
+from ..glue.padding import PadPlan
+from ..glue.streams import parallel_frames
+from ..inference import Session
+from ..network import Network
+from ..types import SizeReq, StateDict
+
+__all__ = ["EDGES", "EDVR", "window_indices"]
+
+EDGES = ("mirror", "replicate")
+_DEFORMS = ("auto", "native", "decomposed")
+
+
+def window_indices(n: int, length: int, num_frame: int, edge: str) -> list[int]:
+    """Source frames of output frame n's window, after the edge policy (see the module docstring)."""
+    last, r = length - 1, num_frame // 2
+    out = []
+    for i in range(n - r, n + r + 1):
+        if edge == "mirror":
+            i = -i if i < 0 else 2 * last - i if i > last else i
+        out.append(min(max(i, 0), last))
+    return out
+
+
+def _resolve_deform(deform: str, backend: BackendConfig) -> DeformMode:
+    if deform not in _DEFORMS:
+        raise VssrError(EDVR, f"deform must be one of {', '.join(map(repr, _DEFORMS))}, not {deform!r}")
+    native = backend.supports_op("DeformConv")
+    if deform == "native" and not native:
+        raise VssrError(
+            EDVR,
+            f"deform='native': {backend.runtime_name} cannot run ONNX DeformConv here (ONNX Runtime needs "
+            "onnxruntime>=1.25: pip install -U 'onnxruntime>=1.25'; OpenVINO has no DeformConv); "
+            "use deform='decomposed' (runs on every backend) or 'auto'",
+        )
+    if deform == "auto":
+        # measured on CPU: ORT's DeformConv beats the GridSample decomposition (bench/edvr.py)
+        return "native" if native else "decomposed"
+    return deform  # type: ignore[return-value]
+
+
+def _load_state(model: object) -> StateDict:
+    if isinstance(model, Mapping):
+        state = {str(k): np.asarray(v, np.float32) for k, v in model.items()}
+    elif isinstance(model, str | os.PathLike):
+        from ..weights import pth
+
+        with user_errors(EDVR):
+            state = pth.load(model)
+    else:
+        raise VssrError(EDVR, f"model must be the path of a BasicSR EDVR .pth or a state dict, not {type(model).__name__}")
+    if not arch.detect(state):
+        raise VssrError(EDVR, "model: not an EDVR checkpoint (no pcd_align.cas_dcnpack / upconv2 weights)")
+    return state
+
+
+class _FeatureCache:
+    """Per-source-frame features, computed once even when several streams ask at the same time."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._pending: dict[int, threading.Event] = {}
+
+    def get(self, index: int, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        while True:
+            with self._lock:
+                if index in self._entries:
+                    self._entries.move_to_end(index)
+                    return self._entries[index]
+                event = self._pending.get(index)
+                if event is None:
+                    event = self._pending[index] = threading.Event()
+                    break
+            event.wait()  # another stream is computing it
+        try:
+            value = compute()
+            with self._lock:
+                self._entries[index] = value
+                while len(self._entries) > self.capacity:
+                    self._entries.popitem(last=False)
+            return value
+        finally:
+            with self._lock:
+                del self._pending[index]
+            event.set()
+
+
+def _shifted(clip: vs.VideoNode, offset: int, num_frame: int, edge: str) -> vs.VideoNode:
+    """Clip whose frame n is source frame window_indices(n)[r + offset], built from runs of Trims."""
+    length, r = clip.num_frames, num_frame // 2
+    indices = [n + offset if r <= n < length - r else window_indices(n, length, num_frame, edge)[r + offset]
+               for n in range(length)]
+    runs: list[vs.VideoNode] = []
+    start = 0
+    for i in range(1, length + 1):
+        if i == length or indices[i] != indices[i - 1] + 1:
+            runs.append(clip[indices[start]: indices[i - 1] + 1])
+            start = i
+    return runs[0] if len(runs) == 1 else vs.core.std.Splice(runs)
+
+
+@converts_color()
+def EDVR(
+    clip: vs.VideoNode,
+    model: str | os.PathLike[str] | Mapping[str, np.ndarray],
+    *,
+    num_frame: int | None = None,
+    backend: BackendConfig | None = None,
+    tilesize: int | tuple[int, int] | None = None,
+    overlap: int | tuple[int, int] | None = None,
+    split: bool | None = None,
+    edge: str = "mirror",
+    deform: str = "auto",
+) -> vs.VideoNode:
+    """Video super-resolution / deblurring with EDVR (BasicSR checkpoints).
+
+    Args:
+        clip: RGBS or RGBH. x4 SR models output 4x the size; deblur (hr_in) models the same size.
+        model: path of a BasicSR EDVR checkpoint (.pth with `params`/`params_ema`), e.g.
+            EDVR_M_x4_SR_REDS_official-32075921.pth; or a state dict with BasicSR keys. The
+            configuration (M/L, frames, predeblur, hr_in) is read from the weights.
+        num_frame: window length; only checked against the model's (5 or 7), which decides.
+        backend: a vssr.Backend.* config; default: the fastest CPU backend installed.
+        tilesize: tile size (int or (width, height)); None runs whole frames.
+        overlap: context pixels per tile side (default 64 with tilesize, EDVR's receptive field).
+        split: cache per-frame features and run only alignment, fusion and reconstruction per
+            output frame (about T times less feature extraction). None: on, except for hr_in
+            models (deblur), whose features are at 1/4 size and which always run monolithic.
+        edge: window frames beyond the clip ends: "mirror" or "replicate".
+        deform: deformable convolution as "native" ONNX DeformConv (onnxruntime>=1.25, TensorRT
+            plugin), "decomposed" into GridSample + Conv (every backend, e.g. OpenVINO), or "auto"
+            (native where the backend supports it).
+
+    Raises:
+        VssrError: on invalid arguments or an unusable checkpoint, when the script is evaluated.
+    """
+    check_clip(clip, EDVR, families=(vs.RGB,))
+    if edge not in EDGES:
+        raise VssrError(EDVR, f"edge must be one of {', '.join(map(repr, EDGES))}, not {edge!r}")
+    state = _load_state(model)
+    with user_errors(EDVR):
+        params = arch.EDVRParams.from_state(state)
+    if num_frame is not None and num_frame != params.num_frame:
+        raise VssrError(EDVR, f"num_frame={num_frame} but the model was trained for {params.num_frame} frames")
+    if split and not params.splittable:
+        raise VssrError(EDVR, "split=True is not available for hr_in (deblur) models; use split=False or None")
+    use_split = params.splittable if split is None else bool(split)
+    backend = backend if backend is not None else default_backend()
+    mode = _resolve_deform(deform, backend)
+    if overlap is None:
+        overlap = arch.DEFAULT_OVERLAP if tilesize is not None else 0
+    dtype = dtype_of(clip.format)  # type: ignore[arg-type]
+
+    # The split pads frames itself, before feature extraction, with the generic path's own plan:
+    # padding the features instead (what the aligner's Session would do) changes the border, and
+    # split must equal monolithic. Its Sessions then see frames that already fit.
+    pad = PadPlan.for_size(clip.width, clip.height, SizeReq(params.multiple)) if use_split else None
+    width, height = (pad.padded_width, pad.padded_height) if pad else (clip.width, clip.height)
+
+    def session(build: Callable[[], object], config: BackendConfig = backend) -> Session:
+        with user_errors(EDVR):
+            network = Network.load(build())  # type: ignore[arg-type]
+        return Session.create(network, config, width=width, height=height, tilesize=tilesize,
+                              overlap=overlap, dtype=dtype, func=EDVR)
+
+    t, center = params.num_frame, params.center
+    window = [_shifted(clip, d, t, edge) for d in range(-center, t - center)]
+    template = vs.core.std.BlankClip(clip, width=clip.width * params.scale, height=clip.height * params.scale,
+                                     keep=True)
+    length = clip.num_frames
+
+    if use_split:
+        extractor = session(lambda: arch.build_extractor(state), backend.for_intermediate())
+        aligner = session(lambda: arch.build_aligner(state, deform=mode))
+        cache = _FeatureCache(t + 2 * backend.num_streams + 2)
+        names = [f"l1_{i}" for i in range(t)]
+
+        s = params.scale
+        crop_h, crop_w = clip.height * s, clip.width * s
+
+        def padded(frame: vs.VideoFrame) -> np.ndarray:
+            return pad.pad(frame_to_array(frame)[None])  # type: ignore[union-attr]
+
+        def features(frame: vs.VideoFrame) -> np.ndarray:
+            return extractor.run({"input": padded(frame)})["l1"]
+
+        def run(n: int, frames: list[vs.VideoFrame]) -> np.ndarray:
+            indices = window_indices(n, length, t, edge)
+            feeds = {
+                name: cache.get(i, functools.partial(features, f))
+                for name, i, f in zip(names, indices, frames, strict=True)
+            }
+            feeds["center"] = padded(frames[center])
+            return aligner.run(feeds)["output"][..., :crop_h, :crop_w]
+    else:
+        monolithic = session(lambda: arch.build(state, deform=mode))
+
+        def run(n: int, frames: list[vs.VideoFrame]) -> np.ndarray:
+            return monolithic.run({"input": frames_to_array(frames, dtype)})["output"]
+
+    def process(n: int, frames: list[vs.VideoFrame], out: vs.VideoFrame) -> vs.VideoFrame:
+        write_frame(run(n, frames)[0], out)
+        return copy_props(frames[center], out)
+
+    return parallel_frames(template, window, process, backend.num_streams)

@@ -1,0 +1,139 @@
+"""QuickSRNet (weights trained and shipped by vssr, vssr/data/quicksrnet/) as a recipe over inference()."""
+
+from __future__ import annotations
+
+import os
+import re
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import vapoursynth as vs
+
+from .. import data
+from ..arch import quicksrnet
+from ..backends import BackendConfig
+from ..errors import ModelError
+from ..files import models_dir
+from ..glue.checks import VssrError, check_clip, check_positive, user_errors
+from ..glue.color import converts_color
+from ..inference import inference
+from ..network import Network
+from ..quant import METHODS, quantize
+
+__all__ = ["QuickSRNet", "shipped_weights"]
+
+SCALES = (2, 3, 4, 1.5)
+
+
+_WEIGHTS = re.compile(r"(small|medium|large)_x(\d+(?:\.\d+)?)(_qat)?")
+
+
+def shipped_weights(qat: bool = False) -> dict[tuple[str, Fraction], Path]:
+    """(size, scale) -> .npz of the weights vssr ships: vssr/data/quicksrnet/<size>_x<scale>.npz
+    (package data), then any trained ones put in models_dir()/quicksrnet/.
+
+    qat=True: the quantization-aware fine-tuned weights (<size>_x<scale>_qat.npz) where they
+    exist, else the plain ones.
+    """
+    dirs = [data.path("quicksrnet"), models_dir() / "quicksrnet"]
+    plain: dict[tuple[str, Fraction], Path] = {}
+    tuned: dict[tuple[str, Fraction], Path] = {}
+    for d in dirs:
+        for f in sorted(d.glob("*.npz")) if d.is_dir() else ():
+            m = _WEIGHTS.fullmatch(f.stem)
+            if m:
+                (tuned if m.group(3) else plain).setdefault((m.group(1), Fraction(m.group(2))), f)
+    return {**plain, **tuned} if qat else plain
+
+
+@converts_color(gray=True)
+def QuickSRNet(
+    clip: vs.VideoNode,
+    size: str = "small",
+    scale: float = 2,
+    *,
+    weights: str | os.PathLike[str] | None = None,
+    backend: BackendConfig | None = None,
+    tilesize: int | tuple[int, int] | None = None,
+    overlap: int | tuple[int, int] | None = None,
+    int8: str | None = None,
+    calibration_frames: int = 16,
+    int8_symmetric: bool = False,
+) -> vs.VideoNode:
+    """Upscale with QuickSRNet (Berger et al. 2023): a tiny ReLU1 conv net built for int8.
+
+    Args:
+        clip: RGBS/RGBH, or GRAYS/GRAYH for luma-only use (e.g. the Y of a YUV clip): the RGB
+            network then sees the grey image as three equal channels and returns the mean of its
+            three outputs (the weights are trained on RGB; this is how the benchmarks score grey
+            images).
+        size: "small", "medium" or "large" (with shipped weights; see `shipped_weights()`).
+            With int8, the quantization-aware fine-tuned weights are used where they are shipped.
+        scale: 2, 3, 4 or 1.5.
+        weights: a .npz state dict in QuickSRNet's PyTorch keys (cnn.0.weight ... conv_last.*),
+            instead of the shipped weights; size and scale are then read from it.
+        backend: a vssr.Backend.* config; default: the fastest CPU backend installed.
+        tilesize: tile size (int or (width, height)); None runs whole frames.
+        overlap: context pixels per tile side; default the network's receptive radius.
+        int8: run an int8 model calibrated on this clip: "minmax", "entropy", "percentile" (or
+            "naive": no calibration). The calibration reads `calibration_frames` frames spread
+            over the clip when the script is evaluated; the result is cached (models/int8/).
+        calibration_frames: frames drawn from the clip for int8 calibration.
+        int8_symmetric: int8 activations with zero point 0, as TensorRT needs; the default
+            (uint8 activations) is the fast one on ONNX Runtime's CPU kernels.
+
+    Raises:
+        VssrError: invalid arguments, or no weights for this size and scale.
+    """
+    check_clip(clip, QuickSRNet)
+    channels = 1 if clip.format.color_family == vs.GRAY else 3  # type: ignore[union-attr]
+    if int8 is not None and int8 not in METHODS:
+        raise VssrError(QuickSRNet, f"int8 must be one of {', '.join(map(repr, METHODS))} or None, not {int8!r}")
+    frames = check_positive(calibration_frames, QuickSRNet, "calibration_frames")
+    if weights is None:
+        if size not in quicksrnet.SIZES:
+            raise VssrError(QuickSRNet, f"size must be one of {', '.join(map(repr, quicksrnet.SIZES))}, not {size!r}")
+        if scale not in SCALES:
+            raise VssrError(QuickSRNet, f"scale must be one of {', '.join(map(str, SCALES))}, not {scale!r}")
+        available = shipped_weights(qat=int8 is not None)
+        path = available.get((size, Fraction(scale)))
+        if path is None:
+            have = ", ".join(f"{s} x{float(k):g}" for s, k in sorted(available)) or "none"
+            raise VssrError(
+                QuickSRNet,
+                f"no shipped weights for size={size!r} scale={scale}; available: {have} "
+                "(train more with tools/train_quicksrnet.py and pass weights=)",
+            )
+    else:
+        path = Path(weights)
+        if not path.is_file():
+            raise VssrError(QuickSRNet, f"weights file {os.fspath(path)!r} does not exist")
+    with user_errors(QuickSRNet):
+        try:
+            with np.load(path) as data:
+                state = {k: np.asarray(data[k], np.float32) for k in data.files}
+        except (OSError, ValueError) as err:
+            raise ModelError(f"cannot read weights {os.fspath(path)!r} (a .npz of arrays): {err}") from err
+        # int8: quantization-aware weights (<size>_x<scale>_qat.npz) quantize well as they are;
+        # other weights get their identity taps moved to exact residual paths (quicksrnet.build)
+        split = int8 is not None and not path.stem.endswith("_qat")
+        network = Network.load(quicksrnet.build(state, channels=channels, split_identity=split))
+        radius = quicksrnet.receptive_radius(state)
+    if int8 is not None:
+        with user_errors(QuickSRNet):
+            try:
+                network = quantize(
+                    network,
+                    None if int8 == "naive" else clip,
+                    frames=frames,
+                    method=int8,
+                    symmetric=bool(int8_symmetric),
+                )
+            except ValueError as err:
+                raise VssrError(QuickSRNet, f"int8: {err}") from err
+    if tilesize is None:
+        overlap = 0
+    elif overlap is None:
+        overlap = radius
+    return inference(clip, network, backend, tilesize=tilesize, overlap=overlap, func=QuickSRNet)

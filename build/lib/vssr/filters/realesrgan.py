@@ -1,0 +1,46 @@
+"""Real-ESRGAN (SRVGGNetCompact and RRDBNet) as a recipe over the generic inference path."""
+
+from __future__ import annotations
+
+import os
+
+import vapoursynth as vs
+
+from .. import zoo
+from ..backends import BackendConfig
+from ..glue.checks import check_clip, user_errors
+from ..glue.color import converts_color
+from ..inference import inference
+
+__all__ = ["RealESRGAN"]
+
+
+@converts_color()
+def RealESRGAN(
+    clip: vs.VideoNode,
+    model: str | os.PathLike[str] = "animevideov3",
+    *,
+    backend: BackendConfig | None = None,
+    tilesize: int | tuple[int, int] | None = None,
+    overlap: int | tuple[int, int] = 8,
+) -> vs.VideoNode:
+    """Upscale with Real-ESRGAN.
+
+    Args:
+        clip: RGBS or RGBH (RGBH runs with fp16 input and output tensors).
+        model: a zoo name (see `vssr.zoo.names("realesrgan")`: "animevideov3" (x4),
+            "animevideov3-x2", "animevideov3-x3", "x4plus", "x4plus-anime", ...), or the path of an
+            official .pth checkpoint, an ncnn .param (with its .bin beside it) or an ONNX file.
+        backend: a vssr.Backend.* config; default: the fastest CPU backend installed.
+        tilesize: tile size (int or (width, height)); None runs whole frames.
+        overlap: context pixels per tile side, used only with tilesize.
+
+    Raises:
+        VssrError: on invalid arguments, unknown model names, unreadable model files.
+    """
+    check_clip(clip, RealESRGAN, families=(vs.RGB,))
+    with user_errors(RealESRGAN):
+        network = zoo.network("realesrgan", model, func=RealESRGAN)
+    return inference(
+        clip, network, backend, tilesize=tilesize, overlap=overlap if tilesize is not None else 0, func=RealESRGAN
+    )

@@ -1,0 +1,257 @@
+"""RIFE frame interpolation as a recipe over Session: exact rates, scene cuts, random access.
+
+Per output frame n (see `vssr.glue.timing`): source frames left/right and time t come from n
+alone, so any frame can be asked for first and nothing grows with the clip's length. Frames at a
+source time (t = 0, or held at the end) are picked straight from the source by std.FrameEval; only
+the frames in between reach the inference streams, numbered k = 0, 1, ... (`Retime.
+interpolated_frame`). Of those, frames across a scene cut are exact copies of the nearest source
+frame and every other one is one flownet run.
+
+The v4.7+ encoder runs once per source frame: its features go into a small LRU cache shared by
+the streams (a source frame is the right frame of one pair and the left frame of the next, and
+both pairs are usually in flight together). A bounded dict keyed by source frame is used rather
+than feature planes as VapourSynth clips: VapourSynth frames hold at most 3 planes while the
+features have 4 or 8 channels, and its frame cache gives no guarantee of reuse.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import vapoursynth as vs
+
+from ..arch import ifnet
+from ..backends import BackendConfig
+from ..files import models_dir
+from ..glue.checks import VssrError, check_clip, user_errors
+from ..glue.color import converts_color
+from ..glue.frames import copy_props, dtype_of, frame_to_array, write_frame
+from ..glue.streams import parallel_frames
+from ..glue.timing import Retime, rate_factor
+from ..inference import Session
+from ..network import Network
+from ..weights import rife as rife_weights
+
+__all__ = ["RIFE", "scene_change_metric"]
+
+logger = logging.getLogger(__name__)
+
+SC_THRESHOLD = 0.1
+"""Default cut threshold of `scene_change_metric` (RGB in [0, 1])."""
+
+_SC_STRIDE, _SC_BLOCK = 2, 8
+
+
+def _coarse(plane: np.ndarray) -> np.ndarray:
+    """Means of 16x16-pixel blocks, read from every 2nd pixel: motion of a few pixels barely moves
+    them, a new scene changes them all."""
+    small = plane[::_SC_STRIDE, ::_SC_STRIDE]
+    h, w = (small.shape[0] // _SC_BLOCK) * _SC_BLOCK, (small.shape[1] // _SC_BLOCK) * _SC_BLOCK
+    if h == 0 or w == 0:
+        return small.astype(np.float32)
+    blocks = small[:h, :w].astype(np.float32).reshape(h // _SC_BLOCK, _SC_BLOCK, w // _SC_BLOCK, _SC_BLOCK)
+    return blocks.mean(axis=(1, 3))
+
+
+def scene_change_metric(left: vs.VideoFrame, right: vs.VideoFrame) -> float:
+    """Mean absolute difference of block-averaged RGB (0 = same picture, ~0.3+ at a cut)."""
+    planes: int = left.format.num_planes
+    total = 0.0
+    for p in range(planes):
+        total += float(np.abs(_coarse(np.asarray(left[p])) - _coarse(np.asarray(right[p]))).mean())
+    return total / planes
+
+
+def _is_cut(left: vs.VideoFrame, right: vs.VideoFrame, threshold: float | None) -> bool:
+    """Scene-change props win when present (misc.SCDetect, ...); else the built-in metric."""
+    lp, rp = left.props, right.props
+    if "_SceneChangeNext" in lp or "_SceneChangePrev" in rp:
+        return bool(lp.get("_SceneChangeNext", 0)) or bool(rp.get("_SceneChangePrev", 0))
+    return threshold is not None and scene_change_metric(left, right) > threshold
+
+
+class _FeatureCache:
+    """Encoder features of the last few source frames; thread-safe, bounded."""
+
+    def __init__(self, session: Session, capacity: int) -> None:
+        self.session = session
+        self.capacity = capacity
+        self._items: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, index: int, image: np.ndarray) -> np.ndarray:
+        with self._lock:
+            feat = self._items.get(index)
+            if feat is not None:
+                self._items.move_to_end(index)
+                return feat
+        # computed outside the lock: two streams may both compute one frame, never block each other
+        feat = self.session.run({"img": image})["feat"]
+        with self._lock:
+            self._items[index] = feat
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return feat
+
+
+def _model_path(model: object, func: Callable[..., object]) -> Path:
+    if model is None:
+        raise VssrError(
+            func,
+            "model= is required: vssr ships no RIFE weights. Pass the path of a Practical-RIFE/vs-rife "
+            "flownet.pkl (any of v" + ", ".join(ifnet.VERSIONS) + ") or of a vs-mlrt rife_v4.x.onnx",
+        )
+    if not isinstance(model, str | os.PathLike):
+        raise VssrError(func, f"model must be a file path or a version name, not {type(model).__name__}")
+    if isinstance(model, str) and model in ifnet.VERSIONS:
+        path = models_dir() / "rife" / f"flownet_v{model}.pkl"
+        if not path.is_file():
+            raise VssrError(func, f"model={model!r}: put the official flownet.pkl of v{model} at {path}, "
+                                  "or pass model='/path/to/flownet.pkl'")
+        return path
+    path = Path(model)
+    if not path.is_file():
+        raise VssrError(func, f"model: {os.fspath(path)!r} does not exist (give a flownet.pkl or a vs-mlrt RIFE .onnx)")
+    return path
+
+
+@converts_color()
+def RIFE(
+    clip: vs.VideoNode,
+    multi: int | None = None,
+    *,
+    factor_num: int | None = None,
+    factor_den: int = 1,
+    fps_num: int | None = None,
+    fps_den: int = 1,
+    model: str | os.PathLike[str] | None = None,
+    version: str | None = None,
+    scale: float = 1.0,
+    ensemble: bool = False,
+    sc: bool = True,
+    sc_threshold: float | None = SC_THRESHOLD,
+    backend: BackendConfig | None = None,
+) -> vs.VideoNode:
+    """Interpolate frames with RIFE v4.x to a higher (or any) frame rate.
+
+    The output has floor(N x factor) frames at fps x factor for N input frames, i.e. the same
+    duration; output frame n is at source time n / factor. Output frames at a source time are
+    exact copies, and frames after the last source frame repeat it (no extrapolation).
+
+    Args:
+        clip: RGBS or RGBH (RGBH runs with fp16 tensors), at least 1 frame, any size (padded
+            internally to the model's multiple of 32/64/128 and cropped back).
+        multi: integer rate factor (default 2 when no other rate is given).
+        factor_num, factor_den: a fractional factor, e.g. 5/2.
+        fps_num, fps_den: a target frame rate, e.g. 60000/1001 (the clip needs a constant fps).
+        model: a Practical-RIFE / vs-rife flownet.pkl (the version is detected from its
+            weights), a vs-mlrt RIFE ONNX (v1 11-channel or v2 7-channel), or a version name
+            whose flownet_v<version>.pkl is in vssr's models/rife/ directory.
+        version: label for weights that fit several versions (4.25 and 4.26 are identical).
+        scale: flow resolution, one of 0.25, 0.5, 1, 2, 4 (0.5 for 4K).
+        ensemble: v4.6's extra pass with the frames swapped (about 2x slower).
+        sc: copy the nearest source frame instead of blending across scene changes.
+        sc_threshold: cut threshold of the built-in metric (mean |difference| of RGB in [0,1])
+            used when the frames carry no _SceneChangeNext/_SceneChangePrev props; None: props only.
+        backend: a vssr.Backend.* config; default: the fastest CPU backend installed.
+
+    Raises:
+        VssrError: on any invalid argument or model file, when the script is evaluated.
+    """
+    func = RIFE
+    check_clip(clip, func, families=(vs.RGB,))
+    try:
+        factor = rate_factor(
+            multi=multi if (multi is not None or factor_num is not None or fps_num is not None) else 2,
+            factor=None if factor_num is None else Fraction(factor_num, factor_den),
+            fps_in=clip.fps,
+            fps_out=None if fps_num is None else Fraction(fps_num, fps_den),
+        )
+    except (ValueError, ZeroDivisionError) as err:
+        raise VssrError(func, f"multi/factor_num/factor_den/fps_num/fps_den: {err}") from err
+    if scale not in ifnet.SCALES:
+        raise VssrError(func, f"scale must be one of {', '.join(f'{s:g}' for s in ifnet.SCALES)}, not {scale!r}")
+    if sc_threshold is not None and not (isinstance(sc_threshold, int | float) and 0 < sc_threshold <= 1):
+        raise VssrError(func, f"sc_threshold must be in (0, 1] or None, not {sc_threshold!r}")
+    for name, flag in (("ensemble", ensemble), ("sc", sc)):
+        if not isinstance(flag, bool):
+            raise VssrError(func, f"{name} must be True or False, not {flag!r}")
+    if version is not None and version not in ifnet.VERSIONS:
+        raise VssrError(func, f"version must be one of {', '.join(ifnet.VERSIONS)} or None, not {version!r}")
+    path = _model_path(model, func)
+    with user_errors(func):
+        try:
+            loaded = rife_weights.load(path, version=version, scale=scale, ensemble=ensemble)
+        except ValueError as err:
+            raise VssrError(func, f"model {os.fspath(path)!r}: {err}") from err
+        flownet = Network.load(loaded.flownet)
+        encoder = Network.load(loaded.encoder) if loaded.encoder is not None else None
+
+    dtype = dtype_of(clip.format)
+    session = Session.create(flownet, backend, width=clip.width, height=clip.height, dtype=dtype, func=func)
+    streams = session.backend.num_streams
+    pad = session.pad
+    cache = None
+    if encoder is not None:
+        # the flownet reads features of its padded frames: encode the frames padded as it pads them
+        # (features of unpadded frames, padded afterwards, differ near every edge)
+        enc_session = Session.create(encoder, session.backend.for_intermediate(), width=pad.padded_width,
+                                     height=pad.padded_height, dtype=dtype, func=func)
+        # in-flight pairs are consecutive: `streams` pairs touch streams + 1 source frames
+        cache = _FeatureCache(enc_session, capacity=streams + 2)
+
+    plan = Retime(clip.num_frames, factor)
+    fps_out = plan.fps(clip.fps)
+    template = clip.std.BlankClip(length=plan.num_frames, fpsnum=fps_out.numerator, fpsden=fps_out.denominator,
+                                  keep=True)
+    logger.info("RIFE v%s: %d -> %d frames (x%s), %d interpolated", loaded.version, clip.num_frames,
+                plan.num_frames, factor, plan.interpolated_frames)
+
+    def process(k: int, frames: list[vs.VideoFrame], out: vs.VideoFrame) -> vs.VideoFrame:
+        left, right = frames
+        p = plan.position(plan.interpolated_frame(k))
+        if sc and _is_cut(left, right, sc_threshold):
+            return (left if p.nearest == p.left else right).copy()
+        img0, img1 = frame_to_array(left)[None], frame_to_array(right)[None]
+        feeds = {"img0": img0, "img1": img1, "timestep": np.full((1, 1, 1, 1), float(p.t), np.float32)}
+        if cache is not None:
+            feeds["feat0"] = cache.get(p.left, pad.pad(img0) if pad.needed else img0)
+            feeds["feat1"] = cache.get(p.right, pad.pad(img1) if pad.needed else img1)
+        session.run_with(feeds, lambda r: write_frame(r["output"][0], out))
+        return copy_props(left, out)
+
+    # Only the frames between two source frames go to the streams, so with multi=2 and 2 streams
+    # both streams interpolate (all output frames round-robin would give one stream every copy).
+    interpolated: vs.VideoNode | None = None
+    if plan.interpolated_frames:
+        work = clip.std.BlankClip(length=plan.interpolated_frames, keep=True)
+        lefts = work.std.FrameEval(lambda n: clip[plan.position(plan.interpolated_frame(n)).left])
+        rights = work.std.FrameEval(lambda n: clip[plan.position(plan.interpolated_frame(n)).right])
+        interpolated = parallel_frames(work, [lefts, rights], process, streams)
+
+    def select(n: int) -> vs.VideoNode:
+        k = plan.interpolated_index(n)
+        if k is None or interpolated is None:
+            return clip[plan.position(n).left]  # a source time, or held at the end: an exact copy
+        return interpolated[k]
+
+    out = template.std.FrameEval(select)
+    if fps_out:
+        return out.std.AssumeFPS(fpsnum=fps_out.numerator, fpsden=fps_out.denominator)  # sets frame durations
+
+    def durations(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        frame = f.copy()
+        props = frame.props
+        if "_DurationNum" in props and "_DurationDen" in props:
+            dur = Fraction(int(props["_DurationNum"]), int(props["_DurationDen"])) / factor
+            props["_DurationNum"], props["_DurationDen"] = dur.numerator, dur.denominator
+        return frame
+
+    return out.std.ModifyFrame(out, durations)  # variable frame rate: each frame's duration / factor

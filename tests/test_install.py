@@ -75,8 +75,8 @@ def test_wheel_in_a_fresh_venv_runs_every_example(tmp_path: Path) -> None:
     rife = pkl(tmp_path, "4.6")
     edvr = save_zip({"params": OrderedDict((k, Tensor.of(v)) for k, v in STATE.items())}, tmp_path / "edvr.pth")
     cases = {
-        "realesrgan.vpy": ({"frames": 2, "width": 64}, (128, 36, 2)),
-        "quicksrnet.vpy": ({"frames": 2, "width": 64}, (128, 36, 2)),
+        "realesrgan.vpy": ({"frames": 2, "width": 64}, (128, 72, 2)),
+        "quicksrnet.vpy": ({"frames": 2, "width": 64}, (128, 72, 2)),
         "rife.vpy": ({"frames": 3, "width": 64, "model": rife}, (64, 36, 6)),
         "edvr.vpy": ({"frames": 2, "width": 32, "model": edvr}, (128, 64, 2)),
     }

@@ -11,10 +11,9 @@ __all__ = ["main"]
 
 
 def _models(args: argparse.Namespace) -> int:
-    from . import zoo
+    from . import catalog
 
-    for family in sorted(zoo.FAMILIES):
-        print(f"{family}: {', '.join(zoo.names(family))}")
+    print(catalog.format_table(catalog.models()))
     return 0
 
 
@@ -44,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vssr", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("models", help="list the model names of the zoo").set_defaults(run=_models)
+    sub.add_parser("models", help="list every model, where its weights come from and whether they are here").set_defaults(run=_models)
     engines = sub.add_parser("engines", help="list or prune TensorRT engines")
     engines.add_argument("action", choices=["list", "prune"])
     engines.add_argument("--folder", default=None, help="engine folder (default: VSSR_ENGINE_DIR or engines/)")

@@ -143,18 +143,20 @@ def _with_fallback(func: str, run: object, backend: object) -> vs.VideoNode:
 
     vs-mlrt's output_format=1 (fp16 output of an fp32 clip) is honoured here for every backend.
     """
-    with user_errors(func):
-        config = to_vssr(backend)
+
+    def attempt(chosen: object) -> vs.VideoNode:
+        with user_errors(func):
+            config = to_vssr(chosen)
+        return run(config)  # type: ignore[operator, no-any-return]
+
     try:
-        out: vs.VideoNode = run(config)  # type: ignore[operator]
+        out = attempt(backend)
     except vs.Error as err:
         if fallback_backend is None:
             raise
         logger.warning("%s: %s; retrying with fallback_backend %s", func, err, type(fallback_backend).__name__)
         backend = fallback_backend
-        with user_errors(func):
-            config = to_vssr(backend)
-        out = run(config)  # type: ignore[operator]
+        out = attempt(backend)
     fmt = out.format
     if getattr(backend, "output_format", 0) == 1 and fmt.sample_type == vs.FLOAT and fmt.bits_per_sample == 32:
         out = vs.core.resize.Point(out, format=fmt.replace(bits_per_sample=16).id)

@@ -16,7 +16,7 @@ from tests import nets
 from tests.filters.test_rife import clip_of, moving, pkl
 from tests.weights.test_rife_weights import fake_vsmlrt
 from vssr.compat import vsmlrt
-from vssr.compat.vsmlrt import Backend, RealESRGAN, RealESRGANModel, RIFE, RIFEModel, inference
+from vssr.compat.vsmlrt import RIFE, Backend, RealESRGAN, RealESRGANModel, RIFEModel, inference
 
 
 def frames(clip: vs.VideoNode) -> np.ndarray:
@@ -129,3 +129,13 @@ def test_fallback_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(vsmlrt, "fallback_backend", Backend.ORT_CPU())
     out = inference([source()], str(path), backend=Backend.NCNN_VK())
     assert_same(out, vssr.inference(source(), path, vssr.Backend.ORT(num_streams=1)))
+
+
+def test_native_aliases_of_vsmlrt_spellings() -> None:
+    assert vssr.Backend.OV_CPU(bf16=True) == Backend.OV_CPU(bf16=True).to_vssr()
+    assert vssr.Backend.ORT_CPU(num_streams=2) == vssr.Backend.ORT(num_streams=2, verbosity=2)
+    assert vssr.Backend.OV(bf16=True) == vssr.Backend.OV(precision="bf16")  # vs-mlrt's field name on vssr's OV
+    with pytest.raises(ValueError, match="bf16=True is vs-mlrt's spelling of precision='bf16'"):
+        vssr.Backend.OV(bf16=True, precision="f32")
+    with pytest.raises(TypeError, match=r"vssr.Backend.OV_CPU takes vs-mlrt's fields .*use vssr.Backend.OV"):
+        vssr.Backend.OV_CPU(precision="bf16")

@@ -13,6 +13,7 @@ from tests.filters.test_rife import pkl
 from vssr.compat import vsrife
 from vssr.compat.vsrife import rife
 
+
 @pytest.fixture
 def vsrife_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """vs-rife's models folder, with vs-rife's file names (and a 0-byte placeholder, as vs-rife ships)."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -192,8 +192,15 @@ class OV(BackendConfig):
     """PERFORMANCE_HINT. None: explicit streams/threads above (vssr's measured default)."""
     # caching
     cache: bool = runtime_field(True, "keep compiled models under engines/openvino/")
+    # vs-mlrt's spelling
+    bf16: InitVar[bool] = False
+    """vs-mlrt's OV_CPU(bf16=True): an alias of precision="bf16" (not a field of its own)."""
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, bf16: bool = False) -> None:
+        if bf16 is not False:
+            if bf16 is not True or self.precision not in (None, "bf16"):
+                raise ValueError(f"bf16={bf16!r} is vs-mlrt's spelling of precision='bf16'; give precision only")
+            object.__setattr__(self, "precision", "bf16")
         if self.num_streams < 1:
             raise ValueError(f"num_streams must be >= 1, not {self.num_streams}")
         if self.precision is not None and self.precision not in PRECISIONS:

@@ -25,12 +25,12 @@ import onnx
 import vapoursynth as vs
 
 from .. import files
+from ..backends.vsmlrt_names import Backend, BackendV2, to_vssr
 from ..catalog import rife_weights
 from ..filters.realesrgan import RealESRGAN as _RealESRGAN
 from ..filters.rife import RIFE as _RIFE
 from ..glue.checks import VssrError, user_errors
 from ..inference import inference as _inference
-from .vsmlrt_backends import Backend, BackendV2, to_vssr
 
 __all__ = [
     "RIFE",
@@ -174,7 +174,7 @@ def RealESRGAN(
     tilesize: int | tuple[int, int] | None = None,
     overlap: int | tuple[int, int] | None = None,
     model: int = RealESRGANModel.animevideo_xsx2,
-    backend: object = Backend.OV_CPU(),  # noqa: B008 - vs-mlrt's default, never mutated here
+    backend: object = Backend.OV_CPU(),
     scale: float | None = None,
 ) -> vs.VideoNode:
     """vs-mlrt's RealESRGAN: model 2 (animevideov3, x4) runs from vssr's zoo; the others need
@@ -236,7 +236,7 @@ def RIFE(
     tilesize: int | tuple[int, int] | None = None,
     overlap: int | tuple[int, int] | None = None,
     model: int = RIFEModel.v4_4,
-    backend: object = Backend.OV_CPU(),  # noqa: B008 - vs-mlrt's default, never mutated here
+    backend: object = Backend.OV_CPU(),
     ensemble: bool = False,
     video_player: bool = False,
     _implementation: int | None = None,
@@ -283,7 +283,7 @@ def inference(
     network_path: str | bytes | os.PathLike[str],
     overlap: tuple[int, int] = (0, 0),
     tilesize: tuple[int, int] | None = None,
-    backend: object = Backend.OV_CPU(),  # noqa: B008 - vs-mlrt's default, never mutated here
+    backend: object = Backend.OV_CPU(),
     input_name: str | None = "input",
     batch_size: int = 1,
     path_is_serialization: bool = False,

@@ -1,4 +1,4 @@
-"""What the compat modules share: logging the options that have no meaning in vssr, one line each."""
+"""Options of other tools (vs-mlrt, vs-rife) that vssr accepts but does not use: one log line each."""
 
 from __future__ import annotations
 

@@ -1,22 +1,25 @@
 """vs-mlrt's `Backend.*` classes (field names and defaults of vsmlrt.py 3.23) mapped to vssr configs.
 
 Each class keeps vs-mlrt's spelling and mutability; `to_vssr()` makes the vssr config, logging
-every option that has no meaning here. The mapping is in docs/compat.md.
+every option that has no meaning here. The mapping is in docs/compat.md. `vssr.compat.vsmlrt`
+exports them as `Backend`; `vssr.Backend.OV_CPU(...)` (and the other vs-mlrt names) are aliases
+that return the vssr config directly.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ..backends import Backend as _Native
-from ..backends import BackendConfig
 from ..errors import ConfigError
-from .options import log_ignored, non_defaults
+from . import Backend as _Native
+from .base import BackendConfig
+from .ignored import log_ignored, non_defaults
 
-__all__ = ["Backend", "BackendV2", "to_vssr"]
+__all__ = ["Backend", "BackendV2", "native_alias", "to_vssr"]
 
 logger = logging.getLogger("vssr.compat")
 
@@ -278,3 +281,21 @@ def to_vssr(backend: object) -> BackendConfig | None:
     config = convert()
     logger.info("%s -> %s", type(backend).__name__, config.describe())
     return config  # type: ignore[no-any-return]
+
+
+def native_alias(name: str) -> Callable[..., BackendConfig]:
+    """`vssr.Backend.<vs-mlrt name>(**vs-mlrt fields)`: the vssr config it means."""
+    cls = getattr(Backend, name)
+
+    def make(**options: Any) -> BackendConfig:
+        try:
+            legacy = cls(**options)
+        except TypeError as err:
+            own = name.split("_")[0]
+            raise TypeError(f"vssr.Backend.{name} takes vs-mlrt's fields ({', '.join(f.name for f in fields(cls))}); "
+                            f"for vssr's own fields use vssr.Backend.{own}: {err}") from None
+        return legacy.to_vssr()  # type: ignore[no-any-return]
+
+    make.__name__ = make.__qualname__ = name
+    make.__doc__ = f"vs-mlrt's Backend.{name} fields; returns {cls.__doc__ or 'the vssr config'}"
+    return make

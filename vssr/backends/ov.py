@@ -196,7 +196,7 @@ class OV(BackendConfig):
     bf16: InitVar[bool] = False
     """vs-mlrt's OV_CPU(bf16=True): an alias of precision="bf16" (not a field of its own)."""
 
-    def __post_init__(self, bf16: bool = False) -> None:
+    def __post_init__(self, bf16: bool) -> None:
         if bf16 is not False:
             if bf16 is not True or self.precision not in (None, "bf16"):
                 raise ValueError(f"bf16={bf16!r} is vs-mlrt's spelling of precision='bf16'; give precision only")

@@ -104,6 +104,7 @@ def file_lock(path: PathLike, on_wait: Callable[[], object] | None = None) -> It
     finally:
         fcntl.flock(f.fileno(), fcntl.LOCK_UN)
         f.close()
+        remove_idle_lock(lock_path)  # leave no lock file behind (a waiter then locks a new one)
 
 
 def _holds_name(f: BinaryIO, lock_path: Path) -> bool:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import BackendError, MissingBackendError, install_hint
-from ..files import engines_dir
+from ..files import atomic_write, engines_dir
 from ..types import ShapeProfile, Tensors, TensorSpec
 from .base import BackendConfig, Runner, cpu_count, runtime_field
 
@@ -271,6 +271,10 @@ class OV(BackendConfig):
         if self.cache:
             cache_dir = cache_dir_for(self.cache_digest(network, profile, precision, ov.__version__))
             cache_dir.mkdir(parents=True, exist_ok=True)
+            os.utime(cache_dir)  # its last use, for `vssr engines list|prune`
+            label = cache_dir / "vssr.txt"  # what the folder holds, for `vssr engines list`
+            if not label.exists():
+                atomic_write(label, f"{network.name}, {self.device} {precision}, {profile.opt[0]}x{profile.opt[1]}".encode())
             config["CACHE_DIR"] = str(cache_dir)
         model = model_from_network(core, network, profile)
         if precision != "f32" and network.fp32_nodes:

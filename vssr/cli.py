@@ -39,6 +39,22 @@ def _engines(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build(args: argparse.Namespace) -> int:
+    from . import caches
+    from .build import build_script
+
+    pairs = dict(a.split("=", 1) for a in args.arg if "=" in a)
+    if len(pairs) != len(args.arg):
+        print("-a takes name=value", file=sys.stderr)
+        return 2
+    logging.getLogger("vssr").setLevel(logging.INFO)  # the build's progress
+    written = build_script(args.script, pairs)
+    for entry in written:
+        print(caches.describe(entry))
+    print(f"{len(written)} cache item(s) built or used; the script's first frame will not wait for them")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vssr", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -51,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     engines.add_argument("--unused-days", type=float, default=None, help="prune: items unused this long (default: only leftovers)")
     engines.add_argument("--dry-run", action="store_true", help="prune: only print what would go")
     engines.set_defaults(run=_engines)
+    build = sub.add_parser("build", help="evaluate a .vpy script to build every engine it needs ahead of time")
+    build.add_argument("script", help="the VapourSynth script (.vpy)")
+    build.add_argument("-a", "--arg", action="append", default=[], help="name=value, as vspipe's -a")
+    build.set_defaults(run=_build)
     args = parser.parse_args(argv)
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(message)s")

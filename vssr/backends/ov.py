@@ -292,18 +292,15 @@ class OV(BackendConfig):
             OvRunner(compiled, compiled.create_infer_request(), network.inputs, network.outputs)
             for _ in range(self.num_streams)
         ]
+        # OpenVINO may substitute the hint (f16 on a CPU without FP16 compute runs bf16): log its choice
+        used = {k: compiled_property(compiled, k)
+                for k in ("INFERENCE_PRECISION_HINT", "PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS")}
+        runs = used["INFERENCE_PRECISION_HINT"].split("'")[1] if "'" in used["INFERENCE_PRECISION_HINT"] else "?"
         logger.info(
-            "OV: %s precision %s%s, %d request(s), %s for %s",
-            self.device,
-            precision,
-            "" if self.precision is not None or self.fp16 is not None else " (chosen from the device's capabilities)",
-            self.num_streams,
-            # OpenVINO may substitute the hint (f16 on a CPU without FP16 compute runs bf16): log its choice
-            {
-                k: compiled_property(compiled, k)
-                for k in ("INFERENCE_PRECISION_HINT", "PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS")
-            },
-            network.name,
+            "OV: %s on %s, precision %s%s (OpenVINO runs %s), %d request(s) in flight, %s stream(s) x %s thread(s)",
+            network.name, self.device, precision,
+            "" if self.precision is not None or self.fp16 is not None else " chosen from the device's capabilities",
+            runs, self.num_streams, used["NUM_STREAMS"], used["INFERENCE_NUM_THREADS"],
         )
         return runners
 

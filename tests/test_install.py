@@ -48,7 +48,11 @@ def test_wheel_in_a_fresh_venv_runs_every_example(tmp_path: Path) -> None:
     env["XDG_CONFIG_HOME"] = str(tmp_path / "config")  # vspipe's runtime config for this venv only
     env["VSSR_MODEL_DIR"] = str(tmp_path / "models")
     dist = tmp_path / "dist"
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dist, ROOT], env, tmp_path)
+    # pip builds a local project in place (setuptools' build/): build a copy of the sources
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv*", "build", "*.egg-info", "__pycache__", ".pytest_cache", "engines", "models", "tests", "bench"))
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dist, source], env, tmp_path)
     wheel = next(dist.glob("vssr-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     for shipped in ("vssr/data/quicksrnet/small_x2.npz", "vssr/data/quicksrnet/MODEL_CARD.md", "vssr/py.typed"):

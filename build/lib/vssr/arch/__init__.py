@@ -1,1 +1,0 @@
-"""arch subpackage."""

@@ -1,1 +1,0 @@
-"""weights subpackage."""

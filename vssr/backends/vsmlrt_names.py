@@ -18,6 +18,8 @@ from ..errors import ConfigError
 from . import Backend as _Native
 from .base import BackendConfig
 from .ignored import log_ignored, non_defaults
+from .ort import ORT
+from .ov import OV, Precision
 
 __all__ = ["Backend", "BackendV2", "native_alias", "to_vssr"]
 
@@ -26,7 +28,7 @@ logger = logging.getLogger("vssr.compat")
 _PERF_ONLY = "a performance setting of vs-mlrt's runtime; the output is the same"
 
 
-def _precision(fp16: bool, bf16: bool = False) -> str:
+def _precision(fp16: bool, bf16: bool = False) -> Precision:
     if fp16 and bf16:
         raise ConfigError("fp16 and bf16 are exclusive: choose one")
     return "bf16" if bf16 else "f16" if fp16 else "f32"
@@ -54,11 +56,11 @@ class _ORTBase:
             # ORT's CPU provider has few fp16 kernels; vs-mlrt converts the graph, vssr runs fp32
             logger.info("%s: fp16=True runs in fp32 on ONNX Runtime here (more precise, not slower on CPU)", name)
         log_ignored(name, non_defaults(self, ("fp16_blacklist_ops",)), "only used with fp16 graph conversion")
-        extra = {"device_id": getattr(self, "device_id", 0)}
         log_ignored(name, non_defaults(self, ("cudnn_benchmark", "use_cuda_graph", "prefer_nhwc")), _PERF_ONLY)
         if getattr(self, "tf32", False):
             logger.info("%s: tf32=True ignored: vssr computes fp32 layers in fp32", name)
-        return _Native.ORT(num_streams=self.num_streams, providers=self.providers, verbosity=self.verbosity, **extra)
+        return ORT(num_streams=self.num_streams, providers=self.providers, verbosity=self.verbosity,
+                   device_id=getattr(self, "device_id", 0))
 
 
 class _Backend:
@@ -93,15 +95,15 @@ class _Backend:
         def to_vssr(self) -> BackendConfig:
             if importlib.util.find_spec("openvino") is None:
                 logger.warning("OV_CPU: openvino is not installed; running ONNX Runtime on the CPU instead (fp32)")
-                return _Native.ORT()
+                return ORT()
             log_ignored("OV_CPU", non_defaults(self, ("fp16_blacklist_ops",)), "OpenVINO chooses fp32 layers itself")
             if isinstance(self.num_streams, str):
                 # "AUTO" and friends: OpenVINO's throughput hint picks the stream count
-                return _Native.OV(precision=_precision(self.fp16, self.bf16), hint="THROUGHPUT",
+                return OV(precision=_precision(self.fp16, self.bf16), hint="THROUGHPUT",
                                   num_threads=self.num_threads or None, cpu_pinning=self.bind_thread)
             # vs-mlrt's num_streams are OpenVINO streams, fed by VapourSynth's threads: vssr keeps
             # as many frames in flight (at least 2, so one frame's plumbing overlaps another's compute)
-            return _Native.OV(precision=_precision(self.fp16, self.bf16), ov_streams=self.num_streams,
+            return OV(precision=_precision(self.fp16, self.bf16), ov_streams=self.num_streams,
                               num_streams=max(2, self.num_streams), num_threads=self.num_threads or None,
                               cpu_pinning=self.bind_thread)
 
@@ -117,14 +119,14 @@ class _Backend:
         def to_vssr(self) -> BackendConfig:
             log_ignored("OV_GPU", non_defaults(self, ("fp16_blacklist_ops",)), "OpenVINO chooses fp32 layers itself")
             streams = self.num_streams if isinstance(self.num_streams, int) else 2
-            return _Native.OV(device=f"GPU.{self.device_id}", precision=_precision(self.fp16), num_streams=streams)
+            return OV(device=f"GPU.{self.device_id}", precision=_precision(self.fp16), num_streams=streams)
 
     @dataclass
     class OV_NPU:
         """OpenVINO on an Intel NPU (vssr.Backend.OV(device="NPU"))."""
 
         def to_vssr(self) -> BackendConfig:
-            return _Native.OV(device="NPU")
+            return OV(device="NPU")
 
     @dataclass
     class TRT:

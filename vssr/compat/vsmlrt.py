@@ -147,7 +147,7 @@ def _with_fallback(func: str, run: object, backend: object) -> vs.VideoNode:
     def attempt(chosen: object) -> vs.VideoNode:
         with user_errors(func):
             config = to_vssr(chosen)
-        return run(config)  # type: ignore[operator, no-any-return]
+        return run(config)  # type: ignore[operator]
 
     try:
         out = attempt(backend)
@@ -300,11 +300,12 @@ def inference(
     else:
         network = network_path
     first = clips if isinstance(clips, vs.VideoNode) else clips[0]
-    whole = tilesize is None or tuple(tilesize) == (first.width, first.height)
+    tile = None if tilesize is None else (int(tilesize[0]), int(tilesize[1]))
+    whole = tile is None or tile == (first.width, first.height)
 
     def run(config: object) -> vs.VideoNode:
-        return _inference(clips, network, config, tilesize=None if whole else tuple(tilesize),  # type: ignore[arg-type]
-                          overlap=(0, 0) if whole else tuple(overlap), func=func)
+        return _inference(clips, network, config, tilesize=None if whole else tile,  # type: ignore[arg-type]
+                          overlap=(0, 0) if whole else (int(overlap[0]), int(overlap[1])), func=func)
 
     return _with_fallback(func, run, backend)
 

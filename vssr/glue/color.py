@@ -164,7 +164,7 @@ def _target_format(value: object, func: Func) -> vs.VideoFormat | None:
     if value is None:
         return None
     try:
-        return vs.core.get_video_format(value)  # type: ignore[arg-type]
+        return vs.core.get_video_format(value)
     except (vs.Error, TypeError, ValueError) as err:
         raise VssrError(func, f"format must be a vs.PresetVideoFormat (e.g. vs.YUV420P10) or None, not {value!r}") from err
 

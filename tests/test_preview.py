@@ -46,21 +46,24 @@ def screenshot(display: str) -> np.ndarray:
 
 
 def best_match(image: np.ndarray, template: np.ndarray) -> float:
-    """Smallest RMS difference of `template` over every position in `image` (FFT correlation)."""
+    """95th percentile of |difference| where `template` fits `image` best (least squares, by FFT).
+
+    A percentile, not the RMS: the viewer draws small widgets over the picture's corner."""
     th, tw = template.shape
     shape = (image.shape[0] + th, image.shape[1] + tw)
     corr = np.fft.irfft2(np.fft.rfft2(image, shape) * np.conj(np.fft.rfft2(template, shape)), shape)
     corr = corr[: image.shape[0] - th + 1, : image.shape[1] - tw + 1]
     window = np.lib.stride_tricks.sliding_window_view(image**2, (th, tw)).sum(axis=(2, 3))
-    ssd = window - 2 * corr + (template**2).sum()
-    return float(np.sqrt(max(ssd.min(), 0.0) / template.size))
+    y, x = np.unravel_index(np.argmin(window - 2 * corr), corr.shape)
+    return float(np.percentile(np.abs(image[y : y + th, x : x + tw] - template), 95))
 
 
 def test_vspreview_shows_the_upscaled_frame(tmp_path: Path) -> None:
     exe, xvfb = previewer(), shutil.which("Xvfb")
     if exe is None or xvfb is None or shutil.which("ffmpeg") is None:
         pytest.skip("needs Xvfb, ffmpeg and vspreview (VSSR_PREVIEWER)")
-    if "x11grab" not in subprocess.run(["ffmpeg", "-hide_banner", "-devices"], capture_output=True, text=True).stdout:
+    if "x11grab" not in subprocess.run(["ffmpeg", "-hide_banner", "-devices"], capture_output=True, text=True,
+                                       check=False).stdout:
         pytest.skip("ffmpeg has no x11grab")
     script = ROOT / "examples" / "realesrgan.vpy"
     # the frame the previewer should show, rendered by vspipe
@@ -69,7 +72,7 @@ def test_vspreview_shows_the_upscaled_frame(tmp_path: Path) -> None:
     ref = luma(["-i", os.fspath(tmp_path / "ref.mkv")], w, h)
 
     read, write = os.pipe()
-    server = subprocess.Popen([xvfb, "-displayfd", str(write), "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24"],
+    server = subprocess.Popen([xvfb, "-displayfd", str(write), "-nocursor", "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24"],
                               pass_fds=(write,), stderr=subprocess.DEVNULL)
     os.close(write)
     try:
@@ -79,12 +82,12 @@ def test_vspreview_shows_the_upscaled_frame(tmp_path: Path) -> None:
         with open(tmp_path / "vspreview.log", "wb") as log:
             viewer = subprocess.Popen([exe, os.fspath(script), *args], env=env, cwd=ROOT, stdout=log, stderr=log)
             try:
-                deadline, rms = time.monotonic() + 180, float("inf")
+                deadline, err = time.monotonic() + 180, float("inf")
                 while time.monotonic() < deadline and viewer.poll() is None:
                     time.sleep(5)
                     shot = screenshot(display)
-                    rms = best_match(shot, ref)
-                    if shot.std() > 10 and rms < 6:
+                    err = best_match(shot, ref)
+                    if shot.std() > 10 and err < 10:
                         break
             finally:
                 viewer.kill()
@@ -92,8 +95,9 @@ def test_vspreview_shows_the_upscaled_frame(tmp_path: Path) -> None:
         logged = (tmp_path / "vspreview.log").read_text(errors="replace")
         assert shot.shape == (SCREEN[1], SCREEN[0])
         assert shot.std() > 10, f"blank screen; vspreview said:\n{logged[-3000:]}"
-        assert rms < 6, f"the upscaled frame is not on the screen (best RMS {rms:.1f}); vspreview said:\n{logged[-3000:]}"
-        assert best_match(shot, ref[::-1]) > 3 * rms  # the match is the picture, not any texture
+        # the viewer converts YUV to RGB its own way (chroma upsampling, rounding): 6.5 levels measured
+        assert err < 10, f"the frame is not on the screen (|difference| {err:.1f} levels); vspreview:\n{logged[-3000:]}"
+        assert best_match(shot, ref[::-1]) > 3 * err  # the match is the picture, not any texture
     finally:
         server.kill()
         server.wait()

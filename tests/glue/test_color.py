@@ -175,3 +175,14 @@ def test_every_model_function_takes_yuv(core: vs.Core, tmp_path: Path, name: str
     assert got.props["_ChromaLocation"] == 2 and got.props["_Matrix"] == 1
     for a, b in zip(planes(got), planes(ref), strict=True):
         assert np.abs(a - b).max() <= 1
+
+
+def test_only_the_clips_that_need_it_are_converted(core: vs.Core) -> None:
+    """inference() with a float RGB clip and an integer GRAY one: the output stays unclamped RGBS."""
+    rgb = core.std.BlankClip(width=16, height=8, format=vs.RGBS, color=[1.5, 0.25, 0.5])
+    gray = core.std.BlankClip(width=16, height=8, format=vs.GRAY8, color=[235])
+    out = vssr.inference([rgb, gray], nets.conv3x3(channels=4, out_channels=3), backend=ORT)
+    want = vssr.inference([rgb, core.resize.Point(gray, format=vs.GRAYS)], nets.conv3x3(channels=4, out_channels=3),
+                          backend=ORT)
+    assert out.format.id == vs.RGBS
+    np.testing.assert_array_equal(np.stack(planes_f(out.get_frame(0))), np.stack(planes_f(want.get_frame(0))))

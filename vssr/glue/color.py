@@ -183,8 +183,9 @@ def converts_color[F: Callable[..., vs.VideoNode]](*, gray: bool = False) -> Cal
             clips = list(clip) if isinstance(clip, Sequence) else [clip]
             if not any(_needs_plan(c, gray, target) for c in clips):
                 return model(clip, *args, **kwargs)  # float RGB: the unchanged fast path
-            plans = [ColorPlan.for_clip(c, model, gray=gray, target=target) if _needs_plan(c, gray, None)
-                     or c is clips[0] else None for c in clips]
+            # format= applies to the output, i.e. to the first clip's plan
+            plans = [ColorPlan.for_clip(c, model, gray=gray, target=target if i == 0 else None)
+                     if _needs_plan(c, gray, target if i == 0 else None) else None for i, c in enumerate(clips)]
             converted = [p.to_work(c) if p is not None else c for p, c in zip(plans, clips, strict=True)]
             result = model(converted if isinstance(clip, Sequence) else converted[0], *args, **kwargs)
             first = plans[0]

@@ -61,7 +61,7 @@ def evaluate(upscale, sets: dict[str, list[metrics.SRImage]], scale: int) -> dic
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights", type=Path, default=ROOT / "models" / "quicksrnet" / "small_x2.npz")
+    ap.add_argument("--weights", type=Path, default=ROOT / "vssr" / "data" / "quicksrnet" / "small_x2.npz")
     ap.add_argument("--sets", nargs="+", default=["Set5", "Set14"])
     ap.add_argument("--int8", nargs="*", default=[], help="quantization methods to add as rows")
     ap.add_argument("--calib", type=Path, default=DATA / "sr-train" / "T91", help="calibration image folder")
@@ -69,7 +69,7 @@ def main() -> None:
     ap.add_argument(
         "--qat",
         type=Path,
-        help="quantization-aware weights for the int8 rows (e.g. models/quicksrnet/small_x2_qat.npz)",
+        help="quantization-aware weights for the int8 rows (e.g. vssr/data/quicksrnet/small_x2_qat.npz)",
     )
     args = ap.parse_args()
 

@@ -3,7 +3,7 @@
     .venv/bin/python bench/quant.py                       # both models, ORT and OpenVINO
     .venv/bin/python bench/quant.py --models quicksrnet --runs 3 --backends ort
 
-For QuickSRNet-small x2 (models/quicksrnet/small_x2.npz) and Real-ESRGAN animevideov3 (x4, vssr.zoo):
+For QuickSRNet-small x2 (vssr/data/quicksrnet/small_x2.npz) and Real-ESRGAN animevideov3 (x4, vssr.zoo):
 
 - PSNR on Set5 the paper way (vssr.metrics: Y of BT.601, border = scale; LR by MATLAB bicubic),
   and PSNR of each variant's output against the fp32 output (RGB, all pixels): the precision loss
@@ -142,11 +142,11 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=16, help="calibration frames from the clip")
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--weights", type=Path, default=ROOT / "models" / "quicksrnet" / "small_x2.npz")
+    ap.add_argument("--weights", type=Path, default=ROOT / "vssr" / "data" / "quicksrnet" / "small_x2.npz")
     ap.add_argument(
         "--qat",
         type=Path,
-        default=ROOT / "models" / "quicksrnet" / "small_x2_qat.npz",
+        default=ROOT / "vssr" / "data" / "quicksrnet" / "small_x2_qat.npz",
         help="weights for the int8 rows (quantization-aware fine-tuned), if present",
     )
     args = ap.parse_args()

@@ -140,15 +140,10 @@ def test_output_fps_and_length_kept(core: vs.Core) -> None:
 # --- errors: raised at script evaluation, naming the parameter -------------------------------------
 
 
-def test_rejects_yuv_with_a_hint(core: vs.Core) -> None:
+def test_untagged_yuv_is_refused_with_the_fix(core: vs.Core) -> None:
+    # tagged YUV and integer clips are converted (tests/glue/test_color.py)
     clip = core.std.BlankClip(format=vs.YUV420P8, width=32, height=32)
-    with pytest.raises(vs.Error, match=r"vssr.inference: clip must be RGBS/RGBH or GRAYS/GRAYH, not YUV420P8; convert with core.resize"):
-        vssr.inference(clip, nets.identity(3))
-
-
-def test_rejects_integer_rgb(core: vs.Core) -> None:
-    clip = core.std.BlankClip(format=vs.RGB24, width=32, height=32)
-    with pytest.raises(vs.Error, match="integer format RGB24; convert with core.resize.Point"):
+    with pytest.raises(vs.Error, match=r"vssr.inference: clip is YUV420P8 and its frame 0 has no _Matrix prop"):
         vssr.inference(clip, nets.identity(3))
 
 

@@ -66,10 +66,10 @@ def _folder(path: Path) -> Path:
 
 DIRECTORY = Made("a directory", lambda tmp: tmp)
 MISSING = Made("a missing file", lambda tmp: tmp / "missing.onnx")
-YUV_CLIP = Made("a YUV clip", lambda tmp: blank(vs.YUV420P8))
-INT_CLIP = Made("an RGB24 clip", lambda tmp: blank(vs.RGB24))
+YUV_CLIP = Made("a YUV clip without _Matrix", lambda tmp: blank(vs.YUV420P8))  # YUV with _Matrix is converted
+FORMAT_BAD = ["RGBS", 1.5, Made("a VideoNode", lambda tmp: blank())]
 
-CLIP_BAD = [None, "clip", YUV_CLIP, INT_CLIP]
+CLIP_BAD = [None, "clip", YUV_CLIP]
 BACKEND_BAD = ["ORT", 2, vssr.Backend.ORT]  # the class, not a config
 TILESIZE_BAD = [0, 1.5, "64", True, (64,), (64, 1.5), np.float32(64)]
 OVERLAP_BAD = [-1, 1.5, "8", False, (8, -1)]
@@ -96,6 +96,7 @@ TARGETS: dict[str, Target] = {
             "backend": BACKEND_BAD,
             "tilesize": TILESIZE_BAD,
             "overlap": OVERLAP_BAD,
+            "format": FORMAT_BAD,
         },
     ),
     "QuickSRNet": Target(
@@ -112,6 +113,7 @@ TARGETS: dict[str, Target] = {
             "int8": ["fast", True, 8],
             "calibration_frames": [0, 1.5, "16", True, 10**6],
             "int8_symmetric": ["no", 1, None],
+            "format": FORMAT_BAD,
         },
     ),
     "RIFE": Target(
@@ -131,6 +133,7 @@ TARGETS: dict[str, Target] = {
             "sc": ["no", 1],
             "sc_threshold": [True, 0, 1.5, "0.1"],
             "backend": BACKEND_BAD,
+            "format": FORMAT_BAD,
         },
     ),
     "EDVR": Target(
@@ -146,6 +149,7 @@ TARGETS: dict[str, Target] = {
             "split": ["yes", 1],
             "edge": ["wrap", 1],
             "deform": ["fast", None],
+            "format": FORMAT_BAD,
         },
     ),
     "inference": Target(
@@ -159,6 +163,7 @@ TARGETS: dict[str, Target] = {
             "overlap": OVERLAP_BAD,
             "scale": ["x", 0, -2, True, float("nan"), 3],  # 3: the network is x2
             "func": [123, ""],
+            "format": FORMAT_BAD,
         },
     ),
     "Session.create": Target(
@@ -214,6 +219,7 @@ TARGETS: dict[str, Target] = {
             "cpu_pinning": ["yes", 1],
             "hint": ["FAST", 1],
             "cache": ["no", 1, None],
+            "bf16": ["yes", 1],
         },
     ),
 }

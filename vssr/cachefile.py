@@ -106,6 +106,15 @@ def verified(entry: Path, key: Key) -> bool:
     return _check(entry, key)[0] is not None
 
 
+def stored_key(entry: Path) -> object:
+    """The key recorded in `entry`'s sidecar (None when it has none or it cannot be read)."""
+    try:
+        with open(meta_path(entry), "rb") as f:
+            return json.loads(f.read(_MAX_SIDECAR))["key"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def intact(entry: Path) -> bool:
     """Whether `entry` matches its sidecar, whatever key that holds (for listing and pruning)."""
     try:

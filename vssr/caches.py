@@ -1,73 +1,110 @@
-"""`python -m vssr caches list | prune`: the converted-model, int8 and OpenVINO caches.
+"""Every cache vssr writes, listed and pruned in one place (`vssr engines list|prune`, also
+spelt `vssr caches ...`).
 
-Every entry in them is a `vssr.cachefile` entry (file + `.meta.json` sidecar). `list` shows each
-with its size, last use and whether it still matches its sidecar; `prune` removes leftovers of
-killed writers, damaged entries, sidecars without an entry, empty folders of old OpenVINO
-compiles, and (with `--unused-days`) entries not used for that long. TensorRT engines have their
-own command (`python -m vssr engines`).
+- TensorRT / TensorRT-RTX engines (`engines/*.engine`, with their sidecars and runtime caches of
+  JIT-compiled kernels): through the TensorRT cache module, which deletes each engine under its lock;
+- OpenVINO compiled models (`engines/openvino/<digest>.blob`), converted ONNX (`models/*.onnx`) and
+  calibrated int8 ONNX (`models/int8/*.onnx`): `vssr.cachefile` entries (file + `.meta.json`);
+- leftovers of killed writers (temporary files, idle `*.lock` files), sidecars without their
+  entry, and empty folders that OpenVINO compiles of older vssr versions left.
+
+An entry that no longer matches its sidecar is listed as DAMAGED: it is rebuilt on next use and
+`prune` removes it. Nothing else in these folders is touched (models/ also holds the README,
+downloaded weights and the user's own files). Last use is the file's modification time (entries
+are touched when loaded).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
+import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import cachefile, files
+from .backends.trt import cache as trt_cache
 
-__all__ = ["CacheRecord", "add_command", "cache_folders", "list_entries", "prune"]
+__all__ = ["CacheEntry", "describe", "entries", "prune"]
 
-_SUFFIXES = {"onnx": ".onnx", "int8": ".onnx", "openvino": ".blob"}
-"""What an entry of each kind is named; nothing else in these folders is touched (models/ also
-holds the README, shipped weights and the user's own files)."""
-
-
-def cache_folders() -> dict[str, Path]:
-    """The cache folders by kind (from VSSR_MODEL_DIR / VSSR_ENGINE_DIR or their defaults)."""
-    return {
-        "onnx": files.models_dir(),
-        "int8": files.models_dir() / "int8",
-        "openvino": files.engines_dir() / "openvino",
-    }
+_ENTRY_FOLDERS = {"onnx": ("", ".onnx"), "int8": ("int8", ".onnx"), "openvino": ("openvino", ".blob")}
+"""kind -> (folder under models/ or engines/, what its entries are named)."""
 
 
-@dataclass(frozen=True)
-class CacheRecord:
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
     kind: str
+    """"tensorrt", "openvino", "onnx", "int8" or "lock"."""
     path: Path
     bytes: int
     last_used: float
-    intact: bool
+    intact: bool = True
     """The entry matches its sidecar (size, sha256); a damaged one is rebuilt on next use."""
+    detail: str = ""
 
 
-def _entries(folder: Path, kind: str) -> list[Path]:
-    try:
-        return sorted(p for p in folder.glob(f"*{_SUFFIXES[kind]}") if p.is_file() and not p.name.startswith("."))
-    except OSError:
-        return []
+def _folders(engine_dir: Path | None, model_dir: Path | None) -> tuple[Path, Path]:
+    return engine_dir or trt_cache.engine_folder(None), model_dir or files.models_dir()
 
 
-def list_entries() -> list[CacheRecord]:
-    """Every cache entry, newest use first."""
-    records = []
-    for kind, folder in cache_folders().items():
-        for path in _entries(folder, kind):
+def _entry_folder(kind: str, engine_dir: Path, model_dir: Path) -> Path:
+    sub, _ = _ENTRY_FOLDERS[kind]
+    return (engine_dir if kind == "openvino" else model_dir) / sub
+
+
+def _engines(engine_dir: Path) -> Iterator[CacheEntry]:
+    for record in trt_cache.list_engines(engine_dir):
+        kernels = trt_cache.runtime_cache_path(record.path)
+        size = record.bytes + (kernels.stat().st_size if kernels.is_file() else 0)
+        built = record.info.get("build_seconds")
+        detail = f"built in {built:.0f} s" if isinstance(built, int | float) else ""
+        if kernels.is_file():
+            detail = ", ".join(filter(None, [detail, "with its RTX runtime cache"]))
+        yield CacheEntry("tensorrt", record.path, size, record.last_used, record.intact, detail)
+
+
+def _cachefile_entries(kind: str, folder: Path) -> Iterator[CacheEntry]:
+    _, suffix = _ENTRY_FOLDERS[kind]
+    with contextlib.suppress(OSError):
+        for path in sorted(folder.glob(f"*{suffix}")):
+            if path.is_file() and not path.name.startswith("."):
+                with contextlib.suppress(OSError):  # pruned meanwhile
+                    stat = path.stat()
+                    key = cachefile.stored_key(path)
+                    what = key.get("what", "") if isinstance(key, dict) else ""
+                    detail = str(what) if what else {"onnx": "converted", "int8": "int8"}.get(kind, "")
+                    yield CacheEntry(kind, path, stat.st_size, stat.st_mtime, cachefile.intact(path), detail)
+
+
+def _locks(*roots: Path) -> Iterator[CacheEntry]:
+    for root in roots:
+        for path in sorted(root.rglob("*.lock")) if root.is_dir() else ():
             with contextlib.suppress(OSError):
-                stat = path.stat()
-                records.append(CacheRecord(kind, path, stat.st_size, stat.st_mtime, cachefile.intact(path)))
-    return sorted(records, key=lambda r: r.last_used, reverse=True)
+                yield CacheEntry("lock", path, path.stat().st_size, path.stat().st_mtime)
 
 
-def prune(*, unused_days: float | None = None, dry_run: bool = False) -> list[Path]:
-    """Remove leftovers, damaged entries, orphan sidecars, empty folders and (optionally) entries
-    unused for `unused_days`; each entry under its lock, so a process writing it is not cut short.
-    Returns the removed (with `dry_run`: the removable) paths."""
-    removed: list[Path] = []
+def entries(engine_dir: Path | None = None, model_dir: Path | None = None) -> list[CacheEntry]:
+    """Everything cached, newest use first within each kind."""
+    engine_dir, model_dir = _folders(engine_dir, model_dir)
+    found = [_engines(engine_dir)]
+    found += [_cachefile_entries(kind, _entry_folder(kind, engine_dir, model_dir)) for kind in _ENTRY_FOLDERS]
+    out: list[CacheEntry] = []
+    for kind_entries in (*found, _locks(engine_dir, model_dir)):
+        out += sorted(kind_entries, key=lambda e: e.last_used, reverse=True)
+    return out
+
+
+def prune(unused_days: float | None = None, *, dry_run: bool = False, engine_dir: Path | None = None,
+          model_dir: Path | None = None) -> list[Path]:
+    """Delete leftovers, damaged entries, orphan sidecars, empty folders and (with `unused_days`)
+    entries not used for that long; each entry under its lock, so a process writing or loading it
+    is not cut short. Returns the removed (with `dry_run`: the removable) paths."""
+    engine_dir, model_dir = _folders(engine_dir, model_dir)
+    removed = trt_cache.prune_engines(engine_dir, unused_days=unused_days, dry_run=dry_run)
     now = time.time()
-    for kind, folder in cache_folders().items():
+    for kind in _ENTRY_FOLDERS:
+        folder = _entry_folder(kind, engine_dir, model_dir)
         if not folder.is_dir():
             continue
         if dry_run:
@@ -75,22 +112,27 @@ def prune(*, unused_days: float | None = None, dry_run: bool = False) -> list[Pa
                         if files.lock_is_idle(p)]
         else:
             removed += files.remove_leftovers(folder)
-        for entry in _entries(folder, kind):
-            stale = unused_days is not None and now - entry.stat().st_mtime > unused_days * 86400
-            if stale or not cachefile.intact(entry):
-                removed += _remove_entry(entry, dry_run)
+        for entry in _cachefile_entries(kind, folder):
+            stale = unused_days is not None and now - entry.last_used > unused_days * 86400
+            if stale or not entry.intact:
+                removed += _remove_entry(entry.path, dry_run)
         for sidecar in sorted(folder.glob(f"*{cachefile.META_SUFFIX}")):
             if not sidecar.with_name(sidecar.name[: -len(cachefile.META_SUFFIX)]).exists():
                 removed.append(sidecar)
                 if not dry_run:
                     sidecar.unlink(missing_ok=True)
-        subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()) if kind == "openvino" else []
-        for sub in subfolders:
-            if not any(sub.iterdir()):  # what failed OpenVINO compiles of older versions left
-                removed.append(sub)
-                if not dry_run:
-                    with contextlib.suppress(OSError):
-                        sub.rmdir()
+        if kind == "openvino":
+            for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()):
+                if not any(sub.iterdir()):  # what failed OpenVINO compiles of older versions left
+                    removed.append(sub)
+                    if not dry_run:
+                        with contextlib.suppress(OSError):
+                            sub.rmdir()
+    for lock in _locks(engine_dir, model_dir):  # idle locks in subfolders (models/rife, ...)
+        if lock.path in removed:
+            continue
+        if files.lock_is_idle(lock.path) if dry_run else files.remove_idle_lock(lock.path):
+            removed.append(lock.path)
     return removed
 
 
@@ -105,30 +147,10 @@ def _remove_entry(entry: Path, dry_run: bool) -> list[Path]:
     return victims
 
 
-def _run(args: argparse.Namespace) -> int:
-    if args.action == "list":
-        records = list_entries()
-        for r in records:
-            used = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.last_used))
-            state = "" if r.intact else "  DAMAGED (rebuilt on next use; `prune` removes it)"
-            print(f"{r.kind:8} {r.path}  {r.bytes / 2**20:.1f} MiB, last used {used}{state}")
-        print(f"{len(records)} cache entr{'y' if len(records) == 1 else 'ies'} in "
-              f"{', '.join(str(p) for p in cache_folders().values())}")
-        return 0
-    if args.unused_days is not None and not args.unused_days >= 0:
-        print("--unused-days must be >= 0")
-        return 2
-    removed = prune(unused_days=args.unused_days, dry_run=args.dry_run)
-    for path in removed:
-        print(path)
-    print(f"{'would remove' if args.dry_run else 'removed'} {len(removed)} path(s)")
-    return 0
-
-
-def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register `caches list | prune` on the CLI's subparsers."""
-    parser = sub.add_parser("caches", help="list or prune converted models, int8 models and OpenVINO blobs")
-    parser.add_argument("action", choices=["list", "prune"])
-    parser.add_argument("--unused-days", type=float, default=None, help="prune: entries unused this long")
-    parser.add_argument("--dry-run", action="store_true", help="prune: only print what would go")
-    parser.set_defaults(run=_run)
+def describe(entry: CacheEntry) -> str:
+    """One line of `vssr engines list`."""
+    used = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.last_used))
+    size = f"{entry.bytes / 2**20:.1f} MiB" if entry.bytes >= 2**16 else f"{entry.bytes} B"
+    state = "" if entry.intact else "  DAMAGED (rebuilt on next use; `prune` removes it)"
+    detail = f", {entry.detail}" if entry.detail else ""
+    return f"{entry.kind:<9} {os.fspath(entry.path)}  {size}, last used {used}{detail}{state}"

@@ -1,42 +1,58 @@
-"""Command line: `vssr` (or `python -m vssr`) models | engines | caches | download | render | upscale | interpolate."""
+"""Command line: `vssr` (or `python -m vssr`) models | engines (caches) | build | download | render | upscale | interpolate."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-import time
 
 __all__ = ["main"]
 
 
 def _models(args: argparse.Namespace) -> int:
-    from . import zoo
+    from . import catalog
 
-    for family in sorted(zoo.FAMILIES):
-        print(f"{family}: {', '.join(zoo.names(family))}")
+    print(catalog.format_table(catalog.models()))
     return 0
 
 
 def _engines(args: argparse.Namespace) -> int:
-    from .backends.trt import cache as trt_cache
+    from pathlib import Path
 
+    from . import caches
+
+    folder = Path(args.folder) if args.folder else None
     if args.action == "list":
-        records = trt_cache.list_engines(args.folder)
-        for record in records:
-            used = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.last_used))
-            built = record.info.get("build_seconds")
-            how = f", built in {built:.0f} s" if isinstance(built, int | float) else ""
-            print(f"{record.path.name}  {record.bytes / 2**20:.1f} MiB, last used {used}{how}")
-        print(f"{len(records)} engine(s) in {trt_cache.engine_folder(args.folder)}")
+        found = caches.entries(engine_dir=folder)
+        for entry in found:
+            print(caches.describe(entry))
+        total = sum(e.bytes for e in found)
+        damaged = sum(not e.intact for e in found)
+        print(f"{len(found)} cached item(s), {total / 2**20:.1f} MiB" + (f", {damaged} damaged" if damaged else ""))
         return 0
     if args.unused_days is not None and args.unused_days < 0:
         print("--unused-days must be >= 0", file=sys.stderr)
         return 2
-    removed = trt_cache.prune_engines(args.folder, unused_days=args.unused_days, dry_run=args.dry_run)
+    removed = caches.prune(args.unused_days, dry_run=args.dry_run, engine_dir=folder)
     for path in removed:
         print(path)
-    print(f"{'would remove' if args.dry_run else 'removed'} {len(removed)} file(s)")
+    print(f"{'would remove' if args.dry_run else 'removed'} {len(removed)} item(s)")
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    from . import caches
+    from .build import build_script
+
+    pairs = dict(a.split("=", 1) for a in args.arg if "=" in a)
+    if len(pairs) != len(args.arg):
+        print("-a takes name=value", file=sys.stderr)
+        return 2
+    logging.getLogger("vssr").setLevel(logging.INFO)  # the build's progress
+    written = build_script(args.script, pairs)
+    for entry in written:
+        print(caches.describe(entry))
+    print(f"{len(written)} cache item(s) built or used; the script's first frame will not wait for them")
     return 0
 
 
@@ -44,19 +60,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vssr", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("models", help="list the model names of the zoo").set_defaults(run=_models)
-    engines = sub.add_parser("engines", help="list or prune TensorRT engines")
+    sub.add_parser("models", help="list every model, where its weights come from and whether they are here").set_defaults(run=_models)
+    engines = sub.add_parser(
+        "engines", aliases=["caches"],
+        help="list or prune every cache: TensorRT engines, RTX runtime caches, OpenVINO models, ONNX")
     engines.add_argument("action", choices=["list", "prune"])
     engines.add_argument("--folder", default=None, help="engine folder (default: VSSR_ENGINE_DIR or engines/)")
-    engines.add_argument("--unused-days", type=float, default=None, help="prune: engines unused this long")
+    engines.add_argument("--unused-days", type=float, default=None, help="prune: items unused this long (default: only leftovers)")
     engines.add_argument("--dry-run", action="store_true", help="prune: only print what would go")
     engines.set_defaults(run=_engines)
+    build = sub.add_parser("build", help="evaluate a .vpy script to build every engine it needs ahead of time")
+    build.add_argument("script", help="the VapourSynth script (.vpy)")
+    build.add_argument("-a", "--arg", action="append", default=[], help="name=value, as vspipe's -a")
+    build.set_defaults(run=_build)
     from .download import add_parser as add_download_parser  # `vssr download`: vssr/download/command.py
 
     add_download_parser(sub)
-    from .caches import add_command as add_caches_command  # `caches list | prune`: vssr/caches.py
-
-    add_caches_command(sub)
     from .render.cli import add_commands as add_render_commands  # render, upscale, interpolate
 
     add_render_commands(sub)

@@ -178,6 +178,7 @@ def file_lock(
     finally:
         fcntl.flock(f.fileno(), fcntl.LOCK_UN)
         f.close()
+        remove_idle_lock(lock_path)  # leave no lock file behind (a waiter then locks a new one)
 
 
 def _wait_for_lock(f: BinaryIO, lock_path: Path, deadline: float, limit: float | None) -> None:

@@ -33,6 +33,7 @@ from .glue.checks import (
     check_tiles,
     user_errors,
 )
+from .glue.color import converts_color
 from .glue.frames import copy_props, dtype_of, frames_to_array, write_frame
 from .glue.padding import PadPlan
 from .glue.streams import RunnerPool, parallel_frames
@@ -222,6 +223,7 @@ def _is_image(array: np.ndarray) -> bool:
     return array.ndim == 4 and array.shape[-2:] != (1, 1)
 
 
+@converts_color(gray=True)
 def inference(
     clips: vs.VideoNode | Sequence[vs.VideoNode],
     network: NetworkSource,

@@ -269,7 +269,7 @@ def convert(name: str, paths: Sequence[Path], converter: Converter, archs: Seque
     target = files.models_dir() / f"{files.readable_stem(name)}.{digest.hexdigest()[:16]}.onnx"
 
     def produce() -> bytes:
-        logger.info("converting %s -> %s", [os.fspath(p) for p in paths], target)
+        logger.info("converting %s to ONNX (once): %s", " + ".join(p.name for p in paths), target)
         model = converter(paths, archs)
         data: bytes = model.SerializeToString()
         return data

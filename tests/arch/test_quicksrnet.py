@@ -9,6 +9,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from vssr import data
 from vssr.arch import quicksrnet
 from vssr.errors import ModelError
 from vssr.network import Network, get_metadata
@@ -152,7 +153,7 @@ def _card_claims() -> list[tuple[str, int, float]]:
     """(file, scale, Set5 PSNR) for each `<file>.npz Set5 PSNR (xN, Y): P dB` line of MODEL_CARD.md."""
     import re
 
-    card = Path(__file__).resolve().parents[2] / "models" / "quicksrnet" / "MODEL_CARD.md"
+    card = data.path("quicksrnet", "MODEL_CARD.md")
     if not card.is_file():
         return []
     pattern = r"(\w+\.npz) Set5 PSNR \(x(\d), Y\): ([\d.]+) dB"
@@ -164,9 +165,9 @@ def test_shipped_weights_reproduce_model_card(shared_data: Path, name: str, scal
     """Each shipped weights file scores the Set5 PSNR its MODEL_CARD.md states, within 0.01 dB."""
     from vssr import metrics
 
-    path = Path(__file__).resolve().parents[2] / "models" / "quicksrnet" / name
+    path = data.path("quicksrnet", name)
     if not path.is_file():
-        pytest.skip(f"models/quicksrnet/{name} is not present")
+        pytest.skip(f"vssr/data/quicksrnet/{name} is not present")
     model = quicksrnet.build(dict(np.load(path)))
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 2

@@ -512,10 +512,12 @@ def test_prune_removes_idle_locks_of_gone_files_only(tmp_path: Path) -> None:
     holding.wait(10)
     assert trt_cache.prune_engines(tmp_path, dry_run=True) == [stale] and stale.exists()  # not the busy one
     removed = trt_cache.prune_engines(tmp_path)
+    assert Path(f"{busy}.lock").exists()  # held: kept
     done.set()
     thread.join(10)
     assert stale in removed and not stale.exists()
-    assert Path(f"{busy}.lock").exists() and Path(f"{engine}.lock") not in removed and engine.exists()
+    assert Path(f"{engine}.lock") not in removed and engine.exists()
+    assert not Path(f"{busy}.lock").exists()  # its holder removes it when done (files.file_lock)
 
 
 def test_engine_folder_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -592,17 +594,19 @@ def test_runtime_cache_is_saved_when_vspipe_frees_the_script(tmp_path: Path) -> 
     assert target.read_bytes() == b"kernels compiled while the script ran"
 
 
-def test_cli_lists_and_prunes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_lists_and_prunes(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     import logging
 
     from vssr import cli
 
+    monkeypatch.setenv("VSSR_MODEL_DIR", str(tmp_path / "models"))  # the other caches: empty here
     trt_cache.load_or_build(tmp_path, _spec("listed"), lambda: b"ENGINE-listed" * 100, _strict_load)
     try:
         assert cli.main(["engines", "list", "--folder", str(tmp_path)]) == 0
         lines = capsys.readouterr().out.splitlines()
-        assert re.fullmatch(r"listed\..*\.engine  0\.0 MiB, last used \d{4}-\d\d-\d\d \d\d:\d\d, built in 0 s", lines[0])
-        assert lines[-1] == f"1 engine(s) in {tmp_path}"
+        assert re.fullmatch(r"tensorrt  listed\..*\.engine  1300 B, last used \d{4}-\d\d-\d\d \d\d:\d\d, built in 0 s",
+                            lines[0]), lines[0]
+        assert lines[-1] == "1 cached item(s), 0.0 MiB"
         assert cli.main(["engines", "prune", "--folder", str(tmp_path), "--unused-days", "-1"]) == 2
         assert "--unused-days must be >= 0" in capsys.readouterr().err
         assert cli.main(["engines", "prune", "--folder", str(tmp_path), "--unused-days", "0"]) == 0

@@ -127,7 +127,7 @@ def test_deform_choice(core: vs.Core) -> None:
 def test_argument_errors(core: vs.Core, tmp_path: Path) -> None:
     clip, _ = _source(core, 3, 8, 8)
     with pytest.raises(vs.Error, match="vssr.EDVR: clip must be RGBS/RGBH"):
-        EDVR(core.resize.Point(clip, format=vs.YUV444PS, matrix_s="709"), STATE)
+        EDVR(core.resize.Point(clip, format=vs.GRAYS, matrix_s="709"), STATE)
     with pytest.raises(vs.Error, match="edge must be one of"):
         EDVR(clip, STATE, edge="wrap")
     with pytest.raises(vs.Error, match="num_frame=7 but the model was trained for 5"):

@@ -167,7 +167,7 @@ def test_errors(tmp_path: Path) -> None:
     with pytest.raises(vs.Error, match="ensemble"):
         RIFE(clip, model=model, ensemble=True)
     with pytest.raises(vs.Error, match="RGBS"):
-        RIFE(clip.resize.Bicubic(format=vs.YUV444PS, matrix_s="709"), model=model)
+        RIFE(clip.resize.Bicubic(format=vs.GRAYS, matrix_s="709"), model=model)
     junk = tmp_path / "junk.pkl"
     junk.write_bytes(b"junk" * 50)
     with pytest.raises(vs.Error, match="vssr.RIFE: .*junk.pkl"):

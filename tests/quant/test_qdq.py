@@ -12,13 +12,13 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
-from vssr import metrics
+from vssr import data, metrics
 from vssr.arch import quicksrnet
 from vssr.network import Network
 from vssr.quant import qdq, quantize
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ROOT / "models" / "quicksrnet" / "small_x2.npz"
+SHIPPED = data.path("quicksrnet", "small_x2.npz")
 
 
 @pytest.fixture(autouse=True)
@@ -118,7 +118,7 @@ def test_shipped_model_int8_accuracy(shared_data: Path) -> None:
     (the issue's target).
     """
     if not SHIPPED.is_file():
-        pytest.skip("models/quicksrnet/small_x2.npz is not present")
+        pytest.skip("vssr/data/quicksrnet/small_x2.npz is not present")
     qat = SHIPPED.with_name("small_x2_qat.npz")
     net = Network.load(quicksrnet.build(dict(np.load(SHIPPED))))
     net8 = Network.load(quicksrnet.build(dict(np.load(qat if qat.is_file() else SHIPPED))))

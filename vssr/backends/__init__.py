@@ -19,6 +19,8 @@ __all__ = ["Backend", "BackendConfig", "Runner", "default_backend"]
 logger = logging.getLogger(__name__)
 
 _LAZY = {"OV": ".ov", "TRT": ".trt", "TRT_RTX": ".trt"}
+_VSMLRT_NAMES = ("ORT_CPU", "ORT_CUDA", "OV_CPU", "OV_GPU", "OV_NPU")
+"""vs-mlrt backend names that are not vssr's: aliases (TRT and TRT_RTX are vssr's own classes)."""
 
 
 class _BackendNamespace:
@@ -27,6 +29,11 @@ class _BackendNamespace:
     ORT = ORT
 
     def __getattr__(self, name: str) -> Any:
+        if name in _VSMLRT_NAMES:
+            # vs-mlrt's spelling with vs-mlrt's fields (OV_CPU(bf16=True)): the vssr config it means
+            from . import vsmlrt_names
+
+            return vsmlrt_names.native_alias(name)
         if name not in _LAZY:
             raise AttributeError(f"vssr.Backend has no backend {name!r}; choose one of ORT, {', '.join(_LAZY)}")
         module = importlib.import_module(_LAZY[name], __name__)

@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 from ..types import ShapeProfile, Tensors, TensorSpec
@@ -104,8 +104,10 @@ class BackendConfig(ABC):
         return True
 
     def describe(self) -> str:
-        """One line for logs and error messages."""
-        return f"{self.runtime_name}({', '.join(f'{k}={v!r}' for k, v in self.build_key().items())})"
+        """One line for logs and error messages: the runtime and the settings that differ from its defaults."""
+        changed = {f.name: getattr(self, f.name) for f in fields(self)
+                   if f.default is not MISSING and getattr(self, f.name) != f.default}
+        return f"{self.runtime_name}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
 
 
 def runtime_field[T](default: T, doc: str = "") -> T:

@@ -27,13 +27,13 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import InitVar, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import cachefile
 from ..errors import BackendError, MissingBackendError, install_hint
-from ..files import engines_dir
+from ..files import atomic_write, engines_dir
 from ..types import ShapeProfile, Tensors, TensorSpec
 from ..validation import require_bool, require_choice, require_int
 from .base import BackendConfig, Runner, cpu_count, runtime_field
@@ -117,7 +117,6 @@ def install_import_hook(site_dir: str | os.PathLike[str] | None = None) -> Path:
     """
     import sysconfig
 
-    from ..files import atomic_write
 
     directory = Path(site_dir) if site_dir is not None else Path(sysconfig.get_paths()["purelib"])
     atomic_write(directory / f"{_HOOK_MODULE}.py", _HOOK_SOURCE.encode())
@@ -209,8 +208,15 @@ class OV(BackendConfig):
     """PERFORMANCE_HINT. None: explicit streams/threads above (vssr's measured default)."""
     # caching
     cache: bool = runtime_field(True, "keep compiled models under engines/openvino/")
+    # vs-mlrt's spelling
+    bf16: InitVar[bool] = False
+    """vs-mlrt's OV_CPU(bf16=True): an alias of precision="bf16" (not a field of its own)."""
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, bf16: bool) -> None:
+        if bf16 is not False:
+            if bf16 is not True or self.precision not in (None, "bf16"):
+                raise ValueError(f"bf16={bf16!r} is vs-mlrt's spelling of precision='bf16'; give precision only")
+            object.__setattr__(self, "precision", "bf16")
         super().__post_init__()
         require_choice("precision", self.precision, PRECISIONS, optional=True)
         if self.precision is not None and self.fp16 is not None and (self.precision == "f16") != self.fp16:
@@ -301,7 +307,9 @@ class OV(BackendConfig):
         def import_model(data: bytes) -> Any:
             return core.import_model(io.BytesIO(data), self.device, config)  # a stream: accepted since 2024
 
-        key = {"kind": "openvino-compiled", "digest": digest}
+        # "what" is for `vssr engines list` only: the digest already covers all of it
+        what = f"{network.name}, {self.device} {precision}, {profile.opt[0]}x{profile.opt[1]}"
+        key = {"kind": "openvino-compiled", "digest": digest, "what": what}
         return cachefile.load_or_build(entry, key, export, import_model, env="VSSR_ENGINE_DIR")
 
     def load(self, network: Network, profile: ShapeProfile) -> list[Runner]:
@@ -332,18 +340,15 @@ class OV(BackendConfig):
             OvRunner(compiled, compiled.create_infer_request(), network.inputs, network.outputs)
             for _ in range(self.num_streams)
         ]
+        # OpenVINO may substitute the hint (f16 on a CPU without FP16 compute runs bf16): log its choice
+        used = {k: compiled_property(compiled, k)
+                for k in ("INFERENCE_PRECISION_HINT", "PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS")}
+        runs = used["INFERENCE_PRECISION_HINT"].split("'")[1] if "'" in used["INFERENCE_PRECISION_HINT"] else "?"
         logger.info(
-            "OV: %s precision %s%s, %d request(s), %s for %s",
-            self.device,
-            precision,
-            "" if self.precision is not None or self.fp16 is not None else " (chosen from the device's capabilities)",
-            self.num_streams,
-            # OpenVINO may substitute the hint (f16 on a CPU without FP16 compute runs bf16): log its choice
-            {
-                k: compiled_property(compiled, k)
-                for k in ("INFERENCE_PRECISION_HINT", "PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS")
-            },
-            network.name,
+            "OV: %s on %s, precision %s%s (OpenVINO runs %s), %d request(s) in flight, %s stream(s) x %s thread(s)",
+            network.name, self.device, precision,
+            "" if self.precision is not None or self.fp16 is not None else " chosen from the device's capabilities",
+            runs, self.num_streams, used["NUM_STREAMS"], used["INFERENCE_NUM_THREADS"],
         )
         return runners
 

@@ -33,6 +33,7 @@ from ..arch.deform import DeformMode
 from ..backends import BackendConfig, default_backend
 from ..glue import checks
 from ..glue.checks import VssrError, check_clip, user_errors
+from ..glue.color import converts_color
 from ..glue.frames import copy_props, dtype_of, frame_to_array, frames_to_array, write_frame
 from ..glue.padding import PadPlan
 from ..glue.streams import parallel_frames
@@ -135,6 +136,7 @@ def _shifted(clip: vs.VideoNode, offset: int, num_frame: int, edge: str) -> vs.V
     return runs[0] if len(runs) == 1 else vs.core.std.Splice(runs)
 
 
+@converts_color()
 def EDVR(
     clip: vs.VideoNode,
     model: str | os.PathLike[str] | Mapping[str, np.ndarray],

@@ -1,4 +1,4 @@
-"""QuickSRNet (weights trained and shipped by vssr, models/quicksrnet/) as a recipe over inference()."""
+"""QuickSRNet (weights trained and shipped by vssr, vssr/data/quicksrnet/) as a recipe over inference()."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from pathlib import Path
 
 import vapoursynth as vs
 
+from .. import data
 from ..arch import quicksrnet
 from ..backends import BackendConfig
-from ..files import models_dir, project_root
+from ..files import models_dir
 from ..glue import checks
 from ..glue.checks import VssrError, check_clip, check_positive, user_errors
+from ..glue.color import converts_color
 from ..inference import inference
 from ..network import Network
 from ..quant import MAX_FRAMES, METHODS, quantize
@@ -28,13 +30,13 @@ _WEIGHTS = re.compile(r"(small|medium|large)_x(\d+(?:\.\d+)?)(_qat)?")
 
 
 def shipped_weights(qat: bool = False) -> dict[tuple[str, Fraction], Path]:
-    """(size, scale) -> .npz of the weights vssr ships: models/quicksrnet/<size>_x<scale>.npz.
+    """(size, scale) -> .npz of the weights vssr ships: vssr/data/quicksrnet/<size>_x<scale>.npz
+    (package data), then any trained ones put in models_dir()/quicksrnet/.
 
     qat=True: the quantization-aware fine-tuned weights (<size>_x<scale>_qat.npz) where they
     exist, else the plain ones.
     """
-    root = project_root()
-    dirs = [d / "quicksrnet" for d in ((root / "models") if root else None, models_dir()) if d is not None]
+    dirs = [data.path("quicksrnet"), models_dir() / "quicksrnet"]
     plain: dict[tuple[str, Fraction], Path] = {}
     tuned: dict[tuple[str, Fraction], Path] = {}
     for d in dirs:
@@ -45,6 +47,7 @@ def shipped_weights(qat: bool = False) -> dict[tuple[str, Fraction], Path]:
     return {**plain, **tuned} if qat else plain
 
 
+@converts_color(gray=True)
 def QuickSRNet(
     clip: vs.VideoNode,
     size: str = "small",

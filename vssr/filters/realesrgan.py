@@ -9,11 +9,13 @@ import vapoursynth as vs
 from .. import zoo
 from ..backends import BackendConfig
 from ..glue.checks import check_backend, check_clip, check_model_source, check_tiles, user_errors
+from ..glue.color import converts_color
 from ..inference import inference
 
 __all__ = ["RealESRGAN"]
 
 
+@converts_color()
 def RealESRGAN(
     clip: vs.VideoNode,
     model: str | os.PathLike[str] = "animevideov3",

@@ -32,6 +32,7 @@ from ..backends import BackendConfig
 from ..download import destination
 from ..glue import checks
 from ..glue.checks import VssrError, check_clip, user_errors
+from ..glue.color import converts_color
 from ..glue.frames import copy_props, dtype_of, frame_to_array, write_frame
 from ..glue.streams import parallel_frames
 from ..glue.timing import Retime, rate_factor
@@ -133,6 +134,7 @@ def _model_path(model: object, func: Callable[..., object]) -> Path:
     return checks.check_file(model, func, "model", "a version such as '4.22', a flownet.pkl or a vs-mlrt RIFE .onnx")
 
 
+@converts_color()
 def RIFE(
     clip: vs.VideoNode,
     multi: int | None = None,

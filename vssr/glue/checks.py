@@ -105,7 +105,8 @@ def check_clip(
     accepted = " or ".join(f"{fam.name}S/{fam.name}H" for fam in families)
     if fmt.color_family not in families:
         hint = (
-            f"convert with core.resize.Bicubic({param}, format=vs.RGBS, matrix_in_s='709')"
+            f"convert with core.resize.Bicubic({param}, format=vs.RGBS) after tagging its matrix "
+            f"(core.std.SetFrameProps({param}, _Matrix=...))"
             if fmt.color_family == vs.YUV
             else f"convert with core.resize.Bicubic({param}, format=vs.RGBS)"
         )

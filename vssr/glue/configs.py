@@ -9,6 +9,7 @@ fields, `replace()`, `isinstance(config, vssr.backends.ort.ORT)` and cache keys 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from ..backends import Backend as _RuntimeBackends
@@ -24,15 +25,21 @@ def user_config(cls: type[BackendConfig]) -> type[BackendConfig]:
     """The subclass of `cls` whose construction errors are VssrError named `Backend.<cls>`."""
     if cls not in _PUBLIC:
 
-        def __post_init__(self: BackendConfig) -> None:
+        def __post_init__(self: BackendConfig, *init_vars: object) -> None:  # InitVars: OV's bf16 alias
             with named_errors(f"Backend.{cls.__name__}"):
-                cls.__post_init__(self)
+                cls.__post_init__(self, *init_vars)
+
+        def __eq__(self: BackendConfig, other: object) -> bool:
+            # equal to the same settings built as `cls` itself (vs-mlrt aliases, internal copies)
+            if type(other) not in (cls, _PUBLIC[cls]):
+                return NotImplemented
+            return all(getattr(self, f.name) == getattr(other, f.name) for f in dataclasses.fields(cls))
 
         _PUBLIC[cls] = type(
             cls.__name__,
             (cls,),
-            {"__post_init__": __post_init__, "__doc__": cls.__doc__, "__module__": __name__,
-             "__qualname__": f"Backend.{cls.__name__}"},
+            {"__post_init__": __post_init__, "__eq__": __eq__, "__hash__": cls.__hash__, "__doc__": cls.__doc__,
+             "__module__": __name__, "__qualname__": f"Backend.{cls.__name__}"},
         )
     return _PUBLIC[cls]
 
@@ -41,7 +48,18 @@ class _UserBackendNamespace:
     """`vssr.Backend.ORT(...)`, `.OV(...)`, `.TRT(...)`, `.TRT_RTX(...)`; runtimes import on first use."""
 
     def __getattr__(self, name: str) -> Any:
-        return user_config(getattr(_RuntimeBackends, name))
+        target = getattr(_RuntimeBackends, name)
+        if isinstance(target, type):
+            return user_config(target)
+
+        def alias(**options: Any) -> BackendConfig:  # vs-mlrt's names (OV_CPU, ...): a function
+            with named_errors(f"Backend.{name}"):
+                config: BackendConfig = target(**options)
+                return config
+
+        alias.__name__ = alias.__qualname__ = name
+        alias.__doc__ = target.__doc__
+        return alias
 
     def __dir__(self) -> list[str]:
         return dir(_RuntimeBackends)

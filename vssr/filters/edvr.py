@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import functools
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -33,6 +31,7 @@ from ..arch.deform import DeformMode
 from ..backends import BackendConfig, default_backend
 from ..glue import checks
 from ..glue.checks import VssrError, check_clip, user_errors
+from ..glue.feature_cache import FeatureCache
 from ..glue.frames import copy_props, dtype_of, frame_to_array, frames_to_array, write_frame
 from ..glue.padding import PadPlan
 from ..glue.streams import parallel_frames
@@ -86,39 +85,6 @@ def _load_state(model: object) -> StateDict:
     if not arch.detect(state):
         raise VssrError(EDVR, "model: not an EDVR checkpoint (no pcd_align.cas_dcnpack / upconv2 weights)")
     return state
-
-
-class _FeatureCache:
-    """Per-source-frame features, computed once even when several streams ask at the same time."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._lock = threading.Lock()
-        self._entries: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._pending: dict[int, threading.Event] = {}
-
-    def get(self, index: int, compute: Callable[[], np.ndarray]) -> np.ndarray:
-        while True:
-            with self._lock:
-                if index in self._entries:
-                    self._entries.move_to_end(index)
-                    return self._entries[index]
-                event = self._pending.get(index)
-                if event is None:
-                    event = self._pending[index] = threading.Event()
-                    break
-            event.wait()  # another stream is computing it
-        try:
-            value = compute()
-            with self._lock:
-                self._entries[index] = value
-                while len(self._entries) > self.capacity:
-                    self._entries.popitem(last=False)
-            return value
-        finally:
-            with self._lock:
-                del self._pending[index]
-            event.set()
 
 
 def _shifted(clip: vs.VideoNode, offset: int, num_frame: int, edge: str) -> vs.VideoNode:
@@ -212,7 +178,7 @@ def EDVR(
     if use_split:
         extractor = session(lambda: arch.build_extractor(state), backend.for_intermediate())
         aligner = session(lambda: arch.build_aligner(state, deform=mode))
-        cache = _FeatureCache(t + 2 * backend.num_streams + 2)
+        cache = FeatureCache[int, np.ndarray](t + 2 * backend.num_streams + 2)
         names = [f"l1_{i}" for i in range(t)]
 
         s = params.scale

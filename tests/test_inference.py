@@ -92,8 +92,8 @@ def test_size_rule_padding_and_crop(core: vs.Core) -> None:
 class _Recording(ORT):
     """ORT whose runners record how many inferences run at the same moment."""
 
-    def load(self, network: Network, profile: ShapeProfile) -> list[Runner]:
-        return [_RecordingRunner(r) for r in super().load(network, profile)]
+    def load(self, network: Network, profile: ShapeProfile, io_dtype: np.dtype | None = None) -> list[Runner]:
+        return [_RecordingRunner(r) for r in super().load(network, profile, io_dtype)]
 
 
 class _RecordingRunner:

@@ -145,10 +145,9 @@ class Session:
                     if (v * s).denominator != 1:
                         raise VssrError(func, f"tilesize: tile edges must map to whole output pixels at scale {s}")
         check_static_shape(network, tiles.tile_size, (pad.padded_width, pad.padded_height), tilesize is not None, func)
-        network = network.with_io_dtype(dtype, dtype)
         profile = ShapeProfile.static(*tiles.tile_size)
         with user_errors(func):
-            runners = backend.load(network, profile)
+            runners = backend.load(network, profile, io_dtype=dtype)
         logger.info(
             "%s: %s on %s, %dx%d padded to %dx%d, %d tile(s) of %dx%d",
             func if isinstance(func, str) else func.__name__, network.name, backend.describe(), width, height,

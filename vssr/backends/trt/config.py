@@ -28,6 +28,8 @@ from .runner import TrtRunner
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import numpy as np
+
     from ...network import Network
     from ...types import ShapeProfile
 
@@ -123,8 +125,8 @@ class _TensorRT(BackendConfig):
             key.pop(name, None)
         return key
 
-    def load(self, network: Network, profile: ShapeProfile) -> list[Runner]:
-        ready = build.prepare(self, network, profile, need_gpu=True)
+    def load(self, network: Network, profile: ShapeProfile, io_dtype: np.dtype | None = None) -> list[Runner]:
+        ready = build.prepare(self, network, profile, io_dtype=io_dtype, need_gpu=True)
         runtime = ready.runtime()
         deserialize = functools.partial(build.deserialize_engine, ready.trt, runtime)
         engine, path = cache.load_or_build(ready.folder, ready.spec, ready.build, deserialize)
@@ -145,14 +147,14 @@ class _TensorRT(BackendConfig):
             raise
         return list(runners)
 
-    def build_engine(self, network: Network, profile: ShapeProfile) -> Path:
-        """Build (or find) the engine `load(network, profile)` would use, ahead of time; its path.
+    def build_engine(self, network: Network, profile: ShapeProfile, io_dtype: np.dtype | None = None) -> Path:
+        """Build (or find) the engine `load(network, profile, io_dtype)` would use, ahead of time; its path.
 
         Needs no GPU for TensorRT-RTX, whose builder runs on the CPU: the engine is then keyed
         on "no GPU" (a GPU machine builds its own) and checked against its sidecar's digest
         instead of by deserializing. The folder must be writable: the file is the point.
         """
-        ready = build.prepare(self, network, profile, need_gpu=False)
+        ready = build.prepare(self, network, profile, io_dtype=io_dtype, need_gpu=False)
         if ready.device is not None:
             runtime = ready.runtime()
 

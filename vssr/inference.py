@@ -30,7 +30,7 @@ from .glue.checks import (
     check_int,
     check_pair,
     check_scale,
-    check_tiles,
+    tile_overlap,
     user_errors,
 )
 from .glue.frames import copy_props, dtype_of, frames_to_array, write_frame
@@ -101,7 +101,7 @@ class Session:
         width: int,
         height: int,
         tilesize: int | tuple[int, int] | None = None,
-        overlap: int | tuple[int, int] = 0,
+        overlap: int | tuple[int, int] | None = None,
         dtype: np.dtype | type = np.float32,
         func: Func = "Session.create",
     ) -> Session:
@@ -114,11 +114,9 @@ class Session:
             check_int(side, func, name, 1, INT32_MAX)
         dtype = check_dtype(dtype, func)
         backend = backend if backend is not None else default_backend()
-        ov = check_pair(overlap, func, "overlap")
+        ov = tile_overlap(tilesize, overlap, func)
         pad = PadPlan.for_size(width, height, network.size)
         if tilesize is None:
-            if ov != (0, 0):
-                raise VssrError(func, "overlap needs tilesize: without tiles the whole frame is one tile")
             tile = (pad.padded_width, pad.padded_height)
         else:
             if not network.tiling:
@@ -221,7 +219,7 @@ def inference(
     backend: BackendConfig | None = None,
     *,
     tilesize: int | tuple[int, int] | None = None,
-    overlap: int | tuple[int, int] = 0,
+    overlap: int | tuple[int, int] | None = None,
     scale: int | Fraction | None = None,
     func: Func = "inference",
 ) -> vs.VideoNode:
@@ -235,7 +233,7 @@ def inference(
         backend: a vssr.Backend.* config; default: the fastest CPU backend installed.
         tilesize: run tiles of this size ((width, height) or one int) instead of whole frames.
         overlap: context pixels each tile reads past the part it keeps (>= the network's
-            receptive-field radius for a seamless result).
+            receptive-field radius for a seamless result); only with tilesize; None: 0.
         scale: output/input size ratio when it cannot be read from the graph; where it can, the
             two must agree.
 
@@ -254,7 +252,7 @@ def inference(
         check_clip(clip, func, "clip" if len(clip_list) == 1 else f"clips[{i}]")
     check_clips_match(clip_list, func)
     check_backend(backend, func)
-    check_tiles(tilesize, overlap, func)
+    overlap = tile_overlap(tilesize, overlap, func)
     if scale is not None:
         scale = check_scale(scale, func)
     net = load_network(network, func, scale)

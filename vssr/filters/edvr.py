@@ -123,7 +123,8 @@ def EDVR(
         num_frame: window length; only checked against the model's (5 or 7), which decides.
         backend: a vssr.Backend.* config; default: the fastest CPU backend installed.
         tilesize: tile size (int or (width, height)); None runs whole frames.
-        overlap: context pixels per tile side (default 64 with tilesize, EDVR's receptive field).
+        overlap: context pixels per tile side, only with tilesize (default 64 there, EDVR's
+            receptive field).
         split: cache per-frame features and run only alignment, fusion and reconstruction per
             output frame (about T times less feature extraction). None: on, except for hr_in
             models (deblur), whose features are at 1/4 size and which always run monolithic.
@@ -141,7 +142,7 @@ def EDVR(
     num_frame = checks.check_int(num_frame, EDVR, "num_frame", 1, optional=True)
     checks.check_bool(split, EDVR, "split", optional=True)
     checks.check_backend(backend, EDVR)
-    checks.check_tiles(tilesize, overlap, EDVR)
+    overlap = checks.tile_overlap(tilesize, overlap, EDVR, default=arch.DEFAULT_OVERLAP)
     state = _load_state(model)
     with user_errors(EDVR):
         params = arch.EDVRParams.from_state(state)
@@ -153,8 +154,6 @@ def EDVR(
     use_split = params.splittable if split is None else bool(split)
     backend = backend if backend is not None else default_backend()
     mode = _resolve_deform(deform, backend)
-    if overlap is None:
-        overlap = arch.DEFAULT_OVERLAP if tilesize is not None else 0
     dtype = dtype_of(clip.format)
 
     # The split pads frames itself, before feature extraction, with the generic path's own plan:

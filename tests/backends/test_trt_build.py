@@ -242,8 +242,8 @@ def test_size_arithmetic_builds_in_fp16() -> None:
     """Exported size arithmetic (Shape -> Cast -> Mul -> Floor -> Cast -> Resize sizes) lowered to fp16:
     TensorRT-RTX refused the graph when the float part was lowered too (f32 vs f16 at the Floor)."""
     from tests.onnxpasses.test_precision import size_arithmetic_net
-    from vssr.onnxpasses.precision import lower_precision
     from vssr.backends.trt.build import engine_bytes_from_network, profile_from_shapes
+    from vssr.onnxpasses.precision import lower_precision
 
     low = lower_precision(size_arithmetic_net(), input_dtype=np.float16, output_dtype=np.float16)
     builder, config = _builder_config(TRT_RTX())

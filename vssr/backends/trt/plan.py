@@ -24,9 +24,9 @@ import numpy as np
 
 from ... import files
 from ...errors import BackendError, ConfigError
-from ...types import ShapeProfile, TensorSpec
 from ...onnxpasses.io_dtype import float32_io
 from ...onnxpasses.precision import lower_precision
+from ...types import ShapeProfile, TensorSpec
 
 if TYPE_CHECKING:
     import onnx

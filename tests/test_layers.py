@@ -26,7 +26,7 @@ def imports(path: Path, top_level_only: bool = False) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("layer", ["arch", "weights", "backends"])
+@pytest.mark.parametrize("layer", ["arch", "weights", "backends", "onnxpasses"])
 def test_lower_layers_do_not_import_vapoursynth(layer: str) -> None:
     for path in (PKG / layer).rglob("*.py"):
         assert "vapoursynth" not in imports(path), path
@@ -39,6 +39,42 @@ def test_runtimes_only_in_backends_and_only_lazily() -> None:
             assert not (imports(path, top_level_only=True) & RUNTIMES), f"{rel} imports a runtime at module level"
         elif rel.parts[0] != "quant":  # quantization drives onnxruntime's own tools
             assert not (imports(path) & (RUNTIMES - {"onnxruntime"})), rel
+
+
+def vssr_imports(path: Path) -> set[str]:
+    """The vssr modules `path` imports, as dotted names under vssr ("backends.trt", "errors"),
+    relative imports resolved; `from .. import x` counts as importing x."""
+    package = path.relative_to(PKG).parent.parts
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name.removeprefix("vssr.") for a in node.names if a.name.startswith("vssr.")}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                if not (node.module or "").startswith("vssr"):
+                    continue
+                base = (node.module or "").split(".")[1:]
+            else:
+                base = [*package[: len(package) - node.level + 1], *(node.module or "").split(".")]
+                base = [p for p in base if p]
+            if node.module is None or node.module == "vssr":
+                found |= {".".join([*base, a.name]) for a in node.names}
+            else:
+                found.add(".".join(base))
+    return found
+
+
+def test_onnx_passes_import_no_backend_and_no_runtime() -> None:
+    """vssr/onnxpasses/ is pure onnx + numpy: backends use it, never the other way, so a pass is
+    testable and usable (quantization, benchmarks) without any runtime installed."""
+    paths = list((PKG / "onnxpasses").rglob("*.py"))
+    assert {p.stem for p in paths} >= {"precision", "io_dtype"}
+    for path in paths:
+        assert not (imports(path) & (RUNTIMES | {"vapoursynth"})), path
+        reached = vssr_imports(path)
+        assert not {m for m in reached if m.split(".")[0] in {"backends", "glue", "inference", "filters"}}, (path, reached)
+    assert "backends.cuda" in vssr_imports(PKG / "backends" / "trt" / "plan.py")  # the resolver sees relative imports
+    assert "onnxpasses.precision" in vssr_imports(PKG / "backends" / "trt" / "plan.py")
 
 
 def test_import_vssr_loads_no_heavy_runtime() -> None:

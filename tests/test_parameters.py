@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 import shutil
 from collections import OrderedDict
 from collections.abc import Callable
@@ -72,7 +73,7 @@ FORMAT_BAD = ["RGBS", 1.5, Made("a VideoNode", lambda tmp: blank())]
 CLIP_BAD = [None, "clip", YUV_CLIP]
 BACKEND_BAD = ["ORT", 2, vssr.Backend.ORT]  # the class, not a config
 TILESIZE_BAD = [0, 1.5, "64", True, (64,), (64, 1.5), np.float32(64)]
-OVERLAP_BAD = [-1, 1.5, "8", False, (8, -1)]
+OVERLAP_BAD = [-1, 1.5, "8", False, (8, -1), 4, (0, 2)]  # the baseline has no tilesize: 4 and (0, 2) mean nothing
 STREAMS_BAD = [0, -1, 1.5, "2", True, 1000]
 FP16_BAD = ["yes", 1, 0]
 
@@ -329,6 +330,56 @@ def test_good_arguments_pass(name: str, tmp_path: Path) -> None:
     if name in TRT_MODULES:
         pytest.importorskip(TRT_MODULES[name])
     TARGETS[name].func(**TARGETS[name].good(tmp_path))
+
+
+OVERLAP_USERS = [name for name, target in TARGETS.items() if "overlap" in target.bad]
+
+
+@pytest.mark.parametrize("name", OVERLAP_USERS)
+def test_one_overlap_rule_everywhere(name: str, tmp_path: Path) -> None:
+    """docs/parameters.md: overlap only with tilesize. Unset or 0 without tilesize is fine; any other
+    overlap without tilesize is refused at creation, naming both (RealESRGAN and QuickSRNet dropped
+    it silently, EDVR and inference refused it with different words)."""
+    assert set(OVERLAP_USERS) == {"RealESRGAN", "QuickSRNet", "EDVR", "inference", "Session.create"}
+    target = TARGETS[name]
+    with pytest.raises(vs.Error, match=rf"vssr\.{re.escape(name)}: overlap=\(8, 8\) without tilesize: .*"
+                                       r"pass tilesize= too, or leave overlap unset"):
+        target.func(**{**target.good(tmp_path), "overlap": (8, 8)})
+    for harmless in (None, 0, (0, 0), np.int64(0)):
+        target.func(**{**target.good(tmp_path), "overlap": harmless})
+
+
+def test_overlap_defaults_only_with_tiles() -> None:
+    from vssr.glue.checks import tile_overlap
+
+    assert tile_overlap(None, None, "f", default=8) == (0, 0)
+    assert tile_overlap(16, None, "f", default=8) == (8, 8)
+    assert tile_overlap((16, 32), [np.int32(2), 3], "f", default=8) == (2, 3)
+    assert tile_overlap(None, 0, "f", default=8) == (0, 0)
+
+
+@pytest.mark.parametrize(("name", "expected"), [("RealESRGAN", (8, 8)), ("QuickSRNet", "radius"), ("inference", (0, 0))])
+def test_filters_tile_with_their_default_overlap(name: str, expected: object, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """With tilesize and no overlap, each filter hands Session.create its own default."""
+    from vssr.arch import quicksrnet
+    from vssr.filters.quicksrnet import shipped_weights
+    from vssr.weights import npz
+
+    seen: list[object] = []
+    create = vssr.Session.create.__func__  # type: ignore[attr-defined]
+
+    def recording(cls: type, *args: object, **kwargs: object) -> object:
+        seen.append(kwargs["overlap"])
+        return create(cls, *args, **kwargs)
+
+    monkeypatch.setattr(vssr.Session, "create", classmethod(recording))
+    target = TARGETS[name]
+    target.func(**{**target.good(tmp_path), "tilesize": 24})
+    if expected == "radius":
+        radius = quicksrnet.receptive_radius(npz.load(shipped_weights()[("small", Fraction(2))]))
+        expected = (radius, radius)
+    assert seen == [expected]
 
 
 # --- good values that must keep working ------------------------------------------------------

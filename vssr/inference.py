@@ -30,7 +30,7 @@ from .glue.checks import (
     check_int,
     check_pair,
     check_scale,
-    check_tiles,
+    tile_overlap,
     user_errors,
 )
 from .glue.color import converts_color
@@ -102,7 +102,7 @@ class Session:
         width: int,
         height: int,
         tilesize: int | tuple[int, int] | None = None,
-        overlap: int | tuple[int, int] = 0,
+        overlap: int | tuple[int, int] | None = None,
         dtype: np.dtype | type = np.float32,
         func: Func = "Session.create",
     ) -> Session:
@@ -121,11 +121,9 @@ class Session:
                 logger.info("%s is precision-sensitive: fp32 unless the backend config asks for less "
                             "(docs/precision.md)", network.name)
             backend = exact
-        ov = check_pair(overlap, func, "overlap")
+        ov = tile_overlap(tilesize, overlap, func)
         pad = PadPlan.for_size(width, height, network.size)
         if tilesize is None:
-            if ov != (0, 0):
-                raise VssrError(func, "overlap needs tilesize: without tiles the whole frame is one tile")
             tile = (pad.padded_width, pad.padded_height)
         else:
             if not network.tiling:
@@ -152,10 +150,9 @@ class Session:
                     if (v * s).denominator != 1:
                         raise VssrError(func, f"tilesize: tile edges must map to whole output pixels at scale {s}")
         check_static_shape(network, tiles.tile_size, (pad.padded_width, pad.padded_height), tilesize is not None, func)
-        network = network.with_io_dtype(dtype, dtype)
         profile = ShapeProfile.static(*tiles.tile_size)
         with user_errors(func):
-            runners = backend.load(network, profile)
+            runners = backend.load(network, profile, io_dtype=dtype)
         logger.info(
             "%s: %s on %s, %dx%d padded to %dx%d, %d tile(s) of %dx%d",
             func if isinstance(func, str) else func.__name__, network.name, backend.describe(), width, height,
@@ -230,7 +227,7 @@ def inference(
     backend: BackendConfig | None = None,
     *,
     tilesize: int | tuple[int, int] | None = None,
-    overlap: int | tuple[int, int] = 0,
+    overlap: int | tuple[int, int] | None = None,
     scale: int | Fraction | None = None,
     func: Func = "inference",
 ) -> vs.VideoNode:
@@ -244,7 +241,7 @@ def inference(
         backend: a vssr.Backend.* config; default: the fastest CPU backend installed.
         tilesize: run tiles of this size ((width, height) or one int) instead of whole frames.
         overlap: context pixels each tile reads past the part it keeps (>= the network's
-            receptive-field radius for a seamless result).
+            receptive-field radius for a seamless result); only with tilesize; None: 0.
         scale: output/input size ratio when it cannot be read from the graph; where it can, the
             two must agree.
 
@@ -263,7 +260,7 @@ def inference(
         check_clip(clip, func, "clip" if len(clip_list) == 1 else f"clips[{i}]")
     check_clips_match(clip_list, func)
     check_backend(backend, func)
-    check_tiles(tilesize, overlap, func)
+    overlap = tile_overlap(tilesize, overlap, func)
     if scale is not None:
         scale = check_scale(scale, func)
     net = load_network(network, func, scale)

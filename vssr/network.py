@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import helper, shape_inference
+from onnx import shape_inference
 
 from .errors import ModelError
 from .files import sha256_bytes
+from .onnxpasses.io_dtype import retype_io
 from .types import SizeReq, TensorSpec
 from .validation import require_file
 from .weights import onnxfile
@@ -148,58 +149,22 @@ class Network:
     def image_inputs(self) -> tuple[TensorSpec, ...]:
         return tuple(s for s in self.inputs if s.is_image)
 
-    def with_io_dtype(self, input_dtype: np.dtype, output_dtype: np.dtype) -> Network:
-        """The same network with its image inputs/outputs retyped, casting at the graph edge.
-
-        Compute precision is untouched: this only moves the conversion into the runtime, so fp16
-        frames go in and out as fp16 tensors.
-        """
-        input_dtype, output_dtype = np.dtype(input_dtype), np.dtype(output_dtype)
-        if all(s.dtype == input_dtype for s in self.image_inputs) and all(
-            s.dtype == output_dtype for s in self.outputs
-        ):
+    def with_io_dtype(self, input_dtype: np.dtype | type, output_dtype: np.dtype | type) -> Network:
+        """The same network with its image inputs/outputs retyped, casting at the graph edge
+        (`onnxpasses.io_dtype.retype_io`): fp16 frames go in and out as fp16 tensors, compute
+        precision is untouched. Backends call it in `load(..., io_dtype=)` where they need it."""
+        model = retype_io(
+            self.model,
+            {s.name: input_dtype for s in self.image_inputs},
+            {s.name: output_dtype for s in self.outputs},
+        )
+        if model is self.model:
             return self
-        model = onnx.ModelProto()
-        model.CopyFrom(self.model)
-        graph = model.graph
-        to_elem = {v: k for k, v in _DTYPES.items()}
-        taken = {o for n in graph.node for o in n.output} | {i.name for i in graph.input}
-
-        def fresh(name: str) -> str:
-            candidate, i = f"{name}__vssr_cast", 1
-            while candidate in taken:  # a network retyped before already has one
-                candidate, i = f"{name}__vssr_cast{i}", i + 1
-            taken.add(candidate)
-            return candidate
-
-        casts_in: list[onnx.NodeProto] = []
-        for value in graph.input:
-            spec = next((s for s in self.image_inputs if s.name == value.name), None)
-            if spec is None or spec.dtype == input_dtype:
-                continue
-            inner = fresh(value.name)
-            for node in graph.node:
-                node.input[:] = [inner if i == value.name else i for i in node.input]
-            casts_in.append(helper.make_node("Cast", [value.name], [inner], to=to_elem[spec.dtype]))
-            value.type.tensor_type.elem_type = to_elem[input_dtype]
-        casts_out: list[onnx.NodeProto] = []
-        for value in graph.output:
-            spec = next(s for s in self.outputs if s.name == value.name)
-            if spec.dtype == output_dtype:
-                continue
-            inner = fresh(value.name)
-            for node in graph.node:
-                node.output[:] = [inner if o == value.name else o for o in node.output]
-            casts_out.append(helper.make_node("Cast", [inner], [value.name], to=to_elem[output_dtype]))
-            value.type.tensor_type.elem_type = to_elem[output_dtype]
-        nodes = [*casts_in, *graph.node, *casts_out]
-        del graph.node[:]
-        graph.node.extend(nodes)
         return dataclasses.replace(
             self,
             model=model,
             inputs=tuple(_spec(i) for i in _graph_inputs(model)),
-            outputs=tuple(_spec(o) for o in graph.output),
+            outputs=tuple(_spec(o) for o in model.graph.output),
             digest=sha256_bytes(model.SerializeToString()),
         )
 

@@ -121,7 +121,7 @@ def test_bad_arguments_and_weights() -> None:
 
 def test_fp16_lowering_keeps_the_warp_in_fp32() -> None:
     """What a strongly typed fp16 TensorRT engine gets: the declared fp32 islands survive lowering."""
-    from vssr.backends.precision import lower_precision
+    from vssr.onnxpasses.precision import lower_precision
 
     version = ifnet.VERSIONS["4.22-lite"]
     state = state_for(version)

@@ -64,15 +64,15 @@ def test_tiny_nets_build(name: str, static: bool, precision: str, tmp_path: Path
 @pytest.mark.parametrize("out", ["float16", "float32"])
 def test_fp16_io_follows_the_clip_and_output_is_chosen(out: str, tmp_path: Path) -> None:
     """RGBH in -> fp16 input tensor; output as asked (fp16 in / fp32 out is the TRT 11 case vs-mlrt broke)."""
-    network = Network.load(nets.conv3x3()).with_io_dtype(np.float16, np.float16)
+    network = Network.load(nets.conv3x3())
     config = TRT_RTX(engine_folder=str(tmp_path), output_dtype=out)
-    plan = BuildPlan.make(config, network, ShapeProfile.static(32, 32))
+    plan = BuildPlan.make(config, network, ShapeProfile.static(32, 32), io_dtype=np.dtype(np.float16))
     assert plan.compute == "fp16"  # fp16 compute follows fp16 input unless fp16=False
     builder = trt.Builder(trt.Logger(trt.Logger.ERROR))
     parsed, _parser = network_from_onnx(trt, builder, plan.model_bytes)
     assert parsed.get_input(0).dtype == trt.float16
     assert parsed.get_output(0).dtype == (trt.float16 if out == "float16" else trt.float32)
-    path = config.build_engine(network, ShapeProfile.static(32, 32))
+    path = config.build_engine(network, ShapeProfile.static(32, 32), io_dtype=np.dtype(np.float16))
     assert path.name.startswith(f"conv3x3x1.32x32.fp16-in16-out{out[-2:]}.")
 
 
@@ -241,9 +241,9 @@ def test_turing_engine_builds_on_the_cpu(tmp_path: Path) -> None:
 def test_size_arithmetic_builds_in_fp16() -> None:
     """Exported size arithmetic (Shape -> Cast -> Mul -> Floor -> Cast -> Resize sizes) lowered to fp16:
     TensorRT-RTX refused the graph when the float part was lowered too (f32 vs f16 at the Floor)."""
-    from tests.backends.test_precision import size_arithmetic_net
-    from vssr.backends.precision import lower_precision
+    from tests.onnxpasses.test_precision import size_arithmetic_net
     from vssr.backends.trt.build import engine_bytes_from_network, profile_from_shapes
+    from vssr.onnxpasses.precision import lower_precision
 
     low = lower_precision(size_arithmetic_net(), input_dtype=np.float16, output_dtype=np.float16)
     builder, config = _builder_config(TRT_RTX())
@@ -420,7 +420,7 @@ def test_shipped_models_build(make: Callable[[], onnx.ModelProto], static: bool,
     )
     path = config.build_engine(network, ShapeProfile.static(side, side))
     # the precision that runs, read from the engine: the lowered graph's, fp32 islands kept
-    from vssr.backends.precision import fp32_node_names
+    from vssr.onnxpasses.precision import fp32_node_names
 
     islands = fp32_node_names(network.model, network.fp32_nodes)
     convolutions = engine_convolutions(path.read_bytes())

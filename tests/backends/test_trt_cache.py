@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tests import nets
@@ -50,9 +51,9 @@ RUNTIME_CHANGES: dict[str, object] = {"num_streams": 3, "use_cuda_graph": True, 
 
 
 def _digest(config: TRT_RTX, network: Network | None = None, device: DeviceInfo | None = GPU,
-            version: str = trt.__version__) -> str:
+            version: str = trt.__version__, io_dtype: np.dtype | None = None) -> str:
     network = network or Network.load(nets.pixel_shuffle_x2())
-    plan = BuildPlan.make(config, network, KEY_TILE)
+    plan = BuildPlan.make(config, network, KEY_TILE, io_dtype)
     return engine_spec(config, version, plan, device).digest
 
 
@@ -95,8 +96,8 @@ def test_model_runtime_and_device_change_the_key() -> None:
 def test_equivalent_settings_share_an_engine() -> None:
     """The key holds the resolved build, not the spelling: opt_shapes = the tile is the default."""
     assert _digest(TRT_RTX(opt_shapes=(96, 80))) == _digest(TRT_RTX())
-    fp16_in = Network.load(nets.pixel_shuffle_x2()).with_io_dtype(__import__("numpy").float16, __import__("numpy").float16)
-    assert _digest(TRT_RTX(), fp16_in) == _digest(TRT_RTX(fp16=True), fp16_in)  # fp16 follows the clip
+    fp16_io = np.dtype(np.float16)
+    assert _digest(TRT_RTX(), io_dtype=fp16_io) == _digest(TRT_RTX(fp16=True), io_dtype=fp16_io)  # fp16 follows the clip
 
 
 def test_file_name_is_readable_plus_hash() -> None:

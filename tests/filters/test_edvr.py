@@ -18,7 +18,7 @@ from tests.clips import array_clip
 from tests.pipeline import ROOT, encode
 from tests.weights.torchsave import Tensor, save_zip
 from vssr.backends import Backend
-from vssr.filters.edvr import EDVR, _FeatureCache, window_indices
+from vssr.filters.edvr import EDVR, window_indices
 
 STATE = ref.random_state(num_feat=8, groups=8, seed=11)
 
@@ -149,19 +149,6 @@ def test_deblur_hr_in_runs_monolithic(core: vs.Core) -> None:
     out = EDVR(clip, state, backend=Backend.ORT())
     assert (out.width, out.height) == (20, 16)
     assert np.isfinite(_array(out.get_frame(1))).all()
-
-
-def test_feature_cache_computes_once() -> None:
-    cache = _FeatureCache(capacity=2)
-    calls: list[int] = []
-
-    def make(i: int) -> np.ndarray:
-        calls.append(i)
-        return np.full(1, i)
-
-    for i in (0, 1, 0, 2, 1, 0):
-        assert cache.get(i, lambda i=i: make(i))[0] == i
-    assert calls == [0, 1, 2, 1, 0]  # capacity 2: the least recently used entry is evicted
 
 
 def test_vspipe_into_ffmpeg(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from ..types import ShapeProfile, Tensors, TensorSpec
 from ..validation import require_bool, require_int
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ..network import Network
 
 __all__ = ["BackendConfig", "Runner", "check_feeds", "cpu_count"]
@@ -69,10 +71,13 @@ class BackendConfig(ABC):
         object.__setattr__(self, name, value)
 
     @abstractmethod
-    def load(self, network: Network, profile: ShapeProfile) -> list[Runner]:
+    def load(self, network: Network, profile: ShapeProfile, io_dtype: np.dtype | None = None) -> list[Runner]:
         """Build (or fetch from cache) and return one ready runner per stream.
 
-        `profile` holds the spatial input sizes (tile sizes) the runners will be fed.
+        `profile` holds the spatial input sizes (tile sizes) the runners will be fed. `io_dtype`
+        (float32 or float16): the type of the image inputs and of the outputs the runners take and
+        return, whatever precision they compute in; None: the network's own types. Each backend
+        applies it its own way (a retyped graph, or TensorRT's lowered one), from the same network.
         """
 
     @property

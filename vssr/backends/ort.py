@@ -17,6 +17,8 @@ from ..validation import require_int
 from .base import BackendConfig, Runner, cpu_count, runtime_field
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ..network import Network
 
 __all__ = ["ORT", "OrtRunner", "import_onnxruntime"]
@@ -115,8 +117,10 @@ class ORT(BackendConfig):
             chosen.append(provider if name == "CPU" else (provider, {"device_id": self.device_id}))
         return chosen
 
-    def load(self, network: Network, profile: ShapeProfile) -> list[Runner]:
+    def load(self, network: Network, profile: ShapeProfile, io_dtype: np.dtype | None = None) -> list[Runner]:
         ort = import_onnxruntime()
+        if io_dtype is not None:  # ONNX Runtime converts at the graph edge
+            network = network.with_io_dtype(io_dtype, io_dtype)
         data = network.model.SerializeToString()
         runners: list[Runner] = []
         for _ in range(self.num_streams):

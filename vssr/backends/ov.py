@@ -40,6 +40,8 @@ from .base import BackendConfig, Runner, cpu_count, runtime_field
 from .ort import MAX_THREADS
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ..network import Network
 
 __all__ = [
@@ -312,8 +314,10 @@ class OV(BackendConfig):
         key = {"kind": "openvino-compiled", "digest": digest, "what": what}
         return cachefile.load_or_build(entry, key, export, import_model, env="VSSR_ENGINE_DIR")
 
-    def load(self, network: Network, profile: ShapeProfile) -> list[Runner]:
+    def load(self, network: Network, profile: ShapeProfile, io_dtype: np.dtype | None = None) -> list[Runner]:
         ov = import_openvino()
+        if io_dtype is not None:  # OpenVINO converts at the graph edge; the cache keys on this graph
+            network = network.with_io_dtype(io_dtype, io_dtype)
         core = shared_core()
         precision = self.resolve_precision(core)
         config = self.compile_config(precision)

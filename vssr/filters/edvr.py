@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import functools
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -34,6 +32,7 @@ from ..backends import BackendConfig, default_backend
 from ..glue import checks
 from ..glue.checks import VssrError, check_clip, user_errors
 from ..glue.color import converts_color
+from ..glue.feature_cache import FeatureCache
 from ..glue.frames import copy_props, dtype_of, frame_to_array, frames_to_array, write_frame
 from ..glue.padding import PadPlan
 from ..glue.streams import parallel_frames
@@ -89,39 +88,6 @@ def _load_state(model: object) -> StateDict:
     return state
 
 
-class _FeatureCache:
-    """Per-source-frame features, computed once even when several streams ask at the same time."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._lock = threading.Lock()
-        self._entries: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._pending: dict[int, threading.Event] = {}
-
-    def get(self, index: int, compute: Callable[[], np.ndarray]) -> np.ndarray:
-        while True:
-            with self._lock:
-                if index in self._entries:
-                    self._entries.move_to_end(index)
-                    return self._entries[index]
-                event = self._pending.get(index)
-                if event is None:
-                    event = self._pending[index] = threading.Event()
-                    break
-            event.wait()  # another stream is computing it
-        try:
-            value = compute()
-            with self._lock:
-                self._entries[index] = value
-                while len(self._entries) > self.capacity:
-                    self._entries.popitem(last=False)
-            return value
-        finally:
-            with self._lock:
-                del self._pending[index]
-            event.set()
-
-
 def _shifted(clip: vs.VideoNode, offset: int, num_frame: int, edge: str) -> vs.VideoNode:
     """Clip whose frame n is source frame window_indices(n)[r + offset], built from runs of Trims."""
     length, r = clip.num_frames, num_frame // 2
@@ -159,7 +125,8 @@ def EDVR(
         num_frame: window length; only checked against the model's (5 or 7), which decides.
         backend: a vssr.Backend.* config; default: the fastest CPU backend installed.
         tilesize: tile size (int or (width, height)); None runs whole frames.
-        overlap: context pixels per tile side (default 64 with tilesize, EDVR's receptive field).
+        overlap: context pixels per tile side, only with tilesize (default 64 there, EDVR's
+            receptive field).
         split: cache per-frame features and run only alignment, fusion and reconstruction per
             output frame (about T times less feature extraction). None: on, except for hr_in
             models (deblur), whose features are at 1/4 size and which always run monolithic.
@@ -177,7 +144,7 @@ def EDVR(
     num_frame = checks.check_int(num_frame, EDVR, "num_frame", 1, optional=True)
     checks.check_bool(split, EDVR, "split", optional=True)
     checks.check_backend(backend, EDVR)
-    checks.check_tiles(tilesize, overlap, EDVR)
+    overlap = checks.tile_overlap(tilesize, overlap, EDVR, default=arch.DEFAULT_OVERLAP)
     state = _load_state(model)
     with user_errors(EDVR):
         params = arch.EDVRParams.from_state(state)
@@ -189,8 +156,6 @@ def EDVR(
     use_split = params.splittable if split is None else bool(split)
     backend = backend if backend is not None else default_backend()
     mode = _resolve_deform(deform, backend)
-    if overlap is None:
-        overlap = arch.DEFAULT_OVERLAP if tilesize is not None else 0
     dtype = dtype_of(clip.format)
 
     # The split pads frames itself, before feature extraction, with the generic path's own plan:
@@ -214,7 +179,7 @@ def EDVR(
     if use_split:
         extractor = session(lambda: arch.build_extractor(state), backend.for_intermediate())
         aligner = session(lambda: arch.build_aligner(state, deform=mode))
-        cache = _FeatureCache(t + 2 * backend.num_streams + 2)
+        cache = FeatureCache[int, np.ndarray](t + 2 * backend.num_streams + 2)
         names = [f"l1_{i}" for i in range(t)]
 
         s = params.scale

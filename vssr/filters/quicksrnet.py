@@ -75,7 +75,8 @@ def QuickSRNet(
             instead of the shipped weights; size and scale are then read from it.
         backend: a vssr.Backend.* config; default: the fastest CPU backend installed.
         tilesize: tile size (int or (width, height)); None runs whole frames.
-        overlap: context pixels per tile side; default the network's receptive radius.
+        overlap: context pixels per tile side, only with tilesize; default the network's
+            receptive radius.
         int8: run an int8 model calibrated on this clip: "minmax", "entropy", "percentile" (or
             "naive": no calibration). The calibration reads `calibration_frames` frames spread
             over the clip when the script is evaluated; the result is cached (models/int8/).
@@ -94,7 +95,7 @@ def QuickSRNet(
     checks.check_choice(size, QuickSRNet, "size", quicksrnet.SIZES)
     checks.check_choice(scale, QuickSRNet, "scale", SCALES)
     checks.check_backend(backend, QuickSRNet)
-    checks.check_tiles(tilesize, overlap, QuickSRNet)
+    checks.tile_overlap(tilesize, overlap, QuickSRNet)  # the rule, before any weights are read
     if weights is None:
         available = shipped_weights(qat=int8 is not None)
         path = available.get((size, Fraction(scale)))
@@ -126,8 +127,5 @@ def QuickSRNet(
                 )
             except ValueError as err:
                 raise VssrError(QuickSRNet, f"int8: {err}") from err
-    if tilesize is None:
-        overlap = 0
-    elif overlap is None:
-        overlap = radius
+    overlap = checks.tile_overlap(tilesize, overlap, QuickSRNet, default=radius)
     return inference(clip, network, backend, tilesize=tilesize, overlap=overlap, func=QuickSRNet)

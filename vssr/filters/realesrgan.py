@@ -8,11 +8,14 @@ import vapoursynth as vs
 
 from .. import zoo
 from ..backends import BackendConfig
-from ..glue.checks import check_backend, check_clip, check_model_source, check_tiles, user_errors
+from ..glue.checks import check_backend, check_clip, check_model_source, tile_overlap, user_errors
 from ..glue.color import converts_color
 from ..inference import inference
 
-__all__ = ["RealESRGAN"]
+__all__ = ["DEFAULT_OVERLAP", "RealESRGAN"]
+
+DEFAULT_OVERLAP = 8
+"""Context pixels per tile side with tilesize and no overlap given."""
 
 
 @converts_color()
@@ -22,7 +25,7 @@ def RealESRGAN(
     *,
     backend: BackendConfig | None = None,
     tilesize: int | tuple[int, int] | None = None,
-    overlap: int | tuple[int, int] = 8,
+    overlap: int | tuple[int, int] | None = None,
 ) -> vs.VideoNode:
     """Upscale with Real-ESRGAN.
 
@@ -33,7 +36,7 @@ def RealESRGAN(
             official .pth checkpoint, an ncnn .param (with its .bin beside it) or an ONNX file.
         backend: a vssr.Backend.* config; default: the fastest CPU backend installed.
         tilesize: tile size (int or (width, height)); None runs whole frames.
-        overlap: context pixels per tile side, used only with tilesize.
+        overlap: context pixels per tile side, only with tilesize (default 8 there).
 
     Raises:
         VssrError: on invalid arguments, unknown model names, unreadable model files.
@@ -41,9 +44,7 @@ def RealESRGAN(
     check_clip(clip, RealESRGAN, families=(vs.RGB,))
     check_model_source(model, RealESRGAN, "model", "a zoo name (vssr.zoo.names('realesrgan')) or a model file path")
     check_backend(backend, RealESRGAN)
-    check_tiles(tilesize, overlap, RealESRGAN)
+    overlap = tile_overlap(tilesize, overlap, RealESRGAN, DEFAULT_OVERLAP)
     with user_errors(RealESRGAN):
         network = zoo.network("realesrgan", model, func=RealESRGAN)
-    return inference(
-        clip, network, backend, tilesize=tilesize, overlap=overlap if tilesize is not None else 0, func=RealESRGAN
-    )
+    return inference(clip, network, backend, tilesize=tilesize, overlap=overlap, func=RealESRGAN)

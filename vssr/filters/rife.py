@@ -7,19 +7,18 @@ the frames in between reach the inference streams, numbered k = 0, 1, ... (`Reti
 interpolated_frame`). Of those, frames across a scene cut are exact copies of the nearest source
 frame and every other one is one flownet run.
 
-The v4.7+ encoder runs once per source frame: its features go into a small LRU cache shared by
-the streams (a source frame is the right frame of one pair and the left frame of the next, and
-both pairs are usually in flight together). A bounded dict keyed by source frame is used rather
+The v4.7+ encoder runs once per source frame: its features go into a small single-flight LRU cache
+(`glue.feature_cache`) shared by the streams (a source frame is the right frame of one pair and the
+left frame of the next, and both pairs are usually in flight together). A bounded dict keyed by source frame is used rather
 than feature planes as VapourSynth clips: VapourSynth frames hold at most 3 planes while the
 features have 4 or 8 channels, and its frame cache gives no guarantee of reuse.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -33,6 +32,7 @@ from ..download import destination
 from ..glue import checks
 from ..glue.checks import VssrError, check_clip, user_errors
 from ..glue.color import converts_color
+from ..glue.feature_cache import FeatureCache
 from ..glue.frames import copy_props, dtype_of, frame_to_array, write_frame
 from ..glue.streams import parallel_frames
 from ..glue.timing import Retime, rate_factor
@@ -77,30 +77,6 @@ def _is_cut(left: vs.VideoFrame, right: vs.VideoFrame, threshold: float | None) 
     if "_SceneChangeNext" in lp or "_SceneChangePrev" in rp:
         return bool(lp.get("_SceneChangeNext", 0)) or bool(rp.get("_SceneChangePrev", 0))
     return threshold is not None and scene_change_metric(left, right) > threshold
-
-
-class _FeatureCache:
-    """Encoder features of the last few source frames; thread-safe, bounded."""
-
-    def __init__(self, session: Session, capacity: int) -> None:
-        self.session = session
-        self.capacity = capacity
-        self._items: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, index: int, image: np.ndarray) -> np.ndarray:
-        with self._lock:
-            feat = self._items.get(index)
-            if feat is not None:
-                self._items.move_to_end(index)
-                return feat
-        # computed outside the lock: two streams may both compute one frame, never block each other
-        feat = self.session.run({"img": image})["feat"]
-        with self._lock:
-            self._items[index] = feat
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
-        return feat
 
 
 def weight_paths(name: str) -> list[Path]:
@@ -222,14 +198,17 @@ def RIFE(
     session = Session.create(flownet, backend, width=clip.width, height=clip.height, dtype=dtype, func=func)
     streams = session.backend.num_streams
     pad = session.pad
-    cache = None
+    cache: FeatureCache[int, np.ndarray] | None = None
     if encoder is not None:
         # the flownet reads features of its padded frames: encode the frames padded as it pads them
         # (features of unpadded frames, padded afterwards, differ near every edge)
         enc_session = Session.create(encoder, session.backend.for_intermediate(), width=pad.padded_width,
                                      height=pad.padded_height, dtype=dtype, func=func)
         # in-flight pairs are consecutive: `streams` pairs touch streams + 1 source frames
-        cache = _FeatureCache(enc_session, capacity=streams + 2)
+        cache = FeatureCache[int, np.ndarray](capacity=streams + 2)
+
+        def features(image: np.ndarray) -> np.ndarray:
+            return enc_session.run({"img": pad.pad(image) if pad.needed else image})["feat"]
 
     plan = Retime(clip.num_frames, factor)
     fps_out = plan.fps(clip.fps)
@@ -246,8 +225,8 @@ def RIFE(
         img0, img1 = frame_to_array(left)[None], frame_to_array(right)[None]
         feeds = {"img0": img0, "img1": img1, "timestep": np.full((1, 1, 1, 1), float(p.t), np.float32)}
         if cache is not None:
-            feeds["feat0"] = cache.get(p.left, pad.pad(img0) if pad.needed else img0)
-            feeds["feat1"] = cache.get(p.right, pad.pad(img1) if pad.needed else img1)
+            feeds["feat0"] = cache.get(p.left, functools.partial(features, img0))  # padded only when computed
+            feeds["feat1"] = cache.get(p.right, functools.partial(features, img1))
         session.run_with(feeds, lambda r: write_frame(r["output"][0], out))
         return copy_props(left, out)
 

@@ -42,6 +42,7 @@ __all__ = [
     "check_tiles",
     "func_name",
     "named_errors",
+    "tile_overlap",
     "user_errors",
 ]
 
@@ -177,6 +178,27 @@ def check_tiles(tilesize: object, overlap: object, func: Func) -> None:
         check_pair(tilesize, func, "tilesize", minimum=1)
     if overlap is not None:
         check_pair(overlap, func, "overlap")
+
+
+def tile_overlap(tilesize: object, overlap: object, func: Func, default: int = 0) -> tuple[int, int]:
+    """The one rule for `overlap` in every filter and `inference` (docs/parameters.md).
+
+    Overlap is the context a tile reads past the part it keeps, so it means something only with
+    tiles: None (every function's default) is `default` (the filter's receptive radius) with
+    tilesize and 0 without; 0 is accepted either way; any other overlap without tilesize is
+    refused rather than silently dropped. Both are checked as `check_tiles` does.
+    """
+    check_tiles(tilesize, overlap, func)
+    if overlap is None:
+        return (default, default) if tilesize is not None else (0, 0)
+    pair = check_pair(overlap, func, "overlap")
+    if tilesize is None and pair != (0, 0):
+        raise VssrError(
+            func,
+            f"overlap={overlap!r} without tilesize: overlap is the context each tile reads past the part it keeps, "
+            "and without tilesize the whole frame is one tile; pass tilesize= too, or leave overlap unset",
+        )
+    return pair
 
 
 def check_scale(value: object, func: Func, param: str = "scale") -> Fraction:

@@ -26,6 +26,8 @@ from .plan import BuildPlan, EngineSpec, PlanOptions, device_label, engine_spec,
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import numpy as np
+
     from ...network import Network
     from ...types import ShapeProfile
 
@@ -329,7 +331,9 @@ class Prepared:
         return self.trt.Runtime(shared_logger(self.trt))
 
 
-def prepare(settings: PlanOptions, network: Network, profile: ShapeProfile, *, need_gpu: bool) -> Prepared:
+def prepare(
+    settings: PlanOptions, network: Network, profile: ShapeProfile, *, io_dtype: np.dtype | None = None, need_gpu: bool
+) -> Prepared:
     """The opening steps of a load (`need_gpu`) and of an ahead-of-time build.
 
     Settings that cannot work are said first (the plan), then the GPU: a load without one raises
@@ -337,7 +341,7 @@ def prepare(settings: PlanOptions, network: Network, profile: ShapeProfile, *, n
     """
     rt = cuda.import_cudart()
     trt = import_tensorrt(settings.module)
-    plan = BuildPlan.make(settings, network, profile)
+    plan = BuildPlan.make(settings, network, profile, io_dtype)
     if need_gpu:
         cuda.require_gpu(rt, settings.device_id)
     device = None

@@ -25,6 +25,8 @@ from .runner import TrtRunner
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import numpy as np
+
     from ...network import Network
     from ...types import ShapeProfile
 
@@ -127,8 +129,8 @@ class _TensorRT(BackendConfig):
             key.pop(name, None)
         return key
 
-    def load(self, network: Network, profile: ShapeProfile) -> list[Runner]:
-        ready = build.prepare(self, network, profile, need_gpu=True)
+    def load(self, network: Network, profile: ShapeProfile, io_dtype: np.dtype | None = None) -> list[Runner]:
+        ready = build.prepare(self, network, profile, io_dtype=io_dtype, need_gpu=True)
         runtime = ready.runtime()
         deserialize = functools.partial(build.deserialize_engine, ready.trt, runtime)
         engine, path = cache.load_or_build(ready.folder, ready.spec, ready.build, deserialize)
@@ -149,14 +151,14 @@ class _TensorRT(BackendConfig):
             raise
         return list(runners)
 
-    def build_engine(self, network: Network, profile: ShapeProfile) -> Path:
-        """Build (or find) the engine `load(network, profile)` would use, ahead of time; its path.
+    def build_engine(self, network: Network, profile: ShapeProfile, io_dtype: np.dtype | None = None) -> Path:
+        """Build (or find) the engine `load(network, profile, io_dtype)` would use, ahead of time; its path.
 
         Needs no GPU for TensorRT-RTX, whose builder runs on the CPU: the engine is then keyed
         on "no GPU" (a GPU machine builds its own) and checked against its sidecar (key, size,
         sha256) only, not by deserializing. The folder must be writable: the file is the point.
         """
-        ready = build.prepare(self, network, profile, need_gpu=False)
+        ready = build.prepare(self, network, profile, io_dtype=io_dtype, need_gpu=False)
         if ready.device is not None:
             runtime = ready.runtime()
 

@@ -6,7 +6,7 @@ siblings (they read settings through `PlanOptions`, which `config._TensorRT` sat
 
 Precision: every TensorRT vssr drives (10.x, 11.x, TensorRT-RTX) builds a strongly typed network
 (`NetworkDefinitionCreationFlag.STRONGLY_TYPED`): the types are the graph's, so vssr lowers the
-ONNX itself (`precision.lower_precision`, fp32 islands kept as Casts in the graph) and sets no
+ONNX itself (`onnxpasses.precision.lower_precision`, fp32 islands kept as Casts in the graph) and sets no
 FP16/BF16/INT8 builder flag and no per-layer precision. Int8 QDQ models take their int8 from
 their Q/DQ nodes the same way.
 """
@@ -24,8 +24,9 @@ import numpy as np
 
 from ... import files
 from ...errors import BackendError, ConfigError
+from ...onnxpasses.io_dtype import float32_io
+from ...onnxpasses.precision import lower_precision
 from ...types import ShapeProfile, TensorSpec
-from ..precision import fp32_io, lower_precision
 
 if TYPE_CHECKING:
     import onnx
@@ -171,15 +172,19 @@ class BuildPlan:
         return f"{self.compute}-in{in_bits}-out{bits[self.outputs[0].dtype]}"
 
     @classmethod
-    def make(cls, options: PlanOptions, network: Network, profile: ShapeProfile) -> BuildPlan:
+    def make(
+        cls, options: PlanOptions, network: Network, profile: ShapeProfile, io_dtype: np.dtype | None = None
+    ) -> BuildPlan:
+        """`io_dtype`: the type of the image inputs (and, unless `output_dtype` says otherwise, of
+        the outputs); None: the network's own. The graph is lowered with those I/O types."""
         image = network.image_inputs
-        in_dtype = image[0].dtype if image else np.dtype(np.float32)
+        in_dtype = np.dtype(io_dtype) if io_dtype is not None else image[0].dtype if image else np.dtype(np.float32)
         out_dtype = np.dtype(options.output_dtype) if options.output_dtype else in_dtype
         fp16 = options.fp16 if options.fp16 is not None else in_dtype == np.float16
         compute = "bf16" if options.bf16 else "fp16" if fp16 else "fp32"
         in_dtypes = {s.name: in_dtype if s.is_image else s.dtype for s in network.inputs}
         model = lower_precision(
-            fp32_io(network.model),
+            float32_io(network.model),
             fp32_nodes=network.fp32_nodes,
             dtype={"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}[compute],
             input_dtype=in_dtypes,

@@ -41,7 +41,6 @@ from ..errors import ModelError
 __all__ = [
     "FRAGILE_OPS",
     "fold_batch_norm",
-    "fp32_io",
     "fp32_node_names",
     "lower_precision",
     "name_nodes",
@@ -258,7 +257,7 @@ def lower_precision(
     """Return a copy of `model` computing in `dtype` ("float16" or "bfloat16") outside fp32 islands.
 
     With dtype "float32" only the I/O types change (casts at the edge). The model's own I/O must
-    be float32: pass it through `fp32_io` first when it may not be.
+    be float32: pass it through `io_dtype.float32_io` first when it may not be.
 
     Args:
         model: an fp32 ONNX model (opset >= 13).
@@ -365,64 +364,5 @@ def lower_precision(
 
     del graph.node[:]
     graph.node.extend(nodes)
-    del graph.value_info[:]
-    return out
-
-
-_EDGE = "__vssr_cast"  # how Network.with_io_dtype names the tensors beside its edge casts
-
-
-def fp32_io(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The same computation with float32 graph inputs and outputs.
-
-    Edge casts (as `Network.with_io_dtype` adds: an fp16 input whose consumers are all
-    Cast(to=float), an fp16 output made by a Cast of a float tensor) are removed; any other fp16
-    I/O gets an exact fp16 <-> fp32 Cast. `lower_precision` then sets the I/O types it is asked for.
-    """
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    graph = out.graph
-    nodes = list(graph.node)
-    initializers = {i.name for i in graph.initializer}
-    dropped: set[int] = set()
-    prepend: list[onnx.NodeProto] = []
-    for value in graph.input:
-        tensor = value.type.tensor_type
-        if value.name in initializers or tensor.elem_type != TensorProto.FLOAT16:
-            continue
-        users = [n for n in nodes if value.name in n.input]
-        if users and all(n.op_type == "Cast" and n.output[0].endswith(_EDGE) for n in users):
-            for cast_node in users:
-                dropped.add(id(cast_node))
-                for n in nodes:
-                    n.input[:] = [value.name if i == cast_node.output[0] else i for i in n.input]
-        else:
-            inner = f"{value.name}__fp16"
-            for n in nodes:
-                n.input[:] = [inner if i == value.name else i for i in n.input]
-            prepend.append(helper.make_node("Cast", [value.name], [inner], to=TensorProto.FLOAT16, name=f"{inner}_cast"))
-        tensor.elem_type = TensorProto.FLOAT
-    append: list[onnx.NodeProto] = []
-    producers = {o: n for n in nodes for o in n.output}
-    for value in graph.output:
-        tensor = value.type.tensor_type
-        if tensor.elem_type != TensorProto.FLOAT16:
-            continue
-        node = producers.get(value.name)
-        if node is not None and node.op_type == "Cast" and node.input[0].endswith(_EDGE):
-            # an edge cast of a float tensor (rounding removed: output is float32 now)
-            source = node.input[0]
-            dropped.add(id(node))
-            append.append(helper.make_node("Identity", [source], [value.name], name=f"{value.name}_fp32"))
-        else:
-            inner = f"{value.name}__fp16"
-            for n in nodes:
-                n.output[:] = [inner if o == value.name else o for o in n.output]
-                n.input[:] = [inner if i == value.name else i for i in n.input]
-            append.append(helper.make_node("Cast", [inner], [value.name], to=TensorProto.FLOAT, name=f"{inner}_cast"))
-        tensor.elem_type = TensorProto.FLOAT
-    kept = [n for n in nodes if id(n) not in dropped]
-    del graph.node[:]
-    graph.node.extend([*prepend, *kept, *append])
     del graph.value_info[:]
     return out

@@ -14,8 +14,8 @@ from onnx import TensorProto, shape_inference
 
 from tests import nets
 from vssr.arch.ops import GraphBuilder
-from vssr.backends.precision import FRAGILE_OPS, lower_precision
 from vssr.errors import ModelError
+from vssr.onnxpasses.precision import FRAGILE_OPS, lower_precision
 
 
 def _run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -132,28 +132,6 @@ def test_declared_node_must_exist() -> None:
         lower_precision(nets.conv3x3(), dtype="float8")
 
 
-def test_fp32_io_undoes_edge_casts_and_keeps_other_fp16_io_exact() -> None:
-    from vssr.backends.precision import fp32_io
-    from vssr.network import Network
-
-    model = nets.conv3x3()
-    edged = Network.load(model).with_io_dtype(np.float16, np.float16).model
-    plain = fp32_io(edged)
-    onnx.checker.check_model(plain, full_check=True)
-    assert [n.op_type for n in plain.graph.node] == [*(n.op_type for n in model.graph.node), "Identity"]
-    assert {v.type.tensor_type.elem_type for v in [*plain.graph.input, *plain.graph.output]} == {TensorProto.FLOAT}
-    x = np.random.default_rng(0).random((1, 3, 8, 8), dtype=np.float32)
-    np.testing.assert_array_equal(_run(plain, {"input": x})[0], _run(model, {"input": x})[0])
-    # a genuinely fp16 input (no vssr edge cast) gets an exact Cast instead
-    g = GraphBuilder("half")
-    h = g.input("input", 1, 2, 2, dtype=TensorProto.FLOAT16)
-    g.output(g.op("Mul", [h, g.const(np.float16(2), "two")], "twice"), "output", 1, dtype=TensorProto.FLOAT16)
-    half = fp32_io(g.model(scale=1))
-    onnx.checker.check_model(half, full_check=True)
-    y = np.array([[[[0.5, 1.5], [3.0, -2.0]]]], np.float32)
-    np.testing.assert_array_equal(_run(half, {"input": y})[0], 2 * y)
-
-
 def size_arithmetic_net() -> onnx.ModelProto:
     """y = 2 * Resize(x, sizes) with the width computed as floor(float(W) * 1.0): the usual exported
     size arithmetic, with a dynamic width."""
@@ -189,7 +167,7 @@ def test_size_arithmetic_stays_fp32() -> None:
     2048. The size chain (Cast to float, Mul, Floor, Cast back) stays fp32; the image path is lowered."""
     from onnx.reference import ReferenceEvaluator
 
-    from vssr.backends.precision import fp32_node_names
+    from vssr.onnxpasses.precision import fp32_node_names
 
     model = size_arithmetic_net()
     assert fp32_node_names(model) == {"wf", "ws", "wfl", "wi"}
@@ -239,7 +217,7 @@ def test_float_types_in_attributes_follow_the_node() -> None:
 def test_integers_from_data_are_not_sizes() -> None:
     """Only values derived from shapes are size arithmetic: an 8-bit rounding of the image and a
     mask made from it are data, and the convolutions after them stay fp16."""
-    from vssr.backends.precision import fp32_node_names
+    from vssr.onnxpasses.precision import fp32_node_names
 
     h = onnx.helper
     rng = np.random.default_rng(0)
@@ -304,6 +282,6 @@ def test_unnamed_nodes_are_named_and_kept_apart() -> None:
     convs = [n for n in low.graph.node if n.op_type == "Conv"]
     assert convs and all(inits[n.input[1]] == TensorProto.FLOAT16 for n in convs)
     with pytest.raises(ModelError, match="name every node"):
-        from vssr.backends.precision import fp32_node_names
+        from vssr.onnxpasses.precision import fp32_node_names
 
         fp32_node_names(model)

@@ -186,7 +186,7 @@ def _quantize_model(
     if method == "percentile":
         extra["CalibPercentile"] = 99.999
 
-    class Reader(CalibrationDataReader):  # type: ignore[misc]
+    class Reader(CalibrationDataReader):
         def __init__(self) -> None:
             self._it = iter(feeds)
 

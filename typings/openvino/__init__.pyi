@@ -1,0 +1,59 @@
+"""The part of OpenVINO's Python API vssr uses.
+
+OpenVINO ships `.pyi` files but no `py.typed` marker, so mypy does not read them; these are copied
+from its own stubs (2026.4: `openvino/_ov_api.pyi`, `openvino/_pyopenvino/__init__.pyi`), cut to
+what vssr calls. Model.reshape takes a dict of input name -> shape (one of its overloads).
+"""
+
+import io
+import pathlib
+from collections.abc import Mapping, Sequence
+from typing import Any, overload
+
+import numpy as np
+
+__version__: str
+
+class Tensor:
+    @overload
+    def __init__(self, array: np.ndarray[Any, np.dtype[Any]], shared_memory: bool = False) -> None: ...
+    @overload
+    def __init__(self, type: np.dtype[Any], shape: Sequence[int]) -> None: ...
+    @property
+    def data(self) -> np.ndarray[Any, np.dtype[Any]]: ...
+
+class Model:
+    def reshape(self, partial_shape: dict[str, list[int]], variables_shapes: dict[str, Any] = ...) -> None: ...
+
+class InferRequest:
+    def start_async(self, inputs: Any = None, userdata: Any = None, share_inputs: bool = False) -> None: ...
+    def wait(self) -> None: ...
+    def get_tensor(self, name: str) -> Tensor: ...
+
+class CompiledModel:
+    def create_infer_request(self) -> InferRequest: ...
+    def get_property(self, property: str) -> Any: ...
+    @overload
+    def export_model(self) -> Any: ...
+    @overload
+    def export_model(self, model_stream: Any) -> None: ...
+
+class Core:
+    def __init__(self) -> None: ...
+    @overload
+    def get_property(self, device_name: str, property: str) -> Any: ...
+    @overload
+    def get_property(self, property: str) -> Any: ...
+    def read_model(
+        self, model: str | bytes | object | io.BytesIO, weights: object | str | bytes | Tensor | io.BytesIO = ...,
+        config: dict[str, Any] | None = None,
+    ) -> Model: ...
+    def compile_model(
+        self, model: Model | str | pathlib.Path, device_name: str | None = None, config: Mapping[str, Any] | None = None,
+        *, weights: bytes | None = None,
+    ) -> CompiledModel: ...
+    def import_model(
+        self, model_stream: bytes | io.BytesIO | Tensor, device_name: str, config: Mapping[str, Any] | None = None
+    ) -> CompiledModel: ...
+
+def save_model(model: Any, output_model: Any, compress_to_fp16: bool = True) -> None: ...

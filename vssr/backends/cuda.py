@@ -22,13 +22,18 @@ import gc
 import logging
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
 from ..errors import BackendError, MissingBackendError, install_hint
+
+if TYPE_CHECKING:
+    from cuda.bindings.runtime import cudaError_t, cudaEvent_t, cudaGraph_t, cudaGraphExec_t, cudaStream_t
+
+    from .runtime_api import CudaRuntime
 
 __all__ = [
     "BLOCKING_EVENT_FLAGS",
@@ -50,7 +55,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def import_cudart() -> Any:
+def import_cudart() -> CudaRuntime:
     """`cuda.bindings.runtime`, or MissingBackendError saying what to install."""
     try:
         from cuda.bindings import runtime
@@ -59,14 +64,18 @@ def import_cudart() -> Any:
     return runtime
 
 
-def _error_name(rt: Any, err: Any) -> str:
+def _error_name(rt: CudaRuntime, err: cudaError_t) -> str:
     name_err, name = rt.cudaGetErrorName(err)
     if name_err == rt.cudaError_t.cudaSuccess:
         return name.decode() if isinstance(name, bytes) else str(name)
     return str(err)
 
 
-def call(rt: Any, what: str, result: Any) -> Any:
+@overload
+def call[T](rt: CudaRuntime, what: str, result: tuple[cudaError_t, T]) -> T: ...
+@overload
+def call(rt: CudaRuntime, what: str, result: tuple[cudaError_t]) -> None: ...
+def call(rt: CudaRuntime, what: str, result: Any) -> Any:
     """Check a cuda-python result `(err, *values)`; return None, the value, or the tuple of values."""
     err, *values = result if isinstance(result, tuple) else (result,)
     if err != rt.cudaError_t.cudaSuccess:
@@ -76,7 +85,7 @@ def call(rt: Any, what: str, result: Any) -> Any:
     return values[0] if len(values) == 1 else tuple(values)
 
 
-def device_count(rt: Any) -> tuple[int, str | None]:
+def device_count(rt: CudaRuntime) -> tuple[int, str | None]:
     """(number of CUDA devices, None) or (0, the error name) when there is no usable driver."""
     err, count = rt.cudaGetDeviceCount()
     if err != rt.cudaError_t.cudaSuccess:
@@ -88,7 +97,7 @@ def _cuda_version(value: int) -> str:
     return f"{value // 1000}.{value % 1000 // 10}"
 
 
-def driver_advice(rt: Any) -> str:
+def driver_advice(rt: CudaRuntime) -> str:
     """Why cuda-python finds no usable driver, from the versions it reports without one.
 
     cuda-python 13 is built on the CUDA 13 runtime, which needs driver >= 580; pip picks it for
@@ -108,7 +117,7 @@ def driver_advice(rt: Any) -> str:
     return ""
 
 
-def require_gpu(rt: Any, device_id: int) -> None:
+def require_gpu(rt: CudaRuntime, device_id: int) -> None:
     """Raise BackendError saying plainly that there is no NVIDIA GPU (or not this one), and why."""
     count, error = device_count(rt)
     if count == 0:
@@ -130,7 +139,7 @@ class DeviceInfo:
     compute_capability: tuple[int, int]
 
 
-def device_info(rt: Any, device_id: int) -> DeviceInfo:
+def device_info(rt: CudaRuntime, device_id: int) -> DeviceInfo:
     props = call(rt, "cudaGetDeviceProperties", rt.cudaGetDeviceProperties(device_id))
     name = props.name.split(b"\0", 1)[0].decode() if isinstance(props.name, bytes) else str(props.name)
     return DeviceInfo(name, (int(props.major), int(props.minor)))
@@ -138,10 +147,10 @@ def device_info(rt: Any, device_id: int) -> DeviceInfo:
 
 _capture_lock = threading.RLock()  # re-entrant: a collection may run a finalizer while it is held
 _captures_running = 0
-_deferred: list[tuple[Any, int | None, tuple[tuple[str, Any], ...]]] = []
+_deferred: list[tuple[CudaRuntime, int | None, tuple[tuple[str, Any], ...]]] = []
 
 
-def _release(rt: Any, device_id: int | None, calls: tuple[tuple[str, Any], ...]) -> list[tuple[str, Any]]:
+def _release(rt: CudaRuntime, device_id: int | None, calls: tuple[tuple[str, Any], ...]) -> list[tuple[str, Any]]:
     """Free CUDA resources: `(function name, handle)` calls on the owner's device.
 
     Run by `close()` (which checks the results) or, for a resource nobody closed, by its
@@ -159,7 +168,7 @@ def _release(rt: Any, device_id: int | None, calls: tuple[tuple[str, Any], ...])
 
 
 @contextlib.contextmanager
-def on_device(rt: Any, device_id: int | None) -> Iterator[None]:
+def on_device(rt: CudaRuntime, device_id: int | None) -> Iterator[None]:
     """Make `device_id` current for the block, then give the thread its own device back (a
     finalizer or another runner's close may run on a thread in the middle of work on its own)."""
     previous = None
@@ -174,7 +183,7 @@ def on_device(rt: Any, device_id: int | None) -> Iterator[None]:
             rt.cudaSetDevice(previous)
 
 
-def _free_now(rt: Any, device_id: int | None, calls: tuple[tuple[str, Any], ...]) -> list[tuple[str, Any]]:
+def _free_now(rt: CudaRuntime, device_id: int | None, calls: tuple[tuple[str, Any], ...]) -> list[tuple[str, Any]]:
     results = []
     try:
         with on_device(rt, device_id):
@@ -226,7 +235,9 @@ class _Owned:
     everything, and CUDA calls during Python's shutdown could meet a half-torn-down runtime.
     """
 
-    def _own(self, rt: Any, device_id: int | None, anchor: object, *calls: tuple[str, Any]) -> None:
+    rt: CudaRuntime
+
+    def _own(self, rt: CudaRuntime, device_id: int | None, anchor: object, *calls: tuple[str, Any]) -> None:
         self._finalizer = weakref.finalize(anchor, _release, rt, device_id, calls)
         self._finalizer.atexit = False
 
@@ -235,7 +246,7 @@ class _Owned:
         if finalizer is None or not finalizer.alive:
             return
         for name, result in finalizer() or []:
-            call(self.rt, name, result)  # type: ignore[attr-defined]
+            call(self.rt, name, result)
 
 
 BLOCKING_EVENT_FLAGS = ("cudaEventBlockingSync", "cudaEventDisableTiming")
@@ -245,9 +256,9 @@ BLOCKING_EVENT_FLAGS = ("cudaEventBlockingSync", "cudaEventDisableTiming")
 class Stream(_Owned):
     """A non-blocking CUDA stream owned by one runner, with the blocking event it is waited on."""
 
-    def __init__(self, rt: Any, device_id: int | None = None) -> None:
+    def __init__(self, rt: CudaRuntime, device_id: int | None = None) -> None:
         self.rt = rt
-        self.handle = call(rt, "cudaStreamCreateWithFlags", rt.cudaStreamCreateWithFlags(rt.cudaStreamNonBlocking))
+        self.handle: cudaStream_t | None = call(rt, "cudaStreamCreateWithFlags", rt.cudaStreamCreateWithFlags(rt.cudaStreamNonBlocking))
         self._own(rt, device_id, self, ("cudaStreamDestroy", self.handle))
         flags = 0
         for name in BLOCKING_EVENT_FLAGS:
@@ -256,6 +267,8 @@ class Stream(_Owned):
 
     @property
     def ptr(self) -> int:
+        if self.handle is None:
+            raise BackendError("a CUDA stream was used after close()")
         return int(self.handle)
 
     def synchronize(self) -> None:
@@ -272,9 +285,9 @@ class Stream(_Owned):
 class Event(_Owned):
     """A CUDA event (`cudaEventCreateWithFlags`)."""
 
-    def __init__(self, rt: Any, flags: int, device_id: int | None = None) -> None:
+    def __init__(self, rt: CudaRuntime, flags: int, device_id: int | None = None) -> None:
         self.rt = rt
-        self.handle = call(rt, "cudaEventCreateWithFlags", rt.cudaEventCreateWithFlags(flags))
+        self.handle: cudaEvent_t | None = call(rt, "cudaEventCreateWithFlags", rt.cudaEventCreateWithFlags(flags))
         self._own(rt, device_id, self, ("cudaEventDestroy", self.handle))
 
     def record(self, stream: Stream) -> None:
@@ -295,7 +308,7 @@ class PinnedBuffer(_Owned):
     hangs on the ctypes object every view keeps alive), never under a view someone still holds.
     """
 
-    def __init__(self, rt: Any, shape: tuple[int, ...], dtype: np.dtype, device_id: int | None = None) -> None:
+    def __init__(self, rt: CudaRuntime, shape: tuple[int, ...], dtype: np.dtype, device_id: int | None = None) -> None:
         self.rt = rt
         self.nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
         self.ptr: int = int(call(rt, "cudaHostAlloc", rt.cudaHostAlloc(self.nbytes, rt.cudaHostAllocDefault)))
@@ -316,7 +329,7 @@ class PinnedBuffer(_Owned):
 class DeviceBuffer(_Owned):
     """Device memory for one tensor at its largest shape."""
 
-    def __init__(self, rt: Any, nbytes: int, device_id: int | None = None) -> None:
+    def __init__(self, rt: CudaRuntime, nbytes: int, device_id: int | None = None) -> None:
         self.rt = rt
         self.nbytes = nbytes
         self.ptr: int = int(call(rt, "cudaMalloc", rt.cudaMalloc(max(nbytes, 1))))
@@ -345,10 +358,10 @@ class CudaGraph(_Owned):
     addresses and shapes.
     """
 
-    def __init__(self, rt: Any, stream: Stream, enqueue: Any, device_id: int | None = None) -> None:
+    def __init__(self, rt: CudaRuntime, stream: Stream, enqueue: Callable[[], None], device_id: int | None = None) -> None:
         self.rt = rt
         self.stream = stream
-        self.exec = None
+        self.exec: cudaGraphExec_t | None = None
         mode = rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
         with _capture_window():
             call(rt, "cudaStreamBeginCapture", rt.cudaStreamBeginCapture(stream.handle, mode))

@@ -2,7 +2,7 @@
 
 From the Cython docstrings' Parameters/Returns sections (`cudaMalloc.__doc__`): every function
 returns a tuple, `(cudaError_t,)` or `(cudaError_t, value)`; the value is None when the error is
-not cudaSuccess. Handles (`cudaStream_t`, ...) accept an int address too, as vssr passes them.
+not cudaSuccess. Handles (`cudaStream_t`, ...) accept an int address or None (NULL) too.
 """
 
 from typing import Any, ClassVar, SupportsInt
@@ -38,10 +38,11 @@ class cudaEvent_t(_Handle): ...
 class cudaGraph_t(_Handle): ...
 class cudaGraphExec_t(_Handle): ...
 
+# handles: the object, its address, or None for NULL (the default stream)
 type _Stream = cudaStream_t | SupportsInt | None
-type _Event = cudaEvent_t | SupportsInt
-type _Graph = cudaGraph_t | SupportsInt
-type _GraphExec = cudaGraphExec_t | SupportsInt
+type _Event = cudaEvent_t | SupportsInt | None
+type _Graph = cudaGraph_t | SupportsInt | None
+type _GraphExec = cudaGraphExec_t | SupportsInt | None
 type _Pointer = SupportsInt | Any  # the bindings take an int address or any buffer-like object
 
 class cudaDeviceProp:

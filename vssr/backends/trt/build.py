@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 from ... import files
 from ...errors import BackendError, MissingBackendError, install_hint
@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     import numpy as np
+    import tensorrt
+
+    from ..runtime_api import CudaRuntime, TensorRT
 
     from ...network import Network
     from ...types import ShapeProfile
@@ -56,11 +59,11 @@ logger = logging.getLogger(__name__)
 DEFORM_CONV_PLUGIN = "ModulatedDeformConv2d"
 """What TensorRT's ONNX parser turns DeformConv into (onnx-tensorrt, TensorRT >= 10.1)."""
 
-def import_tensorrt(module: str) -> Any:
+def import_tensorrt(module: str) -> TensorRT:
     """Import `tensorrt` or `tensorrt_rtx`, or raise MissingBackendError saying what to install."""
     extra = "trt" if module == "tensorrt" else "trt-rtx"
     try:
-        return importlib.import_module(module)
+        return cast("TensorRT", importlib.import_module(module))
     except ImportError as err:
         raise MissingBackendError(
             f"{module} is not installed (or its libraries are missing: {err}): {install_hint(extra)}"
@@ -70,7 +73,7 @@ def import_tensorrt(module: str) -> Any:
 _plugins_registered: set[str] = set()
 
 
-def register_plugins(trt: Any) -> None:
+def register_plugins(trt: TensorRT) -> None:
     """Load TensorRT's plugin library into the registry, once per process and module.
 
     The ONNX parser finds plugins (DeformConv's) there, and deserializing an engine that contains
@@ -83,7 +86,7 @@ def register_plugins(trt: Any) -> None:
     _plugins_registered.add(trt.__name__)
 
 
-def has_plugin(trt: Any, name: str) -> bool:
+def has_plugin(trt: TensorRT, name: str) -> bool:
     """Whether the plugin registry (after `register_plugins`) has a creator called `name`."""
     register_plugins(trt)
     registry = trt.get_plugin_registry()
@@ -94,10 +97,12 @@ def has_plugin(trt: Any, name: str) -> bool:
 
 
 # --- build steps ------------------------------------------------------------------------------
-_loggers: dict[str, Any] = {}
+_loggers: dict[str, tensorrt.ILogger] = {}
+_recovering: dict[str, int] = {}
+"""Per module: > 0 while vssr tries something it recovers from (deserializing a cached engine)."""
 
 
-def shared_logger(trt: Any) -> Any:
+def shared_logger(trt: TensorRT) -> tensorrt.ILogger:
     """The process's one trt.ILogger per TensorRT module, forwarding to Python logging.
 
     TensorRT keeps a single logger: a Builder or Runtime made with another one than the first
@@ -109,7 +114,7 @@ def shared_logger(trt: Any) -> Any:
     return _loggers[trt.__name__]
 
 
-def _make_logger(trt: Any) -> Any:
+def _make_logger(trt: TensorRT) -> tensorrt.ILogger:
     levels = {
         trt.ILogger.Severity.INTERNAL_ERROR: logging.CRITICAL,
         trt.ILogger.Severity.ERROR: logging.ERROR,
@@ -118,40 +123,39 @@ def _make_logger(trt: Any) -> Any:
         trt.ILogger.Severity.VERBOSE: logging.DEBUG - 5,
     }
 
-    class _Logger(trt.ILogger):  # type: ignore[misc]
+    module = trt.__name__
+
+    class _Logger(trt.ILogger):  # type: ignore[misc, name-defined]  # a base chosen at run time
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
-            self.recoverable = 0
-            """> 0 while vssr tries something it recovers from (deserializing a cached engine)."""
 
-        def log(self, severity: Any, msg: str) -> None:
+        def log(self, severity: tensorrt.ILogger.Severity, msg: str) -> None:
             level = levels.get(severity, logging.INFO)
-            if self.recoverable and level > logging.WARNING:
+            if _recovering.get(module) and level > logging.WARNING:
                 level = logging.WARNING  # vspipe would print "Critical:" for what vssr then fixes
             logger.log(level, "%s", msg)
 
-    return _Logger()
+    return cast("tensorrt.ILogger", _Logger())
 
 
-def deserialize_engine(trt: Any, runtime: Any, data: bytes) -> Any:
+def deserialize_engine(trt: TensorRT, runtime: tensorrt.Runtime, data: bytes) -> tensorrt.ICudaEngine:
     """The engine in `data`, or BackendError; TensorRT's complaints about a stale or torn engine
     are logged as warnings, since the cache then rebuilds it."""
-    trt_logger = shared_logger(trt)
-    trt_logger.recoverable += 1
+    _recovering[trt.__name__] = _recovering.get(trt.__name__, 0) + 1
     try:
         engine = runtime.deserialize_cuda_engine(data)
     finally:
-        trt_logger.recoverable -= 1
+        _recovering[trt.__name__] -= 1
     if engine is None:
         raise BackendError("deserialize_cuda_engine returned None")
     return engine
 
 
-def progress_monitor(trt: Any) -> Any:
+def progress_monitor(trt: TensorRT) -> tensorrt.IProgressMonitor:
     """A trt.IProgressMonitor logging the build (it takes minutes): the top two levels of phases
     and each step of the outermost at INFO (what a user watching vspipe sees), the rest at DEBUG."""
 
-    class _Progress(trt.IProgressMonitor):  # type: ignore[misc]
+    class _Progress(trt.IProgressMonitor):  # type: ignore[misc, name-defined]  # a base chosen at run time
         def __init__(self) -> None:
             trt.IProgressMonitor.__init__(self)
             self.steps: dict[str, int] = {}
@@ -173,10 +177,12 @@ def progress_monitor(trt: Any) -> Any:
         def phase_finish(self, phase_name: str) -> None:
             logger.debug("TensorRT build: %s done (%.0f s)", phase_name, time.monotonic() - self.start)
 
-    return _Progress()
+    return cast("tensorrt.IProgressMonitor", _Progress())
 
 
-def network_from_onnx(trt: Any, builder: Any, model_bytes: bytes) -> tuple[Any, Any]:
+def network_from_onnx(
+    trt: TensorRT, builder: tensorrt.Builder, model_bytes: bytes
+) -> tuple[tensorrt.INetworkDefinition, tensorrt.OnnxParser]:
     """Parse ONNX bytes into a strongly typed network; parser errors name the failing node and operator.
 
     Strongly typed (`NetworkDefinitionCreationFlag.STRONGLY_TYPED`, TensorRT >= 10.1, the only
@@ -197,14 +203,16 @@ def network_from_onnx(trt: Any, builder: Any, model_bytes: bytes) -> tuple[Any, 
     return network, parser
 
 
-def _parser_error(error: Any) -> str:
+def _parser_error(error: tensorrt.ParserError) -> str:
     """`node <name> (<op>): <description>`; node_name/node_operator exist from TensorRT 10 on."""
     name = error.node_name() if hasattr(error, "node_name") else ""
     op = error.node_operator() if hasattr(error, "node_operator") else ""
     return f"node {name or f'#{error.node()}'} ({op or '?'}): {error.desc()}"
 
 
-def profile_from_shapes(trt: Any, builder: Any, shapes: Mapping[str, tuple[Sequence[int], ...]]) -> Any:
+def profile_from_shapes(
+    trt: TensorRT, builder: tensorrt.Builder, shapes: Mapping[str, tuple[Sequence[int], ...]]
+) -> tensorrt.IOptimizationProfile:
     """One optimization profile: input name -> (min, opt, max) full shapes."""
     profile = builder.create_optimization_profile()
     for name, (low, opt, high) in shapes.items():
@@ -212,7 +220,9 @@ def profile_from_shapes(trt: Any, builder: Any, shapes: Mapping[str, tuple[Seque
     return profile
 
 
-def config_from_settings(trt: Any, builder: Any, settings: PlanOptions, monitor: Any = None) -> Any:
+def config_from_settings(
+    trt: TensorRT, builder: tensorrt.Builder, settings: PlanOptions, monitor: tensorrt.IProgressMonitor | None = None
+) -> tensorrt.IBuilderConfig:
     """Builder config from every engine-keyed option. No precision flag: the network is strongly typed.
 
     The engine keeps detailed layer information (`ProfilingVerbosity.DETAILED`, as trtexec
@@ -233,7 +243,7 @@ def config_from_settings(trt: Any, builder: Any, settings: PlanOptions, monitor:
     return config
 
 
-def target_gpu(trt: Any, config: Any, device: cuda.DeviceInfo | None) -> bool:
+def target_gpu(trt: TensorRT, config: tensorrt.IBuilderConfig, device: cuda.DeviceInfo | None) -> bool:
     """TensorRT-RTX: build for the GPU present, by its compute capability (`SM75`, `SM89`, ...;
     `CURRENT` for one the enum does not name yet).
 
@@ -252,14 +262,16 @@ def target_gpu(trt: Any, config: Any, device: cuda.DeviceInfo | None) -> bool:
     return True
 
 
-def engine_bytes_from_network(builder: Any, network: Any, config: Any) -> bytes:
+def engine_bytes_from_network(
+    builder: tensorrt.Builder, network: tensorrt.INetworkDefinition, config: tensorrt.IBuilderConfig
+) -> bytes:
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise BackendError("TensorRT failed to build the engine (see the log above for the reason)")
     return bytes(serialized)
 
 
-def attach_timing_cache(config: Any, path: Path) -> Any:
+def attach_timing_cache(config: tensorrt.IBuilderConfig, path: Path) -> tensorrt.ITimingCache:
     """The shared timing cache of `path` (empty when absent), attached to the builder config.
 
     TensorRT refuses a cache made on another device (ignore_mismatch=False) by returning False:
@@ -273,7 +285,7 @@ def attach_timing_cache(config: Any, path: Path) -> Any:
     return timing
 
 
-def save_timing_cache(config: Any, timing: Any, path: Path) -> None:
+def save_timing_cache(config: tensorrt.IBuilderConfig, timing: tensorrt.ITimingCache, path: Path) -> None:
     """Merge this build's timings into the shared file under its lock."""
     with files.file_lock(path):
         if path.is_file():
@@ -283,7 +295,7 @@ def save_timing_cache(config: Any, timing: Any, path: Path) -> None:
         files.atomic_write(path, bytes(timing.serialize()))
 
 
-def build_engine_bytes(trt: Any, settings: PlanOptions, plan: BuildPlan, device: cuda.DeviceInfo | None, folder: Path) -> bytes:
+def build_engine_bytes(trt: TensorRT, settings: PlanOptions, plan: BuildPlan, device: cuda.DeviceInfo | None, folder: Path) -> bytes:
     """The whole build: parse, configure, profile, timing cache, serialize."""
     # the progress monitor is a Python object TensorRT calls back during the build: held here
     # until it ends rather than trusting the bindings to keep it alive (the logger lives forever)
@@ -311,9 +323,9 @@ def build_engine_bytes(trt: Any, settings: PlanOptions, plan: BuildPlan, device:
 class Prepared:
     """Everything decided before an engine is loaded or built: module, plan, device, key."""
 
-    trt: Any
+    trt: TensorRT
     """The imported `tensorrt` or `tensorrt_rtx`."""
-    rt: Any
+    rt: CudaRuntime
     """`cuda.bindings.runtime`."""
     settings: PlanOptions
     plan: BuildPlan
@@ -325,7 +337,7 @@ class Prepared:
     def build(self) -> bytes:
         return build_engine_bytes(self.trt, self.settings, self.plan, self.device, self.folder)
 
-    def runtime(self) -> Any:
+    def runtime(self) -> tensorrt.Runtime:
         """A trt.Runtime on the shared logger (plugins registered: an engine with plugin layers
         deserializes only with them)."""
         return self.trt.Runtime(shared_logger(self.trt))

@@ -31,11 +31,14 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ... import cachefile, files
 from ...errors import BackendError
 from .plan import ENGINE_SUFFIX, EngineSpec, safe_name, shape_label
+
+if TYPE_CHECKING:
+    import tensorrt
 
 __all__ = [
     "EngineRecord",
@@ -277,7 +280,7 @@ class RuntimeCache:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.cache: Any = None
+        self.cache: tensorrt.IRuntimeCache | None = None
         self._users = 0
         self._lock = threading.Lock()
         self._finalizer: weakref.finalize[Any, Any] | None = None
@@ -291,7 +294,7 @@ class RuntimeCache:
             sha256 = None
         return {"engine": engine.name, "engine_sha256": sha256}
 
-    def attach(self, runtime_config: Any) -> None:
+    def attach(self, runtime_config: tensorrt.IRuntimeConfig) -> None:
         """Give `runtime_config` (an `IRuntimeConfig`) the shared cache, creating it on first use."""
         with self._lock:
             if self.cache is None:
@@ -314,7 +317,7 @@ class RuntimeCache:
                 self._finalizer()  # runs once: a later garbage collection does nothing
 
 
-def _write_runtime_cache(path: Path, cache: Any, loaded: bytes, key: dict[str, Any]) -> None:
+def _write_runtime_cache(path: Path, cache: tensorrt.IRuntimeCache, loaded: bytes, key: dict[str, Any]) -> None:
     """Save `cache` to `path` with its sidecar if it holds more than what was loaded (never
     raises: a finalizer)."""
     try:

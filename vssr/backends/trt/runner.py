@@ -19,6 +19,9 @@ from .. import cuda
 from ..base import check_feeds
 
 if TYPE_CHECKING:
+    import tensorrt
+
+    from ..runtime_api import CudaRuntime, TensorRT
     from .cache import RuntimeCache
     from .plan import BuildPlan
 
@@ -41,7 +44,7 @@ def select_profile(profiles: Sequence[tuple[tuple[int, int], tuple[int, int], tu
     raise BackendError(f"no optimization profile of the engine accepts a {width}x{height} tile: {list(profiles)}")
 
 
-def jit_runtime(trt: Any) -> bool:
+def jit_runtime(trt: TensorRT) -> bool:
     """True for TensorRT-RTX, whose runtime config has the JIT knobs (CUDA-graph strategy, kernel
     specialization, runtime cache). Full TensorRT >= 10.11 has an IRuntimeConfig too, with only
     the allocation strategy: the class alone does not tell them apart."""
@@ -49,8 +52,9 @@ def jit_runtime(trt: Any) -> bool:
 
 
 def context_from_engine(
-    trt: Any, engine: Any, *, dynamic: bool, use_cuda_graph: bool, runtime_cache: RuntimeCache | None = None
-) -> tuple[Any, bool, Any]:
+    trt: TensorRT, engine: tensorrt.ICudaEngine, *, dynamic: bool, use_cuda_graph: bool,
+    runtime_cache: RuntimeCache | None = None,
+) -> tuple[tensorrt.IExecutionContext | None, bool, tensorrt.IRuntimeConfig | None]:
     """(execution context, whether vssr must capture CUDA graphs itself, its runtime config or None).
 
     TensorRT-RTX JIT-compiles kernels: with dynamic shapes it specializes them lazily while
@@ -71,7 +75,7 @@ def context_from_engine(
     return engine.create_execution_context(config), False, config
 
 
-def check_engine_io(trt: Any, engine: Any, plan: BuildPlan) -> None:
+def check_engine_io(trt: TensorRT, engine: tensorrt.ICudaEngine, plan: BuildPlan) -> None:
     """The deserialized engine has exactly the plan's tensors, in the right directions and types.
 
     Buffers are sized and typed from the plan; an engine that disagrees would be fed the wrong
@@ -117,16 +121,17 @@ class TrtRunner:
 
     def __init__(
         self,
-        trt: Any,
-        rt: Any,
-        engine: Any,
+        trt: TensorRT,
+        rt: CudaRuntime,
+        engine: tensorrt.ICudaEngine,
         plan: BuildPlan,
         *,
         device_id: int,
         use_cuda_graph: bool,
         runtime_cache: RuntimeCache | None = None,
     ) -> None:
-        self.trt, self.rt, self.engine = trt, rt, engine
+        self.trt, self.rt = trt, rt
+        self.engine: tensorrt.ICudaEngine | None = engine
         self.keep: tuple[Any, ...] = ()
         self.context: Any = None
         self.runtime_cache: RuntimeCache | None = None
@@ -147,7 +152,7 @@ class TrtRunner:
         if self.use_cuda_graph and plan.plugin_nodes:
             logger.info("no CUDA graph for this engine: it has plugin layers (%s)", ", ".join(plan.plugin_nodes))
             self.use_cuda_graph = False
-        self.profiles = [self._profile(i) for i in range(engine.num_optimization_profiles)]
+        self.profiles = [self._profile(engine, i) for i in range(engine.num_optimization_profiles)]
         self.host: dict[str, cuda.PinnedBuffer] = {}
         self.device: dict[str, cuda.DeviceBuffer] = {}
         self._output_shapes: dict[ShapeKey, dict[str, tuple[int, ...]]] = {}
@@ -182,9 +187,9 @@ class TrtRunner:
         self.infer({spec.name: np.zeros(self.opt_shapes[spec.name], spec.dtype) for spec in self.inputs})
         self._checked.clear()  # the caller's own feeds are checked on their first call
 
-    def _profile(self, index: int) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    def _profile(self, engine: tensorrt.ICudaEngine, index: int) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
         image = next((s for s in self.inputs if s.is_image), self.inputs[0])
-        dims = self.engine.get_tensor_profile_shape(image.name, index)
+        dims = engine.get_tensor_profile_shape(image.name, index)
         low, opt, high = (tuple(d) for d in dims)
         return (low[3], low[2]), (opt[3], opt[2]), (high[3], high[2])
 

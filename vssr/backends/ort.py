@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import BackendError, MissingBackendError
 from ..types import ShapeProfile, Tensors, TensorSpec
@@ -18,8 +18,10 @@ from .base import BackendConfig, Runner, cpu_count, runtime_field
 
 if TYPE_CHECKING:
     import numpy as np
+    import onnxruntime
 
     from ..network import Network
+    from .runtime_api import OnnxRuntime
 
 __all__ = ["ORT", "OrtRunner", "import_onnxruntime"]
 
@@ -35,7 +37,7 @@ _PROVIDERS = {
 }
 
 
-def import_onnxruntime() -> Any:
+def import_onnxruntime() -> OnnxRuntime:
     try:
         import onnxruntime
     except ImportError as err:
@@ -92,7 +94,7 @@ class ORT(BackendConfig):
     def intra_op_threads(self) -> int:
         return self.threads or max(1, cpu_count() // self.num_streams)
 
-    def session_options(self) -> Any:
+    def session_options(self) -> onnxruntime.SessionOptions:
         ort = import_onnxruntime()
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.intra_op_threads
@@ -140,13 +142,17 @@ class ORT(BackendConfig):
 class OrtRunner:
     """One InferenceSession. `run` releases the GIL, so runners on other threads overlap."""
 
-    def __init__(self, session: Any, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> None:
-        self.session = session
+    def __init__(
+        self, session: onnxruntime.InferenceSession, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]
+    ) -> None:
+        self.session: onnxruntime.InferenceSession | None = session
         self.inputs = inputs
         self.outputs = outputs
         self._output_names = [o.name for o in outputs]
 
     def infer(self, feeds: Tensors) -> Tensors:
+        if self.session is None:
+            raise BackendError("an ONNX Runtime runner was used after close()")
         results = self.session.run(self._output_names, feeds)
         return dict(zip(self._output_names, results, strict=True))
 

@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import InitVar, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from .. import cachefile
 from ..errors import BackendError, MissingBackendError, install_hint
@@ -41,8 +41,10 @@ from .ort import MAX_THREADS
 
 if TYPE_CHECKING:
     import numpy as np
+    import openvino
 
     from ..network import Network
+    from .runtime_api import OpenVINO
 
 __all__ = [
     "OV",
@@ -63,7 +65,7 @@ PRECISIONS: tuple[str, ...] = ("f32", "bf16", "f16")
 HINTS: tuple[str, ...] = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 
 _import_error: BaseException | None = None
-_core: Any = None
+_core: openvino.Core | None = None
 _core_lock = threading.Lock()
 
 
@@ -125,7 +127,7 @@ def install_import_hook(site_dir: str | os.PathLike[str] | None = None) -> Path:
     return atomic_write(directory / "vssr-openvino-first.pth", f"import {_HOOK_MODULE}\n".encode())
 
 
-def import_openvino() -> Any:
+def import_openvino() -> OpenVINO:
     """The openvino module, or MissingBackendError / BackendError saying how to get it."""
     try:
         import openvino
@@ -150,7 +152,7 @@ def available() -> bool:
     return True
 
 
-def shared_core() -> Any:
+def shared_core() -> openvino.Core:
     """One ov.Core per process (creating one loads plugins; it is thread-safe to share)."""
     global _core
     with _core_lock:
@@ -159,7 +161,7 @@ def shared_core() -> Any:
         return _core
 
 
-def default_precision(core: Any, device: str) -> Precision:
+def default_precision(core: openvino.Core, device: str) -> Precision:
     """bf16 where the CPU computes it natively (AMX or AVX-512-BF16), f16 on GPU/NPU, else f32."""
     try:
         caps = [str(c) for c in core.get_property(device, "OPTIMIZATION_CAPABILITIES")]
@@ -244,7 +246,7 @@ class OV(BackendConfig):
     def is_cpu(self) -> bool:
         return self.device.upper().startswith("CPU")
 
-    def resolve_precision(self, core: Any) -> Precision:
+    def resolve_precision(self, core: openvino.Core) -> Precision:
         """The precision hint given to OpenVINO (logged once per load)."""
         if self.precision is not None:
             return self.precision
@@ -284,8 +286,9 @@ class OV(BackendConfig):
         )
 
     def cached_compile(
-        self, core: Any, network: Network, profile: ShapeProfile, precision: Precision, compile_model: Callable[[], Any]
-    ) -> Any:
+        self, core: openvino.Core, network: Network, profile: ShapeProfile, precision: Precision,
+        compile_model: Callable[[], openvino.CompiledModel],
+    ) -> openvino.CompiledModel:
         """The compiled model from `engines/openvino/<digest>.blob`, compiling and exporting it once.
 
         vssr exports the compiled model itself rather than handing OpenVINO a CACHE_DIR: OpenVINO
@@ -306,7 +309,7 @@ class OV(BackendConfig):
             compile_model().export_model(buffer)
             return buffer.getvalue()
 
-        def import_model(data: bytes) -> Any:
+        def import_model(data: bytes) -> openvino.CompiledModel:
             return core.import_model(io.BytesIO(data), self.device, config)  # a stream: accepted since 2024
 
         # "what" is for `vssr engines list` only: the digest already covers all of it
@@ -322,7 +325,7 @@ class OV(BackendConfig):
         precision = self.resolve_precision(core)
         config = self.compile_config(precision)
 
-        def compile_model() -> Any:  # only when the cache has no verified entry
+        def compile_model() -> openvino.CompiledModel:  # only when the cache has no verified entry
             model = model_from_network(core, network, profile)
             if precision != "f32" and network.fp32_nodes:
                 # only the declared nodes (RIFE's grid arithmetic...): OpenVINO's CPU plugin already keeps
@@ -357,14 +360,14 @@ class OV(BackendConfig):
         return runners
 
 
-def compiled_property(compiled: Any, name: str) -> str:
+def compiled_property(compiled: openvino.CompiledModel, name: str) -> str:
     try:
         return str(compiled.get_property(name))
     except Exception:  # noqa: BLE001  (only for the log line)
         return "?"
 
 
-def model_from_network(core: Any, network: Network, profile: ShapeProfile) -> Any:
+def model_from_network(core: openvino.Core, network: Network, profile: ShapeProfile) -> openvino.Model:
     """Read the ONNX bytes into an ov.Model; fix the image inputs' size when `profile` is static."""
     import io
 
@@ -388,7 +391,7 @@ def model_from_network(core: Any, network: Network, profile: ShapeProfile) -> An
     return model
 
 
-def keep_fp32(ov: Any, core: Any, model: Any, onnx_nodes: set[str]) -> Any:
+def keep_fp32(ov: OpenVINO, core: openvino.Core, model: openvino.Model, onnx_nodes: set[str]) -> openvino.Model:
     """The model with the ops of `onnx_nodes` pinned to f32 under a bf16/f16 precision hint.
 
     OpenVINO honours a `DisablePrecisionConversion` runtime attribute per op, but its Python API
@@ -451,9 +454,12 @@ def warm_up_bindings() -> None:
 class OvRunner:
     """One InferRequest. `start_async` + `wait` compute on OpenVINO's threads with the GIL released."""
 
-    def __init__(self, compiled: Any, request: Any, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> None:
-        self._compiled = compiled  # keeps the compiled model alive as long as its request
-        self.request = request
+    def __init__(
+        self, compiled: openvino.CompiledModel, request: openvino.InferRequest,
+        inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...],
+    ) -> None:
+        self._compiled: openvino.CompiledModel | None = compiled  # keeps the compiled model alive as long as its request
+        self.request: openvino.InferRequest | None = request
         self.inputs = inputs
         self.outputs = outputs
         self._input_names = [s.name for s in inputs]
@@ -461,6 +467,8 @@ class OvRunner:
 
     def infer(self, feeds: Tensors) -> Tensors:
         request = self.request
+        if request is None:
+            raise BackendError("an OpenVINO runner was used after close()")
         # share_inputs: OpenVINO reads the caller's C-contiguous arrays in place (no copy)
         request.start_async({name: feeds[name] for name in self._input_names}, share_inputs=True)
         request.wait()

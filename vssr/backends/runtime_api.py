@@ -1,8 +1,8 @@
-"""The runtime modules vssr receives as values, typed: `TensorRT` and `CudaRuntime`.
+"""The runtime modules vssr receives as values, typed: `TensorRT`, `CudaRuntime`, `OpenVINO`, `OnnxRuntime`.
 
-`tensorrt` or `tensorrt_rtx` is chosen by name at run time and `cuda.bindings.runtime` is imported
-lazily (and replaced by a fake in tests), so both travel as values; these Protocols are their
-types, spelled with the stubs in typings/ (a module satisfies a Protocol by its attributes). Only
+`tensorrt` or `tensorrt_rtx` is chosen by name at run time, and every runtime is imported lazily by
+a loader that turns a failed import into a message saying what to install (and is replaced by a
+fake in tests), so the modules travel as values; these Protocols are their types, spelled with the stubs in typings/ (a module satisfies a Protocol by its attributes). Only
 what vssr reaches through the module value is listed; the classes' own methods are in the stubs.
 mypy checks the stub modules against these Protocols at the bottom, so the two cannot drift.
 """
@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import numpy as np
+    import onnxruntime
+    import openvino
     import tensorrt
     from cuda.bindings import runtime as cudart
 
-__all__ = ["CudaRuntime", "TensorRT"]
+__all__ = ["CudaRuntime", "OnnxRuntime", "OpenVINO", "TensorRT"]
 
 
 class TensorRT(Protocol):
@@ -81,7 +83,29 @@ class CudaRuntime(Protocol):
     def cudaGraphDestroy(self, graph: cudart.cudaGraph_t | None, /) -> tuple[cudart.cudaError_t]: ...
 
 
+class OpenVINO(Protocol):
+    """`openvino`."""
+
+    __version__: str
+    Core: type[openvino.Core]
+    Tensor: type[openvino.Tensor]
+
+    def save_model(self, model: openvino.Model, output_model: str, compress_to_fp16: bool = True) -> None: ...
+
+
+class OnnxRuntime(Protocol):
+    """`onnxruntime`."""
+
+    ExecutionMode: type[onnxruntime.ExecutionMode]
+    InferenceSession: type[onnxruntime.InferenceSession]
+    SessionOptions: type[onnxruntime.SessionOptions]
+
+    def get_available_providers(self) -> list[str]: ...
+
+
 if TYPE_CHECKING:  # the stub modules are what these Protocols describe
     import tensorrt_rtx
 
-    _checks: tuple[TensorRT, TensorRT, CudaRuntime] = (tensorrt, tensorrt_rtx, cudart)
+    _checks: tuple[TensorRT, TensorRT, CudaRuntime, OpenVINO, OnnxRuntime] = (
+        tensorrt, tensorrt_rtx, cudart, openvino, onnxruntime
+    )

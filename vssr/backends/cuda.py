@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import BackendError, MissingBackendError, install_hint
 
 if TYPE_CHECKING:
-    from cuda.bindings.runtime import cudaError_t, cudaEvent_t, cudaGraph_t, cudaGraphExec_t, cudaStream_t
+    from cuda.bindings.runtime import cudaError_t, cudaEvent_t, cudaGraphExec_t, cudaStream_t
 
     from .runtime_api import CudaRuntime
 

@@ -29,10 +29,9 @@ if TYPE_CHECKING:
     import numpy as np
     import tensorrt
 
-    from ..runtime_api import CudaRuntime, TensorRT
-
     from ...network import Network
     from ...types import ShapeProfile
+    from ..runtime_api import CudaRuntime, TensorRT
 
 __all__ = [
     "DEFORM_CONV_PLUGIN",

@@ -1,5 +1,7 @@
 """The public API type-checks for users: `vssr.Backend.*` are the config classes to mypy (a typed
-namespace, not `Any`), so a misspelt option is caught before a script runs."""
+namespace, not `Any`), so a misspelt option is caught before a script runs. And vssr's own calls
+into the runtimes are checked: mypy reads the stubs in typings/, and each stub is compared with the
+package it describes (names and parameters), so a stub cannot invent an API."""
 
 from __future__ import annotations
 

@@ -98,7 +98,9 @@ def has_plugin(trt: TensorRT, name: str) -> bool:
 # --- build steps ------------------------------------------------------------------------------
 _loggers: dict[str, tensorrt.ILogger] = {}
 _recovering: dict[str, int] = {}
-"""Per module: > 0 while vssr tries something it recovers from (deserializing a cached engine)."""
+"""Per module: > 0 while vssr tries something it recovers from (deserializing a cached engine).
+Kept beside the loggers, not on them: their class derives from the imported module's ILogger, a
+base known only at run time, so to mypy they are plain `tensorrt.ILogger`s."""
 
 
 def shared_logger(trt: TensorRT) -> tensorrt.ILogger:

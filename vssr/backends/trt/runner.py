@@ -132,10 +132,10 @@ class TrtRunner:
     ) -> None:
         self.trt, self.rt = trt, rt
         self.engine: tensorrt.ICudaEngine | None = engine
-        self.keep: tuple[Any, ...] = ()
-        self.context: Any = None
+        self.keep: tuple[object, ...] = ()
+        self.context: Any = None  # an IExecutionContext until close(); Any spares the hot path a None check
         self.runtime_cache: RuntimeCache | None = None
-        self.keep_after_context: tuple[Any, ...] = ()
+        self.keep_after_context: tuple[object, ...] = ()
         self._graph: cuda.CudaGraph | None = None
         """The CUDA graph of the current shapes (full TensorRT with use_cuda_graph)."""
         self.device_id = device_id

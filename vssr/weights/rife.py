@@ -35,7 +35,7 @@ from ..validation import require_file
 from . import onnxfile, pth
 from .canonical import unwrap
 
-__all__ = ["RifeModel", "from_vsmlrt", "load", "load_state"]
+__all__ = ["RifeModel", "from_state", "from_vsmlrt", "load", "load_state"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +76,7 @@ def load_state(path: str | os.PathLike[str]) -> StateDict:
     return {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in state.items()}
 
 
-def _choose_version(state: StateDict, path: Path, version: str | None) -> ifnet.IFNetVersion:
-    source = os.fspath(path)
+def _choose_version(state: StateDict, source: str, hint: str | None, version: str | None) -> ifnet.IFNetVersion:
     if not ifnet.detect(state):
         sample = ", ".join(sorted(state)[:6])
         raise ModelError(
@@ -95,7 +94,6 @@ def _choose_version(state: StateDict, path: Path, version: str | None) -> ifnet.
         if name not in names:
             raise ModelError(f"{source}: the weights are RIFE {'/'.join(names)}, not {name}")
         return ifnet.VERSIONS[name]
-    hint = _version_hint(path)
     if len(found) > 1:
         # identical networks (e.g. 4.13 = 4.14 = ... = 4.24): the label is all that differs
         chosen = ifnet.VERSIONS[hint] if hint in names else found[-1]
@@ -128,12 +126,19 @@ def load(path: str | os.PathLike[str], *, version: str | None = None, scale: flo
         if scale != 1.0 or ensemble:
             raise ValueError("scale and ensemble need flownet.pkl weights; a vs-mlrt ONNX file runs as exported")
         return from_vsmlrt(p)
-    state = load_state(p)
-    chosen = _choose_version(state, p, version)
+    return from_state(load_state(p), os.fspath(p), version=version, scale=scale, ensemble=ensemble,
+                      hint=_version_hint(p))
+
+
+def from_state(state: StateDict, source: str, *, version: str | None = None, scale: float = 1.0,
+               ensemble: bool = False, hint: str | None = None) -> RifeModel:
+    """A RifeModel from an IFNet state dict (flownet.pkl keys without `module.`); `source` names it
+    in messages, `hint` is the version its file name says (the label of identical networks)."""
+    chosen = _choose_version(state, source, hint, version)
     flownet = ifnet.build_flownet(state, chosen, scale=scale, ensemble=ensemble)
     encoder = ifnet.build_encoder(state, chosen) if chosen.encoder else None
-    logger.info("%s: RIFE v%s, scale %s%s", os.fspath(p), chosen.name, scale, ", ensemble" if ensemble else "")
-    return RifeModel(flownet, encoder, chosen.name, os.fspath(p))
+    logger.info("%s: RIFE v%s, scale %s%s", source, chosen.name, scale, ", ensemble" if ensemble else "")
+    return RifeModel(flownet, encoder, chosen.name, source)
 
 
 # --- vs-mlrt ONNX -----------------------------------------------------------------------------

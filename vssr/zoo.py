@@ -56,12 +56,14 @@ __all__ = [
     "Entry",
     "Family",
     "Listed",
+    "Located",
     "ModelSource",
     "Origin",
     "convert",
     "from_ncnn",
     "from_pth",
     "listing",
+    "locate",
     "names",
     "ncnn_wheel_file",
     "network",
@@ -285,7 +287,15 @@ def _from_download(family: Family, name: str, model: str, param: str) -> Located
     return Located(found.stem if family.name == "realesrgan" else name, "download", (found,))
 
 
-def _locate(family: Family, model: object, param: str) -> Located:
+def locate(family: str | Family, model: object, param: str = "model") -> Located:
+    """Where the weights `model` names are (read them when it is a state dict), without building
+    anything: step one of `resolve`, and what `listing` is checked against.
+
+    Raises:
+        ModelError: any form the family does not accept, or weights that are not there.
+    """
+    if isinstance(family, str):
+        family = _family(family)
     if model is None:
         raise ModelError(f"{param}= is required, not None: pass {family.accepts}")
     if isinstance(model, Mapping):
@@ -476,7 +486,7 @@ def resolve(
 
     with user_errors(func):
         fam = _family(family)
-        found = _locate(fam, model, param)
+        found = locate(fam, model, param)
         build = fam.build or _realesrgan
         return build(fam, found, options)
 

@@ -42,13 +42,14 @@ import numpy as np
 
 from . import data, files
 from .arch import edvr, ifnet, quicksrnet, registry
+from .arch import rife_model as rife_graphs
 from .convert import BY_SUFFIX, Converter, convert, file_digest, from_ncnn, from_pth
 from .download import catalog as downloads
 from .errors import MissingBackendError, ModelError, install_hint
 from .network import Network
 from .types import StateDict
 from .validation import require_file
-from .weights import npz
+from .weights import npz, onnxfile
 from .weights import rife as rife_weights
 
 __all__ = [
@@ -70,6 +71,7 @@ __all__ = [
     "register",
     "resolve",
     "rife_candidates",
+    "rife_model",
 ]
 
 logger = logging.getLogger(__name__)
@@ -350,6 +352,33 @@ def _quicksrnet(family: Family, found: Located, options: dict[str, Any]) -> Mode
     return ModelSource(family.name, found.name, found.origin, path, {"network": net}, state)
 
 
+def rife_model(path: str | os.PathLike[str], *, version: str | None = None, scale: float = 1.0,
+               ensemble: bool = False) -> rife_graphs.RifeModel:
+    """The RIFE graphs of a flownet .pkl/.pth checkpoint or a vs-mlrt RIFE ONNX file.
+
+    Args:
+        path: the file.
+        version: force a version label when weights fit several (4.25 vs 4.26); checked against
+            the weights.
+        scale: flow resolution (0.25 .. 4; 0.5 for 4K). vs-mlrt ONNX files support 1.0 only.
+        ensemble: v4.6's ensemble pass.
+
+    Raises:
+        ModelError: unreadable, unsafe, foreign or unsupported file.
+        ValueError: scale/ensemble/version not valid for this model.
+    """
+    p = Path(path)
+    require_file("RIFE model file", p, "a flownet.pkl or a vs-mlrt RIFE .onnx", error=ModelError)
+    hint = rife_graphs.version_hint(p)
+    if p.suffix.lower() == ".onnx":
+        if scale != 1.0 or ensemble:
+            raise ValueError("scale and ensemble need flownet.pkl weights; a vs-mlrt ONNX file runs as exported")
+        # memory bounded by the file (external data checked)
+        return rife_graphs.wrap_vsmlrt(onnxfile.load_model(os.fspath(p)), os.fspath(p), hint)
+    return rife_graphs.from_state(rife_weights.load_state(p), os.fspath(p), version=version, scale=scale,
+                                 ensemble=ensemble, hint=hint)
+
+
 def _rife(family: Family, found: Located, options: dict[str, Any]) -> ModelSource:
     """Options: version (a label for identical networks), scale, ensemble."""
     version, scale, ensemble = options.get("version"), options.get("scale", 1.0), options.get("ensemble", False)
@@ -357,10 +386,10 @@ def _rife(family: Family, found: Located, options: dict[str, Any]) -> ModelSourc
     try:
         if found.state is not None:  # Practical-RIFE keeps its tensors under `module.`, as torch.load returns them
             state = {k.split("module.", 1)[-1]: v for k, v in found.state.items()}
-            loaded = rife_weights.from_state(state, "model (a state dict)", version=version, scale=scale,
-                                             ensemble=ensemble)
+            loaded = rife_graphs.from_state(state, "model (a state dict)", version=version, scale=scale,
+                                           ensemble=ensemble)
         else:
-            loaded = rife_weights.load(path, version=version, scale=scale, ensemble=ensemble)  # type: ignore[arg-type]
+            loaded = rife_model(path, version=version, scale=scale, ensemble=ensemble)  # type: ignore[arg-type]
     except ValueError as err:
         if isinstance(err, ModelError):
             raise

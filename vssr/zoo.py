@@ -43,6 +43,7 @@ import numpy as np
 from . import data, files
 from .arch import edvr, ifnet, quicksrnet, registry
 from .arch import rife_model as rife_graphs
+from .arch.deform import DeformMode
 from .convert import BY_SUFFIX, Converter, convert, file_digest, from_ncnn, from_pth
 from .download import catalog as downloads
 from .errors import MissingBackendError, ModelError, install_hint
@@ -231,6 +232,10 @@ def _download_name(family: Family, model: str) -> str | None:
         return None
 
 
+def _at(*paths: Path) -> Callable[[], tuple[Path, ...]]:
+    return lambda: paths
+
+
 _QUICKSRNET_FILE = re.compile(r"(small|medium|large)_x(\d+(?:\.\d+)?)(_qat)?")
 
 
@@ -243,12 +248,15 @@ def _quicksrnet_scan() -> dict[str, Entry]:
     """<size>_x<scale>[_qat].npz shipped in vssr/data/quicksrnet/ (package data), then trained ones
     put in <models dir>/quicksrnet/ (shipped ones win)."""
     found: dict[str, Entry] = {}
-    for folder, origin, note in ((data.path("quicksrnet"), "shipped", "shipped with vssr"),
-                                 (files.models_dir() / "quicksrnet", "file", "trained by you")):
+    places: tuple[tuple[Path, Origin, str], ...] = (
+        (data.path("quicksrnet"), "shipped", "shipped with vssr"),
+        (files.models_dir() / "quicksrnet", "file", "trained by you"),
+    )
+    for folder, origin, note in places:
         for path in sorted(folder.glob("*.npz")) if folder.is_dir() else ():
             if m := _QUICKSRNET_FILE.fullmatch(path.stem):
                 name = quicksrnet_name(m.group(1), Fraction(m.group(2)), bool(m.group(3)))
-                found.setdefault(name, Entry((lambda p=path: (p,)), None, (), note, origin))  # type: ignore[misc]
+                found.setdefault(name, Entry(_at(path), None, (), note, origin))
     return found
 
 
@@ -311,8 +319,8 @@ def locate(family: str | Family, model: object, param: str = "model") -> Located
         return _checked_entry(family, name, models[name])
     if not _is_path(family, model):
         assert isinstance(model, str)
-        if (name := _download_name(family, model)) is not None:
-            return _from_download(family, name, model, param)
+        if (download := _download_name(family, model)) is not None:
+            return _from_download(family, download, model, param)
         known = ", ".join(repr(n) for n in models) or "none"
         raise ModelError(f"unknown {param} {model!r}; known {family.name} models: {known}; or {family.accepts}")
     return _from_file(family, model, param)
@@ -414,7 +422,8 @@ def _edvr(family: Family, found: Located, options: dict[str, Any]) -> ModelSourc
     if not edvr.detect(state):
         raise ModelError("model: not an EDVR checkpoint (no pcd_align.cas_dcnpack / upconv2 weights)")
     params = edvr.EDVRParams.from_state(state)
-    split, deform = options.get("split"), options.get("deform", "native")
+    split: bool | None = options.get("split")
+    deform: DeformMode = options.get("deform", "native")
     if split and not params.splittable:
         raise ModelError("split=True is not available for hr_in (deblur) models; use split=False or None")
     if params.splittable if split is None else split:

@@ -143,7 +143,7 @@ def test_edvr_download_name_file_and_state_dict_agree() -> None:
 # --- errors ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("family", "name", "command"), [
     ("rife", "4.22", "vssr download rife 4.22"),
-    ("rife", "v4.25-lite", "vssr download rife 4.25.lite"),
+    ("rife", "v4.25.lite", "vssr download rife 4.25-lite"),
     ("edvr", "l-x4-vimeo90k", "vssr download edvr l-x4-vimeo90k"),
     ("realesrgan", "x2plus", "vssr download realesrgan x2plus"),
 ])
@@ -205,3 +205,45 @@ def test_every_listed_name_resolves_where_the_listing_says(model_dir: Path) -> N
     present = {(i.family, i.name) for i in catalog.models() if i.path is not None}
     assert {("edvr", "m-x4-reds"), ("rife", "4.6"), ("quicksrnet", "small-x2")} <= present
     assert ("rife", "4.7") not in present
+
+
+# --- every filter takes every form of its family -----------------------------------------------------
+def _same(a: vs.VideoNode, b: vs.VideoNode) -> None:
+    for n in range(a.num_frames):
+        fa, fb = a.get_frame(n), b.get_frame(n)
+        assert all(np.array_equal(np.asarray(fa[p]), np.asarray(fb[p])) for p in range(fa.format.num_planes))
+
+
+def test_filters_take_names_paths_and_state_dicts(core: vs.Core) -> None:
+    import vssr
+
+    rng = np.random.default_rng(5)
+    planes = rng.random((3, 16, 24), dtype=np.float32)
+    clip = core.std.BlankClip(width=24, height=16, format=vs.RGBS, length=3)
+    clip = clip.std.ModifyFrame(clip, lambda n, f: _filled(f, planes))
+    ort = vssr.Backend.ORT()
+
+    state = compact_state(3, 8, 2, 2)
+    saved = pth(state, destination("realesrgan", "general-x4v3"))
+    _same(vssr.RealESRGAN(clip, "general-x4v3", backend=ort), vssr.RealESRGAN(clip, saved, backend=ort))
+    _same(vssr.RealESRGAN(clip, state, backend=ort), vssr.RealESRGAN(clip, saved, backend=ort))
+
+    shipped = npz.load(data.path("quicksrnet", "small_x2.npz"))
+    _same(vssr.QuickSRNet(clip, backend=ort), vssr.QuickSRNet(clip, weights=shipped, backend=ort))
+    _same(vssr.QuickSRNet(clip, backend=ort), vssr.QuickSRNet(clip, weights="small-x2", backend=ort))
+
+    destination("rife", "4.6").parent.mkdir(parents=True)
+    pkl = write_pkl(official_state("4.6"), destination("rife", "4.6"))
+    _same(vssr.RIFE(clip, model="4.6", backend=ort), vssr.RIFE(clip, model=pkl, backend=ort))
+
+    pth(EDVR_STATE, destination("edvr", "m-x4-reds"))
+    _same(vssr.EDVR(clip, "m-x4-reds", backend=ort), vssr.EDVR(clip, EDVR_STATE, backend=ort))
+    with pytest.raises(vs.Error, match="vssr.EDVR: model='l-x4-reds': .*`vssr download edvr l-x4-reds`"):
+        vssr.EDVR(clip, "l-x4-reds", backend=ort)
+
+
+def _filled(frame: vs.VideoFrame, planes: np.ndarray) -> vs.VideoFrame:
+    out = frame.copy()
+    for p in range(3):
+        np.asarray(out[p])[...] = planes[p]
+    return out

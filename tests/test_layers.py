@@ -145,3 +145,28 @@ def test_tensorrt_package_imports_run_one_way() -> None:
     assert graph["runner"] <= {"plan", "cache"} and "plan" in graph["runner"]
     assert graph["build"] <= {"plan", "cache"}
     assert not any("config" in deps for name, deps in graph.items() if name != "__init__")
+
+
+def test_weights_readers_know_no_filter_and_no_model_source() -> None:
+    """weights/ turns files into state dicts (or ONNX models): it knows nothing above it, neither
+    where models are found (zoo, download) nor who runs them (filters, glue, inference)."""
+    above = {"filters", "glue", "inference", "zoo", "convert", "download", "catalog", "compat", "render", "backends"}
+    for path in (PKG / "weights").rglob("*.py"):
+        reached = {m.split(".")[0] for m in vssr_imports(path)}
+        assert not reached & above, (path, reached & above)
+
+
+def test_filters_find_models_only_through_the_zoo() -> None:
+    """One model-source seam: a filter never reads weight files or looks in the models folder
+    itself; it asks `zoo.resolve` (see docs/parameters.md, "model=: one rule")."""
+    for path in (PKG / "filters").glob("*.py"):
+        reached = {m.split(".")[0] for m in vssr_imports(path)}
+        assert not reached & {"weights", "convert", "download", "files", "data"}, (path, reached)
+    users = {p.stem for p in (PKG / "filters").glob("*.py") if "zoo" in vssr_imports(p)}
+    assert users == {"realesrgan", "quicksrnet", "rife", "edvr"}
+
+
+def test_model_sources_import_vapoursynth_only_lazily() -> None:
+    for name in ("zoo.py", "convert.py", "catalog.py"):
+        assert "vapoursynth" not in imports(PKG / name, top_level_only=True), name
+    assert not {m.split(".")[0] for m in vssr_imports(PKG / "convert.py")} & {"zoo", "glue", "filters"}

@@ -19,6 +19,7 @@ from vssr.errors import ModelError
 from vssr.network import Network
 from vssr.types import ShapeProfile
 from vssr.weights import rife
+from vssr.zoo import rife_model
 
 
 def official_state(name: str, seed: int = 0) -> dict[str, np.ndarray]:
@@ -38,7 +39,7 @@ def test_official_checkpoint_loads_and_detects_version(tmp_path: Path, name: str
     loaded = rife.load_state(path)
     assert set(loaded) == set(state)
     assert all(np.array_equal(loaded[k], state[k]) for k in state)
-    model = rife.load(path)
+    model = rife_model(path)
     assert model.version == name
     assert (model.encoder is not None) == bool(ifnet.VERSIONS[name].encoder)
     net = Network.load(model.flownet)
@@ -50,53 +51,53 @@ def test_identical_architectures_use_the_file_name(tmp_path: Path) -> None:
     """Versions with identical code and shapes (4.25/4.26; 4.13/4.14/.../4.24) are told apart only
     by their label: vs-rife's file name, vssr's spelling, or version=."""
     state = official_state("4.26")
-    assert rife.load(write_pkl(state, tmp_path / "flownet_v4.25.pkl")).version == "4.25"
-    assert rife.load(write_pkl(state, tmp_path / "flownet_v4.26.pkl")).version == "4.26"
-    assert rife.load(write_pkl(state, tmp_path / "flownet.pkl"), version="4.25").version == "4.25"
-    assert rife.load(tmp_path / "flownet.pkl").version == "4.26"  # no hint: the newest label
+    assert rife_model(write_pkl(state, tmp_path / "flownet_v4.25.pkl")).version == "4.25"
+    assert rife_model(write_pkl(state, tmp_path / "flownet_v4.26.pkl")).version == "4.26"
+    assert rife_model(write_pkl(state, tmp_path / "flownet.pkl"), version="4.25").version == "4.25"
+    assert rife_model(tmp_path / "flownet.pkl").version == "4.26"  # no hint: the newest label
     h13 = official_state("4.13")
-    assert rife.load(write_pkl(h13, tmp_path / "flownet_v4.18.pkl")).version == "4.18"
-    assert rife.load(tmp_path / "flownet_v4.18.pkl", version="4.24").version == "4.24"
+    assert rife_model(write_pkl(h13, tmp_path / "flownet_v4.18.pkl")).version == "4.18"
+    assert rife_model(tmp_path / "flownet_v4.18.pkl", version="4.24").version == "4.24"
     lite = official_state("4.25-lite")
-    assert rife.load(write_pkl(lite, tmp_path / "flownet_v4.25.lite.pkl")).version == "4.25-lite"
-    assert rife.load(tmp_path / "flownet_v4.25.lite.pkl", version="4.25.lite").version == "4.25-lite"
+    assert rife_model(write_pkl(lite, tmp_path / "flownet_v4.25.lite.pkl")).version == "4.25-lite"
+    assert rife_model(tmp_path / "flownet_v4.25.lite.pkl", version="4.25.lite").version == "4.25-lite"
     with pytest.raises(ModelError, match="not 4.22"):
-        rife.load(tmp_path / "flownet.pkl", version="4.22")
+        rife_model(tmp_path / "flownet.pkl", version="4.22")
     with pytest.raises(ValueError, match="version must be one of"):
-        rife.load(tmp_path / "flownet.pkl", version="9.9")
+        rife_model(tmp_path / "flownet.pkl", version="9.9")
 
 
 def test_scale_and_ensemble_reach_the_graph(tmp_path: Path) -> None:
     path = write_pkl(official_state("4.6"), tmp_path / "flownet_v4.6.pkl")
-    model = rife.load(path, scale=0.5, ensemble=True)
+    model = rife_model(path, scale=0.5, ensemble=True)
     assert Network.load(model.flownet).size.multiple == 64
     path = write_pkl(official_state("4.22"), tmp_path / "flownet_v4.22.pkl")
     with pytest.raises(ValueError, match="ensemble"):
-        rife.load(path, ensemble=True)
+        rife_model(path, ensemble=True)
 
 
 def test_corrupt_and_foreign_checkpoints(tmp_path: Path) -> None:
     junk = tmp_path / "junk.pkl"
     junk.write_bytes(b"\x00garbage" * 100)
     with pytest.raises(ModelError, match="junk.pkl"):
-        rife.load(junk)
+        rife_model(junk)
     good = write_pkl(official_state("4.6"), tmp_path / "good.pkl")
     truncated = tmp_path / "truncated.pkl"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(ModelError):
-        rife.load(truncated)
+        rife_model(truncated)
     foreign = {"conv_first.weight": np.zeros((64, 3, 3, 3), np.float32), "conv_first.bias": np.zeros(64, np.float32)}
     path = save_zip({"params_ema": {k: Tensor.of(v) for k, v in foreign.items()}}, tmp_path / "esrgan.pth")
     with pytest.raises(ModelError, match="not a RIFE IFNet checkpoint"):
-        rife.load(path)
+        rife_model(path)
     odd = official_state("4.22")
     odd = {k: v for k, v in odd.items() if not k.startswith("block3.")}  # 3 blocks: no such version
     with pytest.raises(ModelError, match="odd.pkl: RIFE weights \\(3 blocks .*match no version vs-rife 5.7.0 supports"):
-        rife.load(write_pkl(odd, tmp_path / "odd.pkl"))
+        rife_model(write_pkl(odd, tmp_path / "odd.pkl"))
     with pytest.raises(ModelError, match="posix.system|os.system|forbidden|not allowed"):
-        rife.load(save_pickle({"module.x": Evil()}, tmp_path / "evil.pkl"))
+        rife_model(save_pickle({"module.x": Evil()}, tmp_path / "evil.pkl"))
     with pytest.raises(ModelError, match="does not exist"):
-        rife.load(tmp_path / "missing.pkl")
+        rife_model(tmp_path / "missing.pkl")
 
 
 # --- vs-mlrt ONNX -------------------------------------------------------------------------------
@@ -151,7 +152,7 @@ def run_wrapped(model: onnx.ModelProto, img0: np.ndarray, img1: np.ndarray, t: f
 def test_vsmlrt_v1_gets_its_grid_planes(tmp_path: Path) -> None:
     path = tmp_path / "rife_v4.25.onnx"
     onnx.save(fake_vsmlrt(11, resize_scale=1 / 16), path)
-    model = rife.load(path)
+    model = rife_model(path)
     assert model.version == "vs-mlrt v1" and model.encoder is None
     net = Network.load(model.flownet)
     assert net.size.multiple == 64 and not net.tiling and net.fp32_nodes
@@ -170,7 +171,7 @@ def test_vsmlrt_v1_gets_its_grid_planes(tmp_path: Path) -> None:
 def test_vsmlrt_v2_and_multiple_fallback(tmp_path: Path) -> None:
     path = tmp_path / "rife_v2_v4.22.onnx"
     onnx.save(fake_vsmlrt(7), path)
-    model = rife.load(path)
+    model = rife_model(path)
     assert model.version == "vs-mlrt v2"
     assert Network.load(model.flownet).size.multiple == 1
     img0, img1 = ref.smooth_frames(24, 40, seed=4)
@@ -178,11 +179,11 @@ def test_vsmlrt_v2_and_multiple_fallback(tmp_path: Path) -> None:
     assert np.abs(got - (img0 * 0.5 + img1)).max() < 1e-6
     # a v1 graph whose scales cannot be read: the name decides, else 128
     onnx.save(fake_vsmlrt(11), tmp_path / "rife_v4.6.onnx")
-    assert Network.load(rife.load(tmp_path / "rife_v4.6.onnx").flownet).size.multiple == 32
+    assert Network.load(rife_model(tmp_path / "rife_v4.6.onnx").flownet).size.multiple == 32
     onnx.save(fake_vsmlrt(11), tmp_path / "mystery.onnx")
-    assert Network.load(rife.load(tmp_path / "mystery.onnx").flownet).size.multiple == 128
+    assert Network.load(rife_model(tmp_path / "mystery.onnx").flownet).size.multiple == 128
     with pytest.raises(ValueError, match="scale"):
-        rife.load(tmp_path / "mystery.onnx", scale=0.5)
+        rife_model(tmp_path / "mystery.onnx", scale=0.5)
 
 
 def test_foreign_onnx_is_refused(tmp_path: Path) -> None:
@@ -191,7 +192,7 @@ def test_foreign_onnx_is_refused(tmp_path: Path) -> None:
     model.graph.input[0].type.tensor_type.shape.dim[1].dim_value = 3
     onnx.save(model, path)
     with pytest.raises(ModelError, match="11 \\(v1\\) or 7 \\(v2\\)"):
-        rife.load(path)
+        rife_model(path)
     (tmp_path / "bad.onnx").write_bytes(b"not onnx")
     with pytest.raises(ModelError, match="cannot read ONNX"):
-        rife.load(tmp_path / "bad.onnx")
+        rife_model(tmp_path / "bad.onnx")

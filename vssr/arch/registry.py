@@ -39,7 +39,7 @@ class Architecture:
 
 
 DETECTION_ORDER: list[str] = ["edvr", "compact", "rrdb", "quicksrnet"]
-"""Module names under vssr.arch, most specific first. RIFE's IFNet is detected by weights/rife.py,
+"""Module names under vssr.arch, most specific first. RIFE's IFNet is detected by arch/rife_model.py,
 which also tells its versions apart."""
 
 

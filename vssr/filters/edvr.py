@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import vapoursynth as vs
 
+from .. import zoo
 from ..arch import edvr as arch
 from ..arch.deform import DeformMode
 from ..backends import BackendConfig, default_backend
@@ -37,8 +38,7 @@ from ..glue.frames import copy_props, dtype_of, frame_to_array, frames_to_array,
 from ..glue.padding import PadPlan
 from ..glue.streams import parallel_frames
 from ..inference import Session
-from ..network import Network
-from ..types import SizeReq, StateDict
+from ..types import SizeReq
 
 __all__ = ["EDGES", "EDVR", "window_indices"]
 
@@ -72,22 +72,6 @@ def _resolve_deform(deform: str, backend: BackendConfig) -> DeformMode:
     return deform  # type: ignore[return-value]
 
 
-def _load_state(model: object) -> StateDict:
-    if isinstance(model, Mapping):
-        state = {str(k): np.asarray(v, np.float32) for k, v in model.items()}
-    elif isinstance(model, str | os.PathLike):
-        from ..weights import pth
-
-        path = checks.check_file(model, EDVR, "model", "a BasicSR EDVR .pth")
-        with user_errors(EDVR):
-            state = pth.load(path)
-    else:
-        raise VssrError(EDVR, f"model must be the path of a BasicSR EDVR .pth or a state dict, not {model!r}")
-    if not arch.detect(state):
-        raise VssrError(EDVR, "model: not an EDVR checkpoint (no pcd_align.cas_dcnpack / upconv2 weights)")
-    return state
-
-
 def _shifted(clip: vs.VideoNode, offset: int, num_frame: int, edge: str) -> vs.VideoNode:
     """Clip whose frame n is source frame window_indices(n)[r + offset], built from runs of Trims."""
     length, r = clip.num_frames, num_frame // 2
@@ -119,8 +103,10 @@ def EDVR(
 
     Args:
         clip: RGBS or RGBH. x4 SR models output 4x the size; deblur (hr_in) models the same size.
-        model: path of a BasicSR EDVR checkpoint (.pth with `params`/`params_ema`), e.g.
-            EDVR_M_x4_SR_REDS_official-32075921.pth; or a state dict with BasicSR keys. The
+        model: a name `vssr download edvr` fetches ("m-x4-reds", "l-x4-vimeo90k", ...), the path
+            of a BasicSR EDVR checkpoint (.pth with `params`/`params_ema`), e.g.
+            EDVR_M_x4_SR_REDS_official-32075921.pth, or a state dict with BasicSR keys
+            (docs/parameters.md, "model=: one rule"). The
             configuration (M/L, frames, predeblur, hr_in) is read from the weights.
         num_frame: window length; only checked against the model's (5 or 7), which decides.
         backend: a vssr.Backend.* config; default: the fastest CPU backend installed.
@@ -145,17 +131,15 @@ def EDVR(
     checks.check_bool(split, EDVR, "split", optional=True)
     checks.check_backend(backend, EDVR)
     overlap = checks.tile_overlap(tilesize, overlap, EDVR, default=arch.DEFAULT_OVERLAP)
-    state = _load_state(model)
+    backend = backend if backend is not None else default_backend()
+    mode = _resolve_deform(deform, backend)
+    source = zoo.resolve("edvr", model, func=EDVR, deform=mode, split=split)
     with user_errors(EDVR):
-        params = arch.EDVRParams.from_state(state)
+        params = arch.EDVRParams.from_state(source.state)  # type: ignore[arg-type]
     if num_frame is not None and num_frame != params.num_frame:
         raise VssrError(EDVR, f"num_frame={num_frame} but the model was trained for {params.num_frame} frames; "
                               f"pass num_frame={params.num_frame} or None")
-    if split and not params.splittable:
-        raise VssrError(EDVR, "split=True is not available for hr_in (deblur) models; use split=False or None")
-    use_split = params.splittable if split is None else bool(split)
-    backend = backend if backend is not None else default_backend()
-    mode = _resolve_deform(deform, backend)
+    use_split = "extractor" in source.networks
     dtype = dtype_of(clip.format)
 
     # The split pads frames itself, before feature extraction, with the generic path's own plan:
@@ -164,10 +148,8 @@ def EDVR(
     pad = PadPlan.for_size(clip.width, clip.height, SizeReq(params.multiple)) if use_split else None
     width, height = (pad.padded_width, pad.padded_height) if pad else (clip.width, clip.height)
 
-    def session(build: Callable[[], object], config: BackendConfig = backend) -> Session:
-        with user_errors(EDVR):
-            network = Network.load(build())  # type: ignore[arg-type]
-        return Session.create(network, config, width=width, height=height, tilesize=tilesize,
+    def session(role: str, config: BackendConfig = backend) -> Session:
+        return Session.create(source.networks[role], config, width=width, height=height, tilesize=tilesize,
                               overlap=overlap, dtype=dtype, func=EDVR)
 
     t, center = params.num_frame, params.center
@@ -177,8 +159,8 @@ def EDVR(
     length = clip.num_frames
 
     if use_split:
-        extractor = session(lambda: arch.build_extractor(state), backend.for_intermediate())
-        aligner = session(lambda: arch.build_aligner(state, deform=mode))
+        extractor = session("extractor", backend.for_intermediate())
+        aligner = session("aligner")
         cache = FeatureCache[int, np.ndarray](t + 2 * backend.num_streams + 2)
         names = [f"l1_{i}" for i in range(t)]
 
@@ -200,7 +182,7 @@ def EDVR(
             feeds["center"] = padded(frames[center])
             return aligner.run(feeds)["output"][..., :crop_h, :crop_w]
     else:
-        monolithic = session(lambda: arch.build(state, deform=mode))
+        monolithic = session("network")
 
         def run(n: int, frames: list[vs.VideoFrame]) -> np.ndarray:
             return monolithic.run({"input": frames_to_array(frames, dtype)})["output"]

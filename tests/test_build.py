@@ -77,3 +77,27 @@ def test_build_size_syntax(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["build", "--for", "quicksrnet", "--size", "96x0"])
     assert "--size takes WIDTHxHEIGHT" in capsys.readouterr().err
+
+
+def test_build_for_rife_and_edvr_takes_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """RIFE and EDVR have no default weights: --model is a file (random weights of their real layouts)."""
+    from collections import OrderedDict
+
+    from tests.arch import edvr_numpy
+    from tests.filters.test_rife import pkl
+    from tests.weights.torchsave import Tensor, save_zip
+
+    pytest.importorskip("openvino")
+    monkeypatch.setenv("VSSR_ENGINE_DIR", str(tmp_path / "engines"))
+    monkeypatch.setenv("VSSR_MODEL_DIR", str(tmp_path / "models"))
+    rife_pkl = pkl(tmp_path, "4.22")
+    state = edvr_numpy.random_state(num_feat=8, groups=8, seed=11)
+    edvr_pth = save_zip({"params": OrderedDict((k, Tensor.of(v)) for k, v in state.items())}, tmp_path / "edvr.pth")
+    assert main(["build", "--for", "rife", "--size", "64x64", "--model", str(rife_pkl), "--backend", "ov"]) == 0
+    rife_entries = {e.path for e in caches.entries() if e.kind == "openvino"}
+    assert rife_entries and all(e.intact for e in caches.entries())
+    assert main(["build", "--for", "edvr", "--size", "32x32", "--model", str(edvr_pth), "--backend", "ov"]) == 0
+    edvr_entries = {e.path for e in caches.entries() if e.kind == "openvino"} - rife_entries
+    assert edvr_entries
+    assert f"{len(edvr_entries)} cache item(s) built or used" in capsys.readouterr().out.splitlines()[-1]

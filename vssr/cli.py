@@ -42,14 +42,27 @@ def _engines(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     from . import caches
-    from .build import build_script
+    from .build import build_model, build_script
 
     pairs = dict(a.split("=", 1) for a in args.arg if "=" in a)
     if len(pairs) != len(args.arg):
         print("-a takes name=value", file=sys.stderr)
         return 2
+    if (args.script is None) == (args.model_for is None) or (args.model_for is None) != (args.size is None):
+        print("vssr build takes SCRIPT.vpy, or --for MODEL --size WxH", file=sys.stderr)
+        return 2
     logging.getLogger("vssr").setLevel(logging.INFO)  # the build's progress
-    written = build_script(args.script, pairs)
+    if args.script is not None:
+        written = build_script(args.script, pairs)
+    else:
+        import vapoursynth as vs
+
+        try:
+            written = build_model(args.model_for, *args.size, model=args.model, backend=args.backend,
+                                  sample_format=args.format, tilesize=args.tilesize)
+        except (ValueError, vs.Error) as err:  # a missing --model; the model function's VssrError
+            print(err, file=sys.stderr)
+            return 2
     for entry in written:
         print(caches.describe(entry))
     print(f"{len(written)} cache item(s) built or used; the script's first frame will not wait for them")
@@ -69,9 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     engines.add_argument("--unused-days", type=float, default=None, help="prune: items unused this long (default: only leftovers)")
     engines.add_argument("--dry-run", action="store_true", help="prune: only print what would go")
     engines.set_defaults(run=_engines)
-    build = sub.add_parser("build", help="evaluate a .vpy script to build every engine it needs ahead of time")
-    build.add_argument("script", help="the VapourSynth script (.vpy)")
+    build = sub.add_parser("build", help="build every engine a .vpy script (or --for a model and size) needs, ahead of time")
+    build.add_argument("script", nargs="?", default=None, help="the VapourSynth script (.vpy)")
     build.add_argument("-a", "--arg", action="append", default=[], help="name=value, as vspipe's -a")
+    from .build import add_model_options  # --for MODEL --size WxH ...: vssr/build.py
+
+    add_model_options(build)
     build.set_defaults(run=_build)
     from .download import add_parser as add_download_parser  # `vssr download`: vssr/download/command.py
 

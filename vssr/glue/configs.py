@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..backends import Backend as _RuntimeBackends
 from ..backends import BackendConfig
-from .checks import named_errors
+from .checks import named_errors, raised_at_caller
 
 __all__ = ["Backend", "user_config"]
 
@@ -38,7 +38,7 @@ def user_config(cls: type[BackendConfig]) -> type[BackendConfig]:
         _PUBLIC[cls] = type(
             cls.__name__,
             (cls,),
-            {"__post_init__": __post_init__, "__eq__": __eq__, "__hash__": cls.__hash__, "__doc__": cls.__doc__,
+            {"__init__": raised_at_caller(cls.__init__), "__post_init__": __post_init__, "__eq__": __eq__, "__hash__": cls.__hash__, "__doc__": cls.__doc__,
              "__module__": __name__, "__qualname__": f"Backend.{cls.__name__}"},
         )
     return _PUBLIC[cls]
@@ -52,6 +52,7 @@ class _UserBackendNamespace:
         if isinstance(target, type):
             return user_config(target)
 
+        @raised_at_caller
         def alias(**options: Any) -> BackendConfig:  # vs-mlrt's names (OV_CPU, ...): a function
             with named_errors(f"Backend.{name}"):
                 config: BackendConfig = target(**options)

@@ -28,6 +28,7 @@ __all__ = [
     "ChunkResult",
     "ChunkSpec",
     "chunk_ranges",
+    "disk_full",
     "run_chunk",
     "segment_name",
     "vspipe_command",
@@ -196,15 +197,19 @@ def run_chunk(spec: ChunkSpec, started: Callable[[list[subprocess.Popen[bytes]]]
         log.unlink(missing_ok=True)
 
 
+def disk_full(work: str | Path) -> str:
+    return f"the disk holding {work} is full: free space and rerun the same command to resume"
+
+
 def _check_exit(spec: ChunkSpec, vspipe_code: int | None, ffmpeg_code: int | None, ffmpeg_err: str, log: Path) -> None:
     where = f"chunk {spec.index} (frames {spec.start}-{spec.end - 1})"
     if (ffmpeg_code or 0) < 0 or ((vspipe_code or 0) < 0 and not ffmpeg_code):
         raise ChunkError(f"{where}: a process was killed (signal {-(ffmpeg_code or vspipe_code or 0)})", killed=True)
+    if "No space left on device" in ffmpeg_err:  # also when only the trailer failed: ffmpeg then exits 0
+        raise ChunkError(f"{where}: ffmpeg could not write the segment:\n{ffmpeg_err.strip()}\n{disk_full(spec.work)}")
     if ffmpeg_code:
         hint = ""
-        if "No space left on device" in ffmpeg_err:
-            hint = f"\nthe disk holding {spec.work} is full: free space and rerun the same command to resume"
-        elif any(m in ffmpeg_err for m in ("Unrecognized option", "Error setting option", "Unknown encoder")):
+        if any(m in ffmpeg_err for m in ("Unrecognized option", "Error setting option", "Unknown encoder")):
             hint = "\nffmpeg rejected the encoder options (--encoder): " + " ".join(spec.encoder)
         raise ChunkError(f"{where}: ffmpeg failed (exit {ffmpeg_code}):\n{ffmpeg_err.strip()}{hint}")
     if vspipe_code:

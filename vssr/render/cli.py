@@ -71,6 +71,8 @@ def _job_options(parser: argparse.ArgumentParser) -> None:
     job.add_argument("--restart", action="store_true", help="discard the chunks of an earlier job")
     job.add_argument("--partial", action="store_true", help="join the chunks done so far, render nothing")
     job.add_argument("--keep-chunks", action="store_true", help="keep the work folder after joining")
+    job.add_argument("--allow-inexact-source", action="store_true",
+                     help="skip the check that random access gives the same frames (chunk borders may differ)")
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -123,6 +125,7 @@ def _options(args: argparse.Namespace, script: Path, audio_from: str | Path | No
         threads=threads, ray=args.ray, ray_cpus=args.ray_cpus, ray_gpus=args.ray_gpus, retries=args.retries,
         audio_from=audio_from,
         resume=args.resume, restart=args.restart, partial=args.partial, keep_chunks=args.keep_chunks,
+        allow_inexact_source=args.allow_inexact_source,
         command=shlex.join(["vssr", *sys.argv[1:]]) if sys.argv[0].endswith(("vssr", "__main__.py")) else "",
     )
 

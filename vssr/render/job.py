@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import errno
 import hashlib
 import logging
 import math
@@ -17,7 +18,7 @@ from typing import Any, TextIO
 
 from ..files import file_lock
 from . import progress as progress_files
-from .chunk import ChunkResult, ChunkSpec, chunk_ranges
+from .chunk import ChunkResult, ChunkSpec, chunk_ranges, disk_full
 from .errors import ChunkError, Interrupted, RenderError
 from .join import join_segments
 from .manifest import Manifest, describe_changes
@@ -51,6 +52,7 @@ class RenderOptions:
     restart: bool = False  # discard the chunks of an earlier job
     partial: bool = False  # join the completed chunks from the start; render nothing
     keep_chunks: bool = False
+    allow_inexact_source: bool = False  # render even when the probe's random-access check fails
     command: str = ""  # how the user ran us, for the "to resume" message
 
 
@@ -162,7 +164,9 @@ def render(opts: RenderOptions, stream: TextIO = sys.stderr) -> RenderResult:
     t0 = time.monotonic()
     if opts.ray is not None:
         require_ray()  # before the probe, which may take long: say at once what is missing
-    info = probe_script(opts.script, opts.args, opts.output_index)
+    info = probe_script(opts.script, opts.args, opts.output_index, check_access=not opts.allow_inexact_source)
+    if info.access_problem is not None:
+        raise RenderError(info.access_problem)
     if info.fps <= 0:
         raise RenderError("the output has a variable frame rate; chunks need a constant one (AssumeFPS)")
     if info.inexact_source:
@@ -171,12 +175,17 @@ def render(opts: RenderOptions, stream: TextIO = sys.stderr) -> RenderResult:
     work = work_folder(opts.out)
     work.mkdir(parents=True, exist_ok=True)
     audio = _audio_source(opts, info)
-    with file_lock(work / "job", on_wait=lambda: logger.warning("another render is using %s; waiting", work)):
-        manifest, resumed = _open_manifest(opts, info, work)
-        resumed_frames = manifest.frames_done()
-        if not opts.partial:
-            _run_chunks(opts, info, manifest, work, stream)
-        return _finish(opts, info, manifest, work, audio, (resumed, resumed_frames), time.monotonic() - t0, stream)
+    try:
+        with file_lock(work / "job", on_wait=lambda: logger.warning("another render is using %s; waiting", work)):
+            manifest, resumed = _open_manifest(opts, info, work)
+            resumed_frames = manifest.frames_done()
+            if not opts.partial:
+                _run_chunks(opts, info, manifest, work, stream)
+            return _finish(opts, info, manifest, work, audio, (resumed, resumed_frames), time.monotonic() - t0, stream)
+    except OSError as err:  # the driver's own writes (manifest, join); the chunks' ffmpeg says it in its log
+        if err.errno != errno.ENOSPC:
+            raise
+        raise RenderError(f"{err}: {disk_full(work)}; completed chunks are kept") from None
 
 
 def _finish(opts: RenderOptions, info: ScriptInfo, manifest: Manifest, work: Path, audio: Path | None,
@@ -249,7 +258,7 @@ def _run_chunks(opts: RenderOptions, info: ScriptInfo, manifest: Manifest, work:
     total = len(manifest.ranges)
     try:
         with _bar(info.num_frames, manifest.frames_done(), stream) as update:
-            while pending or running:
+            while running or (pending and not failures):  # after a failure: only wait for those running
                 while pending and not failures and len(running) < scheduler.slots:
                     spec = pending.pop(0)
                     running[scheduler.submit(spec)] = spec

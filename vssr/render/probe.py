@@ -19,6 +19,8 @@ __all__ = ["ScriptInfo", "probe_script"]
 UNSPECIFIED = 2  # H.273's "unspecified" matrix/transfer/primaries
 # source filters whose random access is not frame-exact on every file (seeking by timestamps)
 INEXACT_SOURCES = re.compile(r"\b(ffms2|lsmas)\s*\.\s*\w*Source|\bcore\s*\.\s*(ffms2|lsmas)\b")
+SOURCE_CALLS = re.compile(r"\b(\w+)\s*\.\s*(\w*Source)\s*\(")
+"""`bs.VideoSource(`, `ffms2.Source(`, `lsmas.LWLibavSource(`: how the script names its source filter."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,7 @@ class ScriptInfo:
     source: str | None  # the script's global `source`, when it is a file path
     inexact_source: bool  # the script text names ffms2/lsmas: random access may not be frame-exact
     colour: dict[str, int]  # _Matrix, _Transfer, _Primaries, _Range of the first output frame
+    access_problem: str | None = None  # the random-access check failed: why, and what to do
 
     def colour_options(self) -> list[str]:
         """ffmpeg options tagging the file with the output's colour props (y4m cannot carry them);
@@ -47,8 +50,13 @@ class ScriptInfo:
         return options
 
 
-def probe_script(script: Path, args: Sequence[tuple[str, str]], output_index: int) -> ScriptInfo:
+def probe_script(script: Path, args: Sequence[tuple[str, str]], output_index: int, *,
+                 check_access: bool = True) -> ScriptInfo:
     """Evaluate the script once through vspipe (as every worker will) and describe output `output_index`.
+
+    check_access: also read output frames 0, last, 0, last (the first read of 0 sequential, the
+    others after seeks, each computed again) and compare the two reads of each: chunks are exact
+    only when random access gives the pictures a sequential read does.
 
     Raises:
         RenderError: the script fails to evaluate, or has no video output at that index.
@@ -58,7 +66,8 @@ def probe_script(script: Path, args: Sequence[tuple[str, str]], output_index: in
     script = script.resolve()
     with tempfile.TemporaryDirectory(prefix="vssr-probe-") as tmp:
         found = Path(tmp) / "info.json"
-        cmd = [*vspipe_command(str(script), [*args, ("vssr_probe", f"{output_index}:{found}")], 0, output_index),
+        probe_args = [*args, ("vssr_probe", f"{output_index}:{found}"), ("vssr_access_check", str(int(check_access)))]
+        cmd = [*vspipe_command(str(script), probe_args, 0, output_index),
                "--info", str(WRAPPER), "--"]
         # vssr_probe goes through -a too, but the wrapper reads it as its own option
         run = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -78,7 +87,23 @@ def probe_script(script: Path, args: Sequence[tuple[str, str]], output_index: in
         num_frames=chosen["num_frames"], fps=Fraction(chosen["fps_num"], chosen["fps_den"] or 1),
         width=chosen["width"], height=chosen["height"], format=chosen["format"], y4m=chosen["y4m"],
         source=info["source"], inexact_source=bool(INEXACT_SOURCES.search(text)), colour=chosen["colour"],
+        access_problem=_access_problem(info.get("access_reads"), text),
     )
+
+
+def _access_problem(reads: list[list[object]] | None, text: str) -> str | None:
+    """Why the output is not the same under random access (a frame read twice came out different), or None."""
+    first: dict[object, object] = {}
+    for frame, digest in reads or ():
+        if first.setdefault(frame, digest) != digest:
+            order = ", ".join(str(n) for n, _ in reads or ())
+            names = sorted({f"{plugin}.{call}" for plugin, call in SOURCE_CALLS.findall(text)} - {"bs.VideoSource"})
+            filters = f"its source filter ({', '.join(names)})" if names else "its source filter"
+            return (f"the script's output frame {frame} came out different when read again (frames read in the "
+                    f"order {order}, as chunks read them): {filters} is not frame-accurate under random access, "
+                    f"so chunk borders would repeat, skip or change frames. Read the source with BestSource "
+                    f"(core.bs.VideoSource(path)), which is; or pass --allow-inexact-source to render anyway")
+    return None
 
 
 def _python_error(stderr: str) -> str:

@@ -69,7 +69,7 @@ def _compact() -> Network:
         from vssr import zoo
 
         return zoo.network("realesrgan", "animevideov3", func="gpu_check")
-    except Exception as err:  # noqa: BLE001 - weights absent: same graph with random weights
+    except Exception as err:
         print(f"(zoo Real-ESRGAN unavailable: {err}; random weights)")
     return _random_compact()
 
@@ -175,7 +175,7 @@ def speed(
                 for _ in range(per_thread):
                     r.infer(f)
                 cpu_seconds.append(time.thread_time() - start_cpu)
-            except BaseException as err:  # noqa: BLE001 - re-raised below: a failed run is no speed
+            except BaseException as err:
                 errors.append(err)
 
         threads = [threading.Thread(target=work, args=(r, f)) for r, f in zip(runners, feeds, strict=True)]
@@ -233,7 +233,7 @@ def _check(args: argparse.Namespace, backend_name: str, backend_cls: type, engin
     for name in args.models.split(","):
         try:
             network = MODELS[name]()
-        except Exception as err:  # noqa: BLE001 - report and go on with the next model
+        except Exception as err:
             print(f"{name}: cannot build the network: {err}")
             failed = True
             continue
@@ -241,7 +241,7 @@ def _check(args: argparse.Namespace, backend_name: str, backend_cls: type, engin
             try:
                 err = accuracy(backend_cls, network, engines, fp16, layers=args.layers)
                 verdict = "ok" if err <= limit else "FAIL"
-            except Exception as exc:  # noqa: BLE001 - a failed check is a row, not a crash
+            except Exception as exc:
                 err, verdict = float("nan"), f"ERROR {exc}"
             failed |= verdict != "ok"
             print(f"{name} {'fp16' if fp16 else 'fp32'} vs ORT CPU: rel err {err:.2e} (limit {limit:g}) {verdict}")
@@ -254,7 +254,7 @@ def _check(args: argparse.Namespace, backend_name: str, backend_cls: type, engin
                         )
                         rows.append((name, size_name, "static" if static else "dynamic", streams, f"{fps:.2f}",
                                      f"{cpu_ms:.2f}", f"{load_s:.1f}"))
-                    except Exception as exc:  # noqa: BLE001 - a failed configuration is a row
+                    except Exception as exc:
                         rows.append((name, size_name, "static" if static else "dynamic", streams, f"ERROR {exc}", "", ""))
                     print(" | ".join(str(c) for c in rows[-1]), flush=True)
     print()

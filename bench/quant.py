@@ -46,8 +46,8 @@ from eval_sr import ort_upscaler
 from vssr import metrics
 from vssr.arch import quicksrnet
 from vssr.backends import Backend
-from vssr.onnxpasses.precision import lower_precision
 from vssr.network import Network
+from vssr.onnxpasses.precision import lower_precision
 from vssr.quant import frames_from_clip, quantize_arrays, random_crops
 from vssr.types import ShapeProfile
 
@@ -114,7 +114,7 @@ def set5_scores(net: Network, ref: Network | None, scale: int) -> tuple[float, f
     images = metrics.load_sr_set(DATA / "sr-bench" / "Set5", scale)
     up = ort_upscaler(net, threads=2)
     outs = [np.clip(up(im.lr), 0, 1) for im in images]
-    psnr = float(np.mean([metrics.sr_scores(metrics.to_uint8(o), im.hr, scale)[0] for o, im in zip(outs, images)]))
+    psnr = float(np.mean([metrics.sr_scores(metrics.to_uint8(o), im.hr, scale)[0] for o, im in zip(outs, images, strict=True)]))
     return psnr, float("nan"), outs
 
 
@@ -180,7 +180,7 @@ def main() -> None:
                 ref_outs = outs
                 vs_fp32 = "-"
             else:
-                vs_fp32 = f"{np.mean([metrics.psnr(o * 255, r * 255) for o, r in zip(outs, ref_outs)]):.2f}"
+                vs_fp32 = f"{np.mean([metrics.psnr(o * 255, r * 255) for o, r in zip(outs, ref_outs, strict=True)]):.2f}"
             times = []
             for bname, backend in backends.items():
                 if vname.startswith("fp16") and bname.startswith("OV"):
@@ -188,7 +188,7 @@ def main() -> None:
                     continue
                 try:
                     times.append(ms_per_frame(vnet, backend, size, args.runs))
-                except Exception as err:  # noqa: BLE001 (report and go on: one failing runtime must not hide the rest)
+                except Exception as err:
                     print(f"<!-- {label} {vname} {bname}: {type(err).__name__}: {err} -->", flush=True)
                     times.append(float("nan"))
             if base_ms is None:

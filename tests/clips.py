@@ -48,7 +48,6 @@ def image_clips(core: vs.Core, scale: int) -> list[vs.VideoNode]:
     for folder in (SR_BENCH / "Set5", SR_BENCH / "Set14"):
         if not folder.is_dir():
             continue
-        for image in load_sr_set(folder, scale):
-            if image.lr.ndim == 3:
-                clips.append(array_clip(core, (image.lr.transpose(2, 0, 1)[None] / 255).astype(np.float32)))
+        clips.extend(array_clip(core, (image.lr.transpose(2, 0, 1)[None] / 255).astype(np.float32))
+                     for image in load_sr_set(folder, scale) if image.lr.ndim == 3)
     return clips

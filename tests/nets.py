@@ -120,7 +120,7 @@ def check_runners_from_threads(runners: Sequence[Runner], model: onnx.ModelProto
         try:
             for _ in range(rounds):
                 check_runner(runner, model)
-        except BaseException as err:  # noqa: BLE001 - re-raised below, on the test's thread
+        except BaseException as err:
             errors.append(err)
 
     threads = [threading.Thread(target=work, args=(r,)) for r in runners]

@@ -259,7 +259,7 @@ def _public_callables() -> list[str]:
     names = []
     for name in vssr.__all__:
         obj = getattr(vssr, name)
-        if isinstance(obj, type) and issubclass(obj, BaseException) or name in EXEMPT:
+        if (isinstance(obj, type) and issubclass(obj, BaseException)) or name in EXEMPT:
             continue
         if name == "Backend":
             names += [f"Backend.{b}" for b in dir(vssr.Backend)]

@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> None:
         opt.step()
         with torch.no_grad():
             d = args.ema if it > 100 or qat or args.init_from else 0.0
-            for pe, pm in zip(ema.parameters(), model.parameters()):
+            for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
                 pe.mul_(d).add_(pm.detach(), alpha=1 - d)
         it += 1
         loss_acc += loss.item()

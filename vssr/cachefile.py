@@ -194,7 +194,7 @@ def _load_verified[T](entry: Path, key: Key, load: Callable[[bytes], T], *, quie
         return None
     try:
         result = load(data)
-    except Exception as err:  # noqa: BLE001 - verified bytes the runtime refuses: rebuild them
+    except Exception as err:
         logger.warning("cache entry %s cannot be loaded (%s); building it again", entry, err)
         return None
     _touch(entry)

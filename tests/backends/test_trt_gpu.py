@@ -98,7 +98,7 @@ def test_streams_in_threads_and_tile_changes(flavour: type, use_cuda_graph: bool
                 x = np.random.default_rng(seed * 100 + i).random((1, 3, h, w), dtype=np.float32)
                 got = runner.infer({"input": x})["output"]
                 np.testing.assert_allclose(got, reference.run(None, {"input": x})[0], rtol=1e-3, atol=1e-4)
-        except BaseException as err:  # noqa: BLE001 - re-raised in the main thread
+        except BaseException as err:
             errors.append(err)
 
     threads = [threading.Thread(target=work, args=(r, i)) for i, r in enumerate(runners)]

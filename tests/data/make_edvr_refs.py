@@ -225,7 +225,7 @@ def frame_indices_function(src: Path):  # type: ignore[no-untyped-def]
     tree = ast.parse((src / "basicsr" / "data" / "data_util.py").read_text())
     node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "generate_frame_indices")
     namespace: dict[str, object] = {}
-    exec(compile(ast.Module([node], []), "data_util.py", "exec"), namespace)  # noqa: S102
+    exec(compile(ast.Module([node], []), "data_util.py", "exec"), namespace)
     return namespace["generate_frame_indices"]
 
 

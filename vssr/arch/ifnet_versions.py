@@ -113,8 +113,8 @@ def _rows() -> list[IFNetVersion]:
     def add(names: str, channels: tuple[int, ...], encoder: tuple[tuple[int, int] | None, str], head: int,
             **kw: object) -> None:
         scales = kw.pop("scales", v5 if len(channels) == 5 else v4)
-        for name in names.split():
-            rows.append(IFNetVersion(name, channels, scales, encoder[0], encoder[1], head, **kw))  # type: ignore[arg-type]
+        rows.extend(IFNetVersion(name, channels, scales, encoder[0], encoder[1], head, **kw)  # type: ignore[arg-type]
+                    for name in names.split())
 
     add("4.0 4.1", c4, (None, ""), 5, style="prelu", restart=True)
     add("4.2 4.3 4.4", c4, (None, ""), 5, style="plain")

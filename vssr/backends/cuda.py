@@ -189,7 +189,7 @@ def _free_now(rt: CudaRuntime, device_id: int | None, calls: tuple[tuple[str, An
         with on_device(rt, device_id):
             for name, handle in calls:
                 results.append((name, getattr(rt, name)(handle)))
-    except Exception as err:  # noqa: BLE001 - from a finalizer, nothing can be done with it
+    except Exception as err:
         logger.debug("freeing CUDA resources failed: %s", err)
     return results
 

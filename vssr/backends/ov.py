@@ -165,7 +165,7 @@ def default_precision(core: openvino.Core, device: str) -> Precision:
     """bf16 where the CPU computes it natively (AMX or AVX-512-BF16), f16 on GPU/NPU, else f32."""
     try:
         caps = [str(c) for c in core.get_property(device, "OPTIMIZATION_CAPABILITIES")]
-    except Exception:  # noqa: BLE001  (a device without this property: stay exact)
+    except Exception:
         return "f32"
     if device.upper().startswith("CPU"):
         return "bf16" if "BF16" in caps else "f32"
@@ -363,7 +363,7 @@ class OV(BackendConfig):
 def compiled_property(compiled: openvino.CompiledModel, name: str) -> str:
     try:
         return str(compiled.get_property(name))
-    except Exception:  # noqa: BLE001  (only for the log line)
+    except Exception:
         return "?"
 
 

@@ -42,7 +42,7 @@ def axis_spans(total: int, tile: int, overlap: int, multiple: int = 1) -> tuple[
     step = (tile - 2 * margin) // multiple * multiple
     if step <= 0:
         raise ValueError(f"tile {tile} leaves no room after an overlap of {overlap} on both sides")
-    starts = list(range(0, total - tile, step)) + [total - tile]
+    starts = [*range(0, total - tile, step), total - tile]
     cuts = [0]
     for a, b in itertools.pairwise(starts):
         lo, hi = b + margin, a + tile - margin  # both multiples of `multiple`; lo <= hi

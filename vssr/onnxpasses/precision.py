@@ -179,7 +179,7 @@ _DTYPE_ATTR_OPS = frozenset({"EyeLike", "RandomNormal", "RandomNormalLike", "Ran
 def _retype_attributes(node: onnx.NodeProto, low: int) -> None:
     """Make the float32 types a low-precision node writes in its attributes `low`."""
     for index, attr in enumerate(list(node.attribute)):
-        if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT or node.op_type in _DTYPE_ATTR_OPS and attr.name == "dtype" and attr.i == TensorProto.FLOAT:
+        if (node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT) or (node.op_type in _DTYPE_ATTR_OPS and attr.name == "dtype" and attr.i == TensorProto.FLOAT):
             node.attribute[index].i = low
         elif attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR and attr.t.data_type == TensorProto.FLOAT:
             node.attribute[index].t.CopyFrom(_to_low(numpy_helper.to_array(attr.t), low))

@@ -170,10 +170,10 @@ def run_chunk(spec: ChunkSpec, started: Callable[[list[subprocess.Popen[bytes]]]
             # vspipe's log goes to the file, never a pipe nobody reads while ffmpeg runs
             # preexec_fn only calls prctl, resolved before the fork: safe with the driver's threads
             source = subprocess.Popen(vspipe, stdout=subprocess.PIPE, stderr=log_file,
-                                      preexec_fn=_die_with_parent, process_group=0)  # noqa: PLW1509
+                                      preexec_fn=_die_with_parent, process_group=0)
             try:
                 encoder = subprocess.Popen(ffmpeg, stdin=source.stdout, stderr=subprocess.PIPE,
-                                           preexec_fn=_die_with_parent, process_group=0)  # noqa: PLW1509
+                                           preexec_fn=_die_with_parent, process_group=0)
             finally:
                 source.stdout.close()  # type: ignore[union-attr]  # ffmpeg holds the read end
             if started is not None:

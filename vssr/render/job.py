@@ -267,7 +267,7 @@ def _run_chunks(opts: RenderOptions, info: ScriptInfo, manifest: Manifest, work:
                     spec = running.pop(future)
                     try:
                         result = future.result()
-                    except Exception as err:  # noqa: BLE001 - Ray wraps worker errors in its own types
+                    except Exception as err:
                         attempts[spec.index] += 1
                         lost = isinstance(err, ChunkError) and err.killed and not scheduler.retries_itself
                         if lost and attempts[spec.index] <= opts.retries:

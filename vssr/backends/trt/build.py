@@ -315,7 +315,7 @@ def build_engine_bytes(trt: TensorRT, settings: PlanOptions, plan: BuildPlan, de
     data = engine_bytes_from_network(builder, network, config)
     try:
         save_timing_cache(config, timing, path)
-    except Exception as err:  # noqa: BLE001 - the cache only speeds up later builds; never fail a build over it
+    except Exception as err:
         logger.warning("cannot update the timing cache %s: %s", path, err)
     return data
 

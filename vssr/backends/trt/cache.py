@@ -327,7 +327,7 @@ def _write_runtime_cache(path: Path, cache: tensorrt.IRuntimeCache, loaded: byte
                 cachefile.write(path, data, key)
                 Path(f"{path}.lock").unlink(missing_ok=True)  # as its holder: waiters re-lock by name
             logger.info("runtime cache %s saved (%d bytes)", path.name, len(data))
-    except Exception as err:  # noqa: BLE001 - the cache only saves start-up time
+    except Exception as err:
         # an unwritable folder was reported once already, when its engine was built in memory
         unwritable = isinstance(err, OSError) and err.errno in files.CANNOT_WRITE
         (logger.info if unwritable else logger.warning)("cannot save the runtime cache %s: %s", path, err)

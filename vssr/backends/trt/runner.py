@@ -307,5 +307,5 @@ class TrtRunner:
             return
         try:
             self._free_tensorrt()
-        except Exception as err:  # noqa: BLE001 - nothing can be done with it in a finalizer
+        except Exception as err:
             logger.debug("freeing a TensorRT context failed: %s", err)

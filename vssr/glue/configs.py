@@ -38,8 +38,15 @@ def user_config(cls: type[BackendConfig]) -> type[BackendConfig]:
         _PUBLIC[cls] = type(
             cls.__name__,
             (cls,),
-            {"__init__": raised_at_caller(cls.__init__), "__post_init__": __post_init__, "__eq__": __eq__, "__hash__": cls.__hash__, "__doc__": cls.__doc__,
-             "__module__": __name__, "__qualname__": f"Backend.{cls.__name__}"},
+            {
+                "__init__": raised_at_caller(cls.__init__),
+                "__post_init__": __post_init__,
+                "__eq__": __eq__,
+                "__hash__": cls.__hash__,  # a class that defines __eq__ loses the inherited hash otherwise
+                "__doc__": cls.__doc__,
+                "__module__": __name__,
+                "__qualname__": f"Backend.{cls.__name__}",
+            },
         )
     return _PUBLIC[cls]
 

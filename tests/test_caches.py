@@ -71,3 +71,34 @@ def test_held_locks_are_kept_and_file_lock_leaves_none(tmp_path: Path) -> None:
     assert not (tmp_path / "m.onnx.lock").exists()
     cachefile.load_or_build(target, {"k": 1}, lambda: b"data", bytes, env="VSSR_MODEL_DIR")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.meta.json"]
+
+
+def test_prune_never_touches_the_users_own_models(dirs: tuple[Path, Path]) -> None:
+    """A model the user keeps in models/ has no sidecar and no vssr cache name: not a cache entry."""
+    engines, models = dirs
+    mine = [models / "my_own_model.onnx", models / "int8" / "mine.onnx"]
+    for path in mine:
+        path.write_bytes(b"user's file")
+    assert not {e.path for e in caches.entries()} & set(mine)
+    caches.prune(0.0)
+    assert all(p.read_bytes() == b"user's file" for p in mine)
+
+
+def test_prune_removes_the_cache_folders_of_older_versions(dirs: tuple[Path, Path]) -> None:
+    engines, _ = dirs
+    legacy = engines / "openvino" / "2e39f4bf8fee99e21650feb3"  # OpenVINO's CACHE_DIR, before verified blobs
+    legacy.mkdir()
+    (legacy / "8164842514431349571.blob").write_bytes(b"b" * 100)
+    assert any(e.path == legacy and "older vssr" in e.detail for e in caches.entries())
+    assert legacy in caches.prune(None) and not legacy.exists()
+
+
+def test_an_entry_repaired_while_prune_waits_is_kept(dirs: tuple[Path, Path]) -> None:
+    """prune decides under the entry's lock: a writer that finishes meanwhile keeps its entry."""
+    _, models = dirs
+    entry = models / "realesrgan-y.0123456789abcdef.onnx"
+    entry.write_bytes(b"y" * 10)  # no sidecar yet: a writer between the entry and its sidecar
+    (damaged,) = [e for e in caches.entries() if e.path == entry]
+    assert not damaged.intact
+    cachefile.write(entry, b"y" * 10, {"converted": "y"})  # the writer finishes before prune locks it
+    assert entry not in caches.prune(None) and cachefile.intact(entry)

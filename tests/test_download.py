@@ -237,6 +237,18 @@ def test_a_present_file_that_is_not_the_official_one(models: Path, server: Serve
     assert path.read_bytes() == compact_pth  # the present file is replaced only by a verified one
 
 
+def test_a_present_file_without_a_known_hash_must_load(models: Path) -> None:
+    """Most RIFE releases have no published hash: a file already there is checked by loading it."""
+    entry = dl.find("rife", "4.22")
+    assert entry.sha256 is None
+    path = dl.destination("rife", "4.22")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"no")  # a cut or foreign file under the official name
+    with pytest.raises(dl.DownloadError, match="is present but is not the official file"):
+        dl.download(entry, progress=False)
+    assert path.read_bytes() == b"no"  # left for the user (or --force) to replace
+
+
 def test_full_download_with_sha256_from_the_mirror_variable(models: Path, server: Server, compact_pth: bytes,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(dl.MIRROR_ENV, server.url)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +32,18 @@ __all__ = ["CacheEntry", "describe", "entries", "prune"]
 
 _ENTRY_FOLDERS = {"onnx": ("", ".onnx"), "int8": ("int8", ".onnx"), "openvino": ("openvino", ".blob")}
 """kind -> (folder under models/ or engines/, what its entries are named)."""
+
+_VSSR_NAMES = {
+    "onnx": re.compile(r".+\.[0-9a-f]{16}\.onnx"),  # convert.py: <name>.<digest16>.onnx
+    "int8": re.compile(r".+_int8.*_[0-9a-f]+\.onnx"),  # quant/qdq.py: <name>_int8<kind>_<method>_<key>.onnx
+    "openvino": re.compile(r"[0-9a-f]{24}\.blob"),  # backends/ov.py: <digest24>.blob
+}
+"""What vssr names its entries: a file that has no sidecar and no such name is the user's (a model
+they keep in models/), never listed or pruned."""
+
+_LEGACY_OPENVINO = re.compile(r"[0-9a-f]{24}")
+"""engines/openvino/<digest24>/: OpenVINO's own CACHE_DIR of older vssr versions, which vssr no
+longer reads (it exports verified blobs instead): removed by every prune."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +82,24 @@ def _cachefile_entries(kind: str, folder: Path) -> Iterator[CacheEntry]:
     _, suffix = _ENTRY_FOLDERS[kind]
     with contextlib.suppress(OSError):
         for path in sorted(folder.glob(f"*{suffix}")):
-            if path.is_file() and not path.name.startswith("."):
+            ours = _VSSR_NAMES[kind].fullmatch(path.name) or cachefile.meta_path(path).exists()
+            if path.is_file() and not path.name.startswith(".") and ours:
                 with contextlib.suppress(OSError):  # pruned meanwhile
                     stat = path.stat()
                     key = cachefile.stored_key(path)
                     what = key.get("what", "") if isinstance(key, dict) else ""
                     detail = str(what) if what else {"onnx": "converted", "int8": "int8"}.get(kind, "")
                     yield CacheEntry(kind, path, stat.st_size, stat.st_mtime, cachefile.intact(path), detail)
+
+
+def _legacy_openvino(engine_dir: Path) -> Iterator[CacheEntry]:
+    folder = engine_dir / "openvino"
+    with contextlib.suppress(OSError):
+        for sub in sorted(folder.iterdir()):
+            if sub.is_dir() and not sub.is_symlink() and _LEGACY_OPENVINO.fullmatch(sub.name):
+                size = sum(p.stat().st_size for p in sub.rglob("*") if p.is_file())
+                yield CacheEntry("openvino", sub, size, sub.stat().st_mtime, True,
+                                 "cache folder of an older vssr, no longer read: `prune` removes it")
 
 
 def _locks(*roots: Path) -> Iterator[CacheEntry]:
@@ -89,6 +114,7 @@ def entries(engine_dir: Path | None = None, model_dir: Path | None = None) -> li
     engine_dir, model_dir = _folders(engine_dir, model_dir)
     found = [_engines(engine_dir)]
     found += [_cachefile_entries(kind, _entry_folder(kind, engine_dir, model_dir)) for kind in _ENTRY_FOLDERS]
+    found.append(_legacy_openvino(engine_dir))
     out: list[CacheEntry] = []
     for kind_entries in (*found, _locks(engine_dir, model_dir)):
         out += sorted(kind_entries, key=lambda e: e.last_used, reverse=True)
@@ -115,19 +141,17 @@ def prune(unused_days: float | None = None, *, dry_run: bool = False, engine_dir
         for entry in _cachefile_entries(kind, folder):
             stale = unused_days is not None and now - entry.last_used > unused_days * 86400
             if stale or not entry.intact:
-                removed += _remove_entry(entry.path, dry_run)
+                removed += _remove_entry(entry.path, stale, dry_run)
         for sidecar in sorted(folder.glob(f"*{cachefile.META_SUFFIX}")):
             if not sidecar.with_name(sidecar.name[: -len(cachefile.META_SUFFIX)]).exists():
                 removed.append(sidecar)
                 if not dry_run:
                     sidecar.unlink(missing_ok=True)
         if kind == "openvino":
-            for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()):
-                if not any(sub.iterdir()):  # what failed OpenVINO compiles of older versions left
-                    removed.append(sub)
-                    if not dry_run:
-                        with contextlib.suppress(OSError):
-                            sub.rmdir()
+            for legacy in _legacy_openvino(engine_dir):  # older vssr's CACHE_DIR folders, empty or not
+                removed.append(legacy.path)
+                if not dry_run:
+                    shutil.rmtree(legacy.path, ignore_errors=True)
     for lock in _locks(engine_dir, model_dir):  # idle locks in subfolders (models/rife, ...)
         if lock.path in removed:
             continue
@@ -136,15 +160,20 @@ def prune(unused_days: float | None = None, *, dry_run: bool = False, engine_dir
     return removed
 
 
-def _remove_entry(entry: Path, dry_run: bool) -> list[Path]:
-    victims = [p for p in (entry, cachefile.meta_path(entry)) if p.exists()]
+def _remove_entry(entry: Path, stale: bool, dry_run: bool) -> list[Path]:
+    """Delete an entry and its sidecar under its lock: if `stale`, or if it still fails its sidecar
+    then (a writer may have been between the entry and its sidecar while we looked)."""
     if dry_run:
-        return victims
+        return [p for p in (entry, cachefile.meta_path(entry)) if p.exists()]
+    removed = []
     with files.file_lock(entry):
-        for victim in victims:
-            victim.unlink(missing_ok=True)
+        if stale or not cachefile.intact(entry):
+            for victim in (entry, cachefile.meta_path(entry)):
+                if victim.exists():
+                    victim.unlink()
+                    removed.append(victim)
         Path(f"{entry}.lock").unlink(missing_ok=True)  # as its holder: waiters re-lock by name
-    return victims
+    return removed
 
 
 def describe(entry: CacheEntry) -> str:

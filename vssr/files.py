@@ -147,10 +147,11 @@ def file_lock(
     the name gone or naming a new file, and locks again by name, so two holders never coexist.
     """
     lock_path = Path(f"{os.fspath(path)}.lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
     limit = lock_timeout() if timeout is None else timeout
     deadline: float | None = None
     while True:
+        # (again on each try: the holder may have removed the folder, as a finished render does)
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
         f = open(lock_path, "a+b")  # noqa: SIM115 - closed below or after the yield
         try:
             try:

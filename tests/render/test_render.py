@@ -121,11 +121,19 @@ def test_upscale_keeps_bt601(tmp_path: Path) -> None:
     tags = json.loads(probe)["streams"][0]
     assert (tags["color_space"], tags["color_range"], tags["width"]) == ("smpte170m", "tv", 128)
     assert np.abs(_mean_rgb(out) - _mean_rgb(src)).max() <= 2  # BT.709 would move red by ~20 levels
-    script = tmp_path / "up.mkv.vssr-work" / "upscale.vpy"
+    (script,) = (tmp_path / "up.mkv.vssr-work").glob("upscale-*.vpy")
     code = (f"import runpy, vapoursynth as vs; runpy.run_path({str(script)!r}); "
             "p = vs.get_output(0).clip.get_frame(0).props; print(p['_Matrix'], int(p['_Range']))")
     props = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, check=True).stdout
     assert props.split() == ["6", "0"]
+
+
+def test_upscale_refuses_to_overwrite_its_input(tmp_path: Path, clip: Path) -> None:
+    same = tmp_path / "same.mkv"
+    same.write_bytes(clip.read_bytes())
+    run = vssr("upscale", same, same, "--model", "quicksrnet", check=False)
+    assert run.returncode == 2 and "would overwrite the input" in run.stderr
+    assert same.read_bytes() == clip.read_bytes()
 
 
 def test_errors(tmp_path: Path, clip: Path, sr_onnx: Path) -> None:

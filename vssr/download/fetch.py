@@ -263,6 +263,8 @@ def download(entry: Entry, *, base_url: str | None = None, force: bool = False, 
     if dest.is_file() and not force:
         try:
             _check_digest(dest, entry)
+            if entry.sha256 is None or len(entry.sha256) < 64:  # no full hash: the file must also load
+                _check_loads(dest, entry)
         except DownloadError as err:
             raise DownloadError(f"{dest} is present but is not the official file ({err}); --force replaces it, "
                                 f"or {by_hand}") from None

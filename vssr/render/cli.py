@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 import shlex
@@ -107,7 +108,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p = add("interpolate", "change a video's frame rate with RIFE, with its sound")
     p.add_argument("input", type=Path)
     p.add_argument("out", type=Path)
-    p.add_argument("--model", type=Path, required=True, help="RIFE flownet.pkl or vs-mlrt RIFE ONNX")
+    p.add_argument("--model", required=True,
+                   help="a RIFE version (4.22, 4.25.lite, ...: `vssr download rife`), a flownet.pkl or a vs-mlrt RIFE ONNX")
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("--fps", type=_fraction, default=None, help="output frame rate, e.g. 60000/1001")
     rate.add_argument("--multi", type=_positive, default=None, help="integer rate factor (default: 2)")
@@ -161,8 +163,14 @@ def _generated(args: argparse.Namespace, name: str, text: str) -> Path:
     if not args.input.is_file():
         print(f"vssr {name}: {args.input}: no such file", file=sys.stderr)
         raise SystemExit(2)
-    script = work_folder(args.out) / f"{name}.vpy"
-    if not script.exists() or script.read_text() != text:
+    if args.out.resolve() == args.input.resolve():
+        print(f"vssr {name}: the output would overwrite the input {args.input}; give another OUT", file=sys.stderr)
+        raise SystemExit(2)
+    # named by its content: a second command on the same OUT never rewrites a script that a running
+    # job reads (its own script differs, so the manifest refuses to mix the two jobs)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    script = work_folder(args.out) / f"{name}-{digest}.vpy"
+    if not script.exists():
         atomic_write(script, text.encode())
     return script
 

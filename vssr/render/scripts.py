@@ -56,6 +56,12 @@ def _backend_expr(backend: str | None) -> str:
     return names[backend]
 
 
+def _model_arg(model: str | Path) -> str:
+    """A model file as an absolute path (the script runs from its own folder), a name as it is."""
+    path = Path(model)
+    return str(path.resolve()) if path.is_file() else str(model)
+
+
 def upscale_script(source: Path, *, model: str, scale: float | None, tilesize: int | None,
                    backend: str | None = None, frames: int | None = None, width: int | None = None) -> str:
     """A script that upscales `source` with Real-ESRGAN (a zoo name or model file) or the shipped
@@ -73,7 +79,7 @@ def upscale_script(source: Path, *, model: str, scale: float | None, tilesize: i
         size = model.partition("-")[2] or "small"
         body = f"out = vssr.QuickSRNet(rgb, size={size!r}, scale=2, backend=backend(), {tiles})\n"
     else:
-        body = f"out = vssr.RealESRGAN(rgb, model={model!r}, backend=backend(), {tiles})\n"
+        body = f"out = vssr.RealESRGAN(rgb, model={_model_arg(model)!r}, backend=backend(), {tiles})\n"
     if scale is not None:
         body += (f"width, height = round(clip.width * {scale!r} / 2) * 2, round(clip.height * {scale!r} / 2) * 2\n"
                  "if (out.width, out.height) != (width, height):\n"
@@ -81,10 +87,10 @@ def upscale_script(source: Path, *, model: str, scale: float | None, tilesize: i
     return head + body + _TAIL
 
 
-def interpolate_script(source: Path, *, model: Path, fps: Fraction | None, multi: int | None,
+def interpolate_script(source: Path, *, model: str | Path, fps: Fraction | None, multi: int | None,
                        backend: str | None = None) -> str:
     """A script that changes the frame rate of `source` with RIFE (same duration)."""
     head = _HEAD.format(command="interpolate", source=str(source.resolve()), backend=_backend_expr(backend))
     rate = f"fps_num={fps.numerator}, fps_den={fps.denominator}" if fps is not None else f"multi={multi or 2}"
-    body = f"out = vssr.RIFE(rgb, model={str(model.resolve())!r}, {rate}, backend=backend())\n"
+    body = f"out = vssr.RIFE(rgb, model={_model_arg(model)!r}, {rate}, backend=backend())\n"
     return head + body + _TAIL

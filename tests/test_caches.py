@@ -75,7 +75,7 @@ def test_held_locks_are_kept_and_file_lock_leaves_none(tmp_path: Path) -> None:
 
 def test_prune_never_touches_the_users_own_models(dirs: tuple[Path, Path]) -> None:
     """A model the user keeps in models/ has no sidecar and no vssr cache name: not a cache entry."""
-    engines, models = dirs
+    _, models = dirs
     mine = [models / "my_own_model.onnx", models / "int8" / "mine.onnx"]
     for path in mine:
         path.write_bytes(b"user's file")

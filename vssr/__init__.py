@@ -13,11 +13,11 @@ from .filters.edvr import EDVR
 from .filters.quicksrnet import QuickSRNet
 from .filters.realesrgan import RealESRGAN
 from .filters.rife import RIFE
-from .glue.checks import VssrError
+from .glue.checks import VssrError, raised_at_caller
 from .glue.configs import Backend
 from .inference import Session, inference
 from .network import Network
-from .quant import quantize
+from .quant import quantize as _quantize
 
 __all__ = [
     "EDVR",
@@ -35,6 +35,9 @@ __all__ = [
     "inference",
     "quantize",
 ]
+
+quantize = raised_at_caller(_quantize)
+"""vssr.quant.quantize whose VssrError points at the caller's line (vssr.quant imports no VapourSynth)."""
 
 __version__ = "0.1.0"
 

@@ -30,6 +30,7 @@ from .glue.checks import (
     check_int,
     check_pair,
     check_scale,
+    raised_at_caller,
     tile_overlap,
     user_errors,
 )
@@ -94,6 +95,7 @@ class Session:
     dtype: np.dtype
 
     @classmethod
+    @raised_at_caller
     def create(
         cls,
         network: Network,

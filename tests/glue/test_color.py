@@ -3,6 +3,7 @@ identity net keep format, props and colours; missing props are errors; float RGB
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable
 from pathlib import Path
@@ -186,3 +187,40 @@ def test_only_the_clips_that_need_it_are_converted(core: vs.Core) -> None:
                           backend=ORT)
     assert out.format.id == vs.RGBS
     np.testing.assert_array_equal(np.stack(planes_f(out.get_frame(0))), np.stack(planes_f(want.get_frame(0))))
+
+
+@pytest.mark.parametrize("fmt", [vs.YUV444PS, vs.YUV444PH])
+def test_float_yuv_is_converted_too(core: vs.Core, fmt: int) -> None:
+    rgb = core.std.BlankClip(width=16, height=16, format=vs.RGBS, color=[0.5, 0.3, 0.2], length=1)
+    yuv = core.resize.Bicubic(rgb, format=fmt, matrix=1)
+    out = vssr.inference(yuv, nets.identity(), ORT)
+    assert out.format.id == fmt
+    back = core.resize.Bicubic(out, format=vs.RGBS, matrix_in=1).get_frame(0)
+    np.testing.assert_allclose([float(np.asarray(back[p]).mean()) for p in range(3)], [0.5, 0.3, 0.2], atol=2e-3)
+
+
+def test_a_gray_output_format_uses_the_sources_matrix(core: vs.Core) -> None:
+    yuv = core.std.BlankClip(width=16, height=16, format=vs.YUV420P8, color=[120, 128, 128], length=1)
+    yuv = core.std.SetFrameProps(yuv, _Matrix=1)
+    out = vssr.inference(yuv, nets.identity(), ORT, format=vs.GRAY8)
+    assert out.format.id == vs.GRAY8 and abs(int(np.asarray(out.get_frame(0)[0]).mean()) - 120) <= 1
+    rgb = core.std.BlankClip(width=16, height=16, format=vs.RGBS, length=1)
+    with pytest.raises(vs.Error, match="format=Gray8: the RGBS input has no YUV matrix"):
+        vssr.inference(rgb, nets.identity(), ORT, format=vs.GRAY8)
+
+
+def test_errors_name_the_callers_func_and_lists_share_one_precision(core: vs.Core) -> None:
+    untagged = core.std.BlankClip(width=16, height=16, format=vs.YUV420P8, length=1)
+    with pytest.raises(vs.Error, match=r"MyFilter: clip is YUV420P8"):
+        vssr.inference(untagged, nets.identity(), ORT, func="MyFilter")
+    half = core.std.BlankClip(width=16, height=16, format=vs.RGBH, length=1)
+    tagged8 = core.std.SetFrameProps(untagged, _Matrix=1)
+    out = vssr.inference([half, tagged8], nets.conv3x3(channels=6, out_channels=3), ORT)  # YUV goes to RGBH like the first clip
+    assert out.format.id == vs.RGBH
+
+
+def test_vsmlrt_aliases_return_the_public_configs() -> None:
+    config = vssr.Backend.OV_CPU(bf16=True)
+    assert isinstance(config, vssr.Backend.OV) and config.precision == "bf16"
+    with pytest.raises(vs.Error, match="num_streams"):
+        dataclasses.replace(config, num_streams=0)

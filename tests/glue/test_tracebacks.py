@@ -17,6 +17,7 @@ import pytest
 import vapoursynth as vs
 
 import vssr
+from tests import nets
 
 ROOT = Path(__file__).resolve().parents[2]
 VSPIPE = Path(sys.executable).with_name("vspipe")
@@ -111,3 +112,12 @@ def test_bugs_keep_their_frames() -> None:
     with pytest.raises(RuntimeError) as caught:
         public()
     assert traceback.extract_tb(caught.value.__traceback__)[-1].name == "inner"
+
+
+def test_session_create_and_quantize_point_at_the_caller() -> None:
+    for call in (lambda: vssr.Session.create(vssr.Network.load(nets.identity()), width=0, height=16),
+                 lambda: vssr.quantize(nets.identity(), calibration=[], method="best")):
+        with pytest.raises(vssr.VssrError) as caught:
+            call()
+        last = traceback.extract_tb(caught.value.__traceback__)[-1]
+        assert last.filename == __file__, last

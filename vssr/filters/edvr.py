@@ -102,7 +102,8 @@ def EDVR(
     """Video super-resolution / deblurring with EDVR (BasicSR checkpoints).
 
     Args:
-        clip: RGBS or RGBH. x4 SR models output 4x the size; deblur (hr_in) models the same size.
+        clip: any constant format (YUV and integer clips are converted from their props and back; RGBS/RGBH
+            run as they are). x4 SR models output 4x the size; deblur (hr_in) models the same size.
         model: a name `vssr download edvr` fetches ("m-x4-reds", "l-x4-vimeo90k", ...), the path
             of a BasicSR EDVR checkpoint (.pth with `params`/`params_ema`), e.g.
             EDVR_M_x4_SR_REDS_official-32075921.pth, or a state dict with BasicSR keys

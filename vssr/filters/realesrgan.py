@@ -32,7 +32,8 @@ def RealESRGAN(
     """Upscale with Real-ESRGAN.
 
     Args:
-        clip: RGBS or RGBH (RGBH runs with fp16 input and output tensors).
+        clip: any constant format (YUV and integer clips are converted from their props and back;
+            RGBS/RGBH run as they are, RGBH with fp16 input and output tensors).
         model: a zoo name (see `vssr.zoo.names("realesrgan")`: "animevideov3" (x4),
             "animevideov3-x2", "animevideov3-x3", "x4plus", "x4plus-anime", ...), a name `vssr
             download realesrgan` fetches ("x2plus", "general-x4v3", ...), the path of an official

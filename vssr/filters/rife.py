@@ -103,7 +103,8 @@ def RIFE(
     exact copies, and frames after the last source frame repeat it (no extrapolation).
 
     Args:
-        clip: RGBS or RGBH (RGBH runs with fp16 tensors), at least 1 frame, any size (padded
+        clip: any constant format (YUV and integer clips are converted from their props and back; RGBS/RGBH
+            run as they are, RGBH with fp16 tensors), at least 1 frame, any size (padded
             inside with zeros, right and bottom, as vs-rife does, to max(m, m / scale) with m =
             32, 64 or 128 by version, and cropped back).
         multi: integer rate factor (default 2 when no other rate is given).

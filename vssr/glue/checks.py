@@ -35,7 +35,6 @@ __all__ = [
     "check_frame_count",
     "check_func",
     "check_int",
-    "check_model_source",
     "check_pair",
     "check_positive",
     "check_real",
@@ -251,12 +250,6 @@ def check_file(value: object, func: Func, param: str, what: str) -> Path:
     """An existing regular file (a directory or a missing path is said as such)."""
     with named_errors(func):
         return validation.require_file(param, value, what)
-
-
-def check_model_source(value: object, func: Func, param: str, what: str) -> None:
-    """A path-or-name parameter: a str or os.PathLike (checked further where it is resolved)."""
-    if not isinstance(value, str | os.PathLike):
-        raise VssrValueError(func, f"{param} must be {what}, not {value!r}")
 
 
 def check_backend(value: object, func: Func, param: str = "backend") -> None:

@@ -70,9 +70,13 @@ class ColorPlan:
     """The format asked for with format=; None: the source's."""
 
     @classmethod
-    def for_clip(cls, clip: vs.VideoNode, func: Func, *, gray: bool, target: vs.VideoFormat | None) -> ColorPlan:
+    def for_clip(cls, clip: vs.VideoNode, func: Func, *, gray: bool, target: vs.VideoFormat | None,
+                 half: bool | None = None) -> ColorPlan:
+        """half: work in RGBH (None: when the clip itself is half-float), so that all clips of one
+        call share one precision."""
         fmt = clip.format
-        half = fmt.sample_type == vs.FLOAT and fmt.bits_per_sample == 16
+        if half is None:
+            half = fmt.sample_type == vs.FLOAT and fmt.bits_per_sample == 16
         family = vs.GRAY if gray and fmt.color_family == vs.GRAY else vs.RGB
         work = vs.core.get_video_format(
             {(vs.RGB, False): vs.RGBS, (vs.RGB, True): vs.RGBH, (vs.GRAY, False): vs.GRAYS, (vs.GRAY, True): vs.GRAYH}[
@@ -83,7 +87,8 @@ class ColorPlan:
         if fmt.color_family == vs.YUV:
             matrix = int(props.get("_Matrix", _UNSPECIFIED))
             if matrix == _UNSPECIFIED or matrix not in _MATRIX_NAMES:
-                what = "has no _Matrix prop" if "_Matrix" not in props else f"has _Matrix={matrix} (unspecified)"
+                what = ("has no _Matrix prop" if "_Matrix" not in props else
+                        f"has _Matrix={matrix} ({'unspecified' if matrix == _UNSPECIFIED else 'not a matrix vssr converts'})")
                 raise VssrError(
                     func,
                     f"clip is {fmt.name} and its frame 0 {what}, so its YUV->RGB matrix is unknown; give the source its "
@@ -101,11 +106,11 @@ class ColorPlan:
         default_range = 1 if fmt.color_family == vs.RGB else 0
         plan = cls(fmt, work, matrix, int(props.get("_Range", default_range)),
                    int(props.get("_ChromaLocation", 0)), target)
-        if target is not None and target.color_family == vs.YUV and matrix is None:
+        if target is not None and target.color_family != vs.RGB and matrix is None and fmt.color_family != vs.GRAY:
             raise VssrError(
                 func,
-                f"format={target.name}: the {fmt.name} input has no YUV matrix to convert back with; leave format= "
-                "unset and convert the output with core.resize.Bicubic(clip, format=..., matrix_s='709')",
+                f"format={target.name}: the {fmt.name} input has no YUV matrix to convert the RGB output with; leave "
+                "format= unset and convert the output with core.resize.Bicubic(clip, format=..., matrix_s='709')",
             )
         logger.info(
             "%s: %s converted to %s (%s, %s range%s) and back to %s, clamped to [0, 1]",
@@ -143,6 +148,8 @@ class ColorPlan:
         kwargs: dict[str, Any] = {"format": target.id}
         if target.color_family == vs.YUV:
             kwargs.update(matrix=self.matrix, chromaloc=self.chromaloc)
+        elif target.color_family == vs.GRAY and out.color_family == vs.RGB:
+            kwargs["matrix"] = self.matrix  # RGB -> Y needs the coefficients too
         if target.color_family == self.source.color_family:
             kwargs["range"] = self.range
         return vs.core.resize.Bicubic(clamped, **kwargs)
@@ -156,7 +163,7 @@ def _needs_plan(clip: object, gray: bool, target: vs.VideoFormat | None) -> bool
         return False
     if fmt.color_family == vs.GRAY and not gray:
         return False  # an RGB model has no meaning for grey: its check says what to pass
-    native = fmt.sample_type == vs.FLOAT and fmt.bits_per_sample in (16, 32)
+    native = fmt.color_family != vs.YUV and fmt.sample_type == vs.FLOAT and fmt.bits_per_sample in (16, 32)
     return target is not None or not native
 
 
@@ -184,7 +191,9 @@ def converts_color[F: Callable[..., vs.VideoNode]](*, gray: bool = False) -> Cal
         @raised_at_caller
         @functools.wraps(model)
         def wrapper(*args: Any, format: object = None, **kwargs: Any) -> vs.VideoNode:
-            target = _target_format(format, model)
+            named = kwargs.get("func")  # inference(func=...): errors carry the caller's name
+            func: Func = named if (isinstance(named, str) and named) or callable(named) else model
+            target = _target_format(format, func)
             if args:
                 clip, args = args[0], args[1:]
             elif clip_param in kwargs:
@@ -194,13 +203,17 @@ def converts_color[F: Callable[..., vs.VideoNode]](*, gray: bool = False) -> Cal
             clips = list(clip) if isinstance(clip, Sequence) else [clip]
             if not any(_needs_plan(c, gray, target) for c in clips):
                 return model(clip, *args, **kwargs)  # float RGB: the unchanged fast path
-            # format= applies to the output, i.e. to the first clip's plan
-            plans = [ColorPlan.for_clip(c, model, gray=gray, target=target if i == 0 else None)
+            # format= applies to the output, i.e. to the first clip's plan; one working precision for
+            # all clips: half if a clip that runs as it is is half-float
+            natives = [c for i, c in enumerate(clips) if not _needs_plan(c, gray, target if i == 0 else None)]
+            half = any(isinstance(c, vs.VideoNode) and c.format is not None and c.format.bits_per_sample == 16
+                       for c in natives) if natives else None
+            plans = [ColorPlan.for_clip(c, func, gray=gray, target=target if i == 0 else None, half=half)
                      if _needs_plan(c, gray, target if i == 0 else None) else None for i, c in enumerate(clips)]
             converted = [p.to_work(c) if p is not None else c for p, c in zip(plans, clips, strict=True)]
             result = model(converted if isinstance(clip, Sequence) else converted[0], *args, **kwargs)
             first = plans[0]
-            return first.from_work(result, model) if first is not None else result
+            return first.from_work(result, func) if first is not None else result
 
         params = list(inspect.signature(model).parameters.values())
         keyword = inspect.Parameter("format", inspect.Parameter.KEYWORD_ONLY, default=None)

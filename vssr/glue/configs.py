@@ -63,14 +63,15 @@ class _UserBackendNamespace:
         def alias(**options: Any) -> BackendConfig:  # vs-mlrt's names (OV_CPU, ...): a function
             with named_errors(f"Backend.{name}"):
                 config: BackendConfig = target(**options)
-                return config
+                public = user_config(type(config))  # the class scripts get from vssr.Backend.<name>
+                return public(**{f.name: getattr(config, f.name) for f in dataclasses.fields(config)})
 
         alias.__name__ = alias.__qualname__ = name
         alias.__doc__ = target.__doc__
         return alias
 
     def __dir__(self) -> list[str]:
-        return dir(_RuntimeBackends)
+        return dir(_RuntimeBackends)  # vssr's own; vs-mlrt's spellings work but are not advertised
 
 
 if TYPE_CHECKING:

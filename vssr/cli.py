@@ -52,17 +52,20 @@ def _build(args: argparse.Namespace) -> int:
         print("vssr build takes SCRIPT.vpy, or --for MODEL --size WxH", file=sys.stderr)
         return 2
     logging.getLogger("vssr").setLevel(logging.INFO)  # the build's progress
-    if args.script is not None:
-        written = build_script(args.script, pairs)
-    else:
-        import vapoursynth as vs
+    import vapoursynth as vs
 
-        try:
+    try:
+        if args.script is not None:
+            written = build_script(args.script, pairs)
+        else:
             written = build_model(args.model_for, *args.size, model=args.model, backend=args.backend,
                                   sample_format=args.format, tilesize=args.tilesize)
-        except (ValueError, vs.Error) as err:  # a missing --model; the model function's VssrError
-            print(err, file=sys.stderr)
-            return 2
+    except FileNotFoundError as err:  # no such script
+        print(f"vssr build: {err}", file=sys.stderr)
+        return 2
+    except (ValueError, vs.Error) as err:  # a missing --model; the model function's VssrError
+        print(err, file=sys.stderr)
+        return 2
     for entry in written:
         print(caches.describe(entry))
     print(f"{len(written)} cache item(s) built or used; the script's first frame will not wait for them")

@@ -2,7 +2,7 @@
 
 Run by hand, in a throwaway environment with torch (CPU) and numpy, never by CI:
 
-    /work/refenv/bin/python tests/data/make_edvr_refs.py [--basicsr /path/to/basicsr-1.4.2]
+    bash scripts/refenv.sh && .refenv/bin/python tests/data/make_edvr_refs.py [--basicsr /path/to/basicsr-1.4.2]
 
 What runs is upstream code: BasicSR's `basicsr/archs/edvr_arch.py`, `arch_util.py` (DCNv2Pack,
 ResidualBlockNoBN) and `ops/dcn/deform_conv.py` (ModulatedDeformConvPack), loaded behind stub
@@ -253,7 +253,7 @@ def run_case(edvr_arch: types.ModuleType, indices_of, case: Case) -> tuple[np.nd
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--basicsr", type=Path, default=Path("/work/refsrc/basicsr-1.4.2"),
+    parser.add_argument("--basicsr", type=Path, default=Path(__file__).resolve().parents[2] / ".refenv" / "src" / "basicsr-1.4.2",
                         help="an unpacked BasicSR 1.4.2 source tree (holding basicsr/)")
     args = parser.parse_args()
     torch.manual_seed(0)

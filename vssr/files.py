@@ -247,8 +247,9 @@ def remove_idle_lock(lock_path: Path) -> bool:
         f.close()
 
 
-def remove_leftovers(folder: PathLike) -> list[Path]:
-    """Delete what killed or failed writers left in `folder` (not in its subfolders); returns them.
+def remove_leftovers(folder: PathLike, *, dry_run: bool = False) -> list[Path]:
+    """Delete what killed or failed writers left in `folder` (not in its subfolders); returns them
+    (with `dry_run`: only says what it would delete).
 
     Temporary files of `atomic_write` whose writer is gone (its lock on the file went with it) and
     lock files nobody holds. Files being written and locks being held are left alone.
@@ -260,10 +261,13 @@ def remove_leftovers(folder: PathLike) -> list[Path]:
     except OSError:
         return removed
     for path in candidates:
-        gone = remove_idle_lock(path) if path.suffix == ".lock" else _remove_unheld(path)
+        if dry_run:
+            gone = lock_is_idle(path)
+        else:
+            gone = remove_idle_lock(path) if path.suffix == ".lock" else _remove_unheld(path)
         if gone:
             removed.append(path)
-    if removed:
+    if removed and not dry_run:
         logger.info("removed %d leftover(s) of interrupted writes in %s: %s", len(removed), folder,
                     ", ".join(p.name for p in removed[:5]) + (" ..." if len(removed) > 5 else ""))
     return removed

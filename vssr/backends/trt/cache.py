@@ -210,16 +210,12 @@ def prune_engines(
     if not root.is_dir():
         return []
     now = time.time()
-    if dry_run:
-        removed = [p for p in sorted(root.glob(f".*{files.TMP_SUFFIX}")) + sorted(root.glob("*.lock"))
-                   if files.lock_is_idle(p)]
-    else:
-        removed = files.remove_leftovers(root)
+    removed = files.remove_leftovers(root, dry_run=dry_run)
     for record in list_engines(root):
         unused = unused_days is not None and now - record.last_used > unused_days * 86400
         chosen = unused or (keep is not None and not keep(record))
         if chosen or not record.intact:
-            removed += _remove(record.path, [record.path, *_companions(record.path)], chosen, dry_run)
+            removed += cachefile.remove(record.path, [record.path, *_companions(record.path)], chosen=chosen, dry_run=dry_run)
     gone = set(removed)
 
     def present(path: Path | None) -> bool:  # with dry_run: as if the removable were gone
@@ -227,7 +223,7 @@ def prune_engines(
 
     for kernels in sorted(root.glob(f"*{SUFFIX}{RUNTIME_CACHE}")):
         if present(kernels) and present(_owner(kernels)) and not cachefile.intact(kernels):
-            removed += _remove(kernels, [kernels, cachefile.meta_path(kernels)], False, dry_run)
+            removed += cachefile.remove(kernels, [kernels, cachefile.meta_path(kernels)], chosen=False, dry_run=dry_run)
     gone = set(removed)
     for extra in (LEGACY_RUNTIME_CACHE, RUNTIME_CACHE, SIDECAR, META):  # owners before their sidecars
         for orphan in sorted(root.glob(f"*{SUFFIX}*{extra}")):
@@ -236,23 +232,6 @@ def prune_engines(
                 gone.add(orphan)
                 if not dry_run:
                     orphan.unlink(missing_ok=True)
-    return removed
-
-
-def _remove(entry: Path, victims: list[Path], chosen: bool, dry_run: bool) -> list[Path]:
-    """Delete `victims` under `entry`'s lock: if `chosen`, or if `entry` still fails its sidecar
-    then (a writer may have been between the entry and its sidecar)."""
-    if dry_run:
-        return [p for p in victims if p.exists()]
-    removed = []
-    with files.file_lock(entry):
-        if chosen or not cachefile.intact(entry):
-            for victim in victims:
-                if victim.exists():
-                    victim.unlink()
-                    removed.append(victim)
-        # while held: a process waiting on it, or arriving now, locks a new file (files.file_lock)
-        Path(f"{entry}.lock").unlink(missing_ok=True)
     return removed
 
 
